@@ -1,0 +1,235 @@
+//! Figures 1 and 2: the token endpoint against the raw signing rate of the
+//! same key, and password logins against the raw argon2id verify rate (with
+//! the latency of /token and /jwks.json while logins saturate the CPU).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::Bench;
+use crate::load::{self, Sample};
+use crate::oauth;
+use crate::report::{Row, ms, rate};
+use crate::stack::REPORTER;
+
+/// The IdP's state over its own database, in this process: the same signing
+/// key (decrypted with the same key-encryption key) and the same password hasher.
+async fn in_process_idp(b: &Bench) -> anyhow::Result<idp::state::AppState> {
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&b.env.dbs.url("idp")?)
+        .await?;
+    let mut config = idp::Config::with_issuer(&b.idp.issuer)?;
+    config.key_encryption_key = Some(b.env.key_encryption_key.clone());
+    Ok(idp::build_state(config, pool).await?)
+}
+
+pub async fn token_endpoint(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let state = in_process_idp(b).await?;
+    let claims = Arc::new(serde_json::json!({
+        "iss": b.idp.issuer, "sub": "reporter", "aud": ["order", "payment", "inventory"],
+        "client_id": "reporter", "scope": "orders:read", "exp": 4_000_000_000u64,
+        "iat": 1_700_000_000u64, "nbf": 1_700_000_000u64, "jti": "bench"
+    }));
+    let signing = load::closed(32, 50_000, b.secs(5), move |_| {
+        let (state, claims) = (state.clone(), claims.clone());
+        async move { state.keys.sign_jwt("at+jwt", &*claims).await.is_ok() }
+    })
+    .await;
+    b.say(format!("signing (in process) {}", rate(signing.rps())));
+
+    let http = b.http.clone();
+    let token_url = format!("{}/token", b.idp.issuer);
+    let cc = load::closed(32, 50_000, b.secs(8), move |_| {
+        let (http, url) = (http.clone(), token_url.clone());
+        async move {
+            oauth::client_credentials(&http, &url, REPORTER, Some("orders:read"))
+                .await
+                .is_ok()
+        }
+    })
+    .await;
+    b.say(format!("client_credentials {}", rate(cc.rps())));
+    b.remember("baton_cc", &cc);
+
+    // Refresh: each worker keeps rotating its own refresh token (reuse would
+    // revoke the family), so the pool holds one token per worker.
+    let workers = 16;
+    let mut tokens = Vec::new();
+    for _ in 0..workers {
+        let (_, refresh) =
+            oauth::login_tokens(&b.http, &b.idp.issuer, "alice", "alice-password").await?;
+        tokens.push(refresh);
+    }
+    let pool = Arc::new(Mutex::new(tokens));
+    let http = b.http.clone();
+    let token_url = format!("{}/token", b.idp.issuer);
+    let refresh = load::closed(workers, 50_000, b.secs(8), move |_| {
+        let (http, url, pool) = (http.clone(), token_url.clone(), pool.clone());
+        async move {
+            let Some(token) = pool.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
+                return false;
+            };
+            match oauth::refresh(&http, &url, &token).await {
+                Ok((_, next)) => {
+                    pool.lock().unwrap_or_else(|e| e.into_inner()).push(next);
+                    true
+                }
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    b.say(format!("refresh_token {}", rate(refresh.rps())));
+
+    let limit = signing.rps();
+    for (name, s) in [("client_credentials", &cc), ("refresh_token", &refresh)] {
+        let ratio = s.rps() / limit;
+        rows.push(
+            Row::new(
+                "1",
+                format!(
+                    "POST /token {name} (p50 {}, p99 {}){}",
+                    ms(s.p50()),
+                    ms(s.p99()),
+                    failures(s)
+                ),
+                rate(s.rps()),
+            )
+            .baseline(format!(
+                "in-process RS256 signing, same key: {}",
+                rate(limit)
+            ))
+            .ratio(ratio)
+            .target(">= 70 % of signing", ratio >= 0.70 && s.failed == 0),
+        );
+    }
+    Ok(())
+}
+
+pub async fn login(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let state = in_process_idp(b).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&b.env.dbs.url("idp")?)
+        .await?;
+    let hash = idp::realm::user_by_username(&pool, "alice")
+        .await?
+        .context("alice is seeded")?
+        .password_hash;
+    let raw = load::closed(8, 2_000, b.secs(4), move |_| {
+        let (state, hash) = (state.clone(), hash.clone());
+        async move {
+            state
+                .passwords
+                .verify("alice-password".into(), Some(hash))
+                .await
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    b.say(format!("argon2id verify (in process) {}", rate(raw.rps())));
+
+    // /token and /jwks.json probed at a fixed rate, idle first, then while
+    // logins saturate the CPU.
+    let idle = probes(b, None).await;
+    let http = b.http.clone();
+    let issuer = b.idp.issuer.clone();
+    let logins = tokio::spawn({
+        let max_time = b.secs(10);
+        async move {
+            load::closed(16, 5_000, max_time, move |_| {
+                let (http, issuer) = (http.clone(), issuer.clone());
+                async move {
+                    oauth::login(&http, &issuer, "alice", "alice-password")
+                        .await
+                        .is_ok()
+                }
+            })
+            .await
+        }
+    });
+    // Probe the middle of the login run.
+    tokio::time::sleep(b.secs(2)).await;
+    let busy = probes(b, Some(b.secs(6))).await;
+    let logins = logins.await?;
+    b.say(format!("logins {}", rate(logins.rps())));
+
+    let ratio = logins.rps() / raw.rps();
+    rows.push(
+        Row::new(
+            "2",
+            format!(
+                "password logins (GET /authorize + POST /login, p99 {}){}",
+                ms(logins.p99()),
+                failures(&logins)
+            ),
+            rate(logins.rps()),
+        )
+        .baseline(format!("in-process argon2id verify: {}", rate(raw.rps())))
+        .ratio(ratio)
+        .target(">= 80 % of argon2id", ratio >= 0.80 && logins.failed == 0),
+    );
+    for (i, name) in ["POST /token client_credentials", "GET /jwks.json"]
+        .iter()
+        .enumerate()
+    {
+        let (idle, busy) = (&idle[i], &busy[i]);
+        rows.push(
+            Row::new(
+                "2",
+                format!(
+                    "{name} p99 while logins saturate the CPU (p50 {}){}",
+                    ms(busy.p50()),
+                    failures(busy)
+                ),
+                ms(busy.p99()),
+            )
+            .baseline(format!(
+                "idle p99 {} (p50 {})",
+                ms(idle.p99()),
+                ms(idle.p50())
+            )),
+        );
+    }
+    Ok(())
+}
+
+/// `/token` (client_credentials) and `/jwks.json` at 20 requests/s each.
+async fn probes(b: &Bench, duration: Option<Duration>) -> [Sample; 2] {
+    let duration = duration.unwrap_or(b.secs(4));
+    let http = b.http.clone();
+    let token_url = format!("{}/token", b.idp.issuer);
+    let token = load::fixed_rate(20.0, duration, 64, move |_| {
+        let (http, url) = (http.clone(), token_url.clone());
+        async move {
+            oauth::client_credentials(&http, &url, REPORTER, Some("orders:read"))
+                .await
+                .is_ok()
+        }
+    });
+    let http = b.http.clone();
+    let jwks_url = format!("{}/jwks.json", b.idp.issuer);
+    let jwks = load::fixed_rate(20.0, duration, 64, move |_| {
+        let (http, url) = (http.clone(), jwks_url.clone());
+        async move {
+            match http.get(&url).send().await {
+                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                Err(_) => false,
+            }
+        }
+    });
+    let (token, jwks) = tokio::join!(token, jwks);
+    [token, jwks]
+}
+
+/// ", 3 failed" when requests failed.
+pub fn failures(s: &Sample) -> String {
+    if s.failed == 0 {
+        String::new()
+    } else {
+        format!(", **{} failed**", s.failed)
+    }
+}

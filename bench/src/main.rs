@@ -1,0 +1,304 @@
+//! `baton-bench`: starts Baton's release binaries (and panva's oidc-provider)
+//! on 127.0.0.1, measures every figure of issue 7 against its baseline in the
+//! same run, prints the table and writes `bench/results.md`. `make bench`
+//! builds everything and runs it.
+
+mod chain;
+mod issuance;
+mod load;
+mod oauth;
+mod peer;
+mod procs;
+mod report;
+mod revocation;
+mod stack;
+mod validation;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::load::Sample;
+use crate::procs::{Databases, tree_rss};
+use crate::report::{Row, mib};
+use crate::stack::{Env, Idp};
+
+#[derive(Parser)]
+#[command(
+    name = "baton-bench",
+    about = "Baton's throughput, latency and memory figures"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// Release binaries of idp, gateway, order, payment, inventory.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// The same binaries built with guard's `bench-insecure-no-auth` feature
+    /// (the chain's auth-off baseline); skipped when absent.
+    #[arg(long)]
+    insecure_bin_dir: Option<PathBuf>,
+    /// Where to write the results.
+    #[arg(long, default_value = "bench/results.md")]
+    out: PathBuf,
+    /// PostgreSQL server (its databases are created and dropped by the run).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    database_url: String,
+    /// Short loops (a smoke test of the bench itself; the numbers mean little).
+    #[arg(long)]
+    quick: bool,
+    /// Skip the oidc-provider peer.
+    #[arg(long)]
+    no_peer: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// (internal) the endpoint server of figure 3.
+    #[command(hide = true)]
+    ValidationServer {
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        cache: u64,
+        #[arg(long)]
+        port: u16,
+    },
+}
+
+/// What every figure needs.
+pub struct Bench {
+    pub env: Env,
+    pub idp: Idp,
+    pub http: reqwest::Client,
+    pub quick: bool,
+    samples: Mutex<HashMap<&'static str, Sample>>,
+}
+
+impl Bench {
+    /// A loop's time bound (a tenth of it with `--quick`).
+    pub fn secs(&self, s: u64) -> Duration {
+        if self.quick {
+            Duration::from_millis(s * 100)
+        } else {
+            Duration::from_secs(s)
+        }
+    }
+
+    pub fn say(&self, line: String) {
+        eprintln!("  {line}");
+    }
+
+    pub fn remember(&self, name: &'static str, s: &Sample) {
+        self.samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, s.clone());
+    }
+
+    fn recall(&self, name: &'static str) -> Option<Sample> {
+        self.samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+}
+
+/// Peak resident memory of some processes, sampled every 100 ms until dropped.
+pub struct PeakRss {
+    peaks: Arc<Mutex<HashMap<String, u64>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeakRss {
+    pub fn watch(pids: Vec<(String, u32)>) -> PeakRss {
+        let peaks = Arc::new(Mutex::new(HashMap::new()));
+        let task = tokio::spawn({
+            let peaks = peaks.clone();
+            async move {
+                loop {
+                    for (name, pid) in &pids {
+                        let rss = tree_rss(*pid);
+                        let mut p = peaks.lock().unwrap_or_else(|e| e.into_inner());
+                        let e = p.entry(name.clone()).or_insert(0);
+                        *e = (*e).max(rss);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        });
+        PeakRss { peaks, task }
+    }
+
+    pub fn peak(&self, name: &str) -> u64 {
+        *self
+            .peaks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .unwrap_or(&0)
+    }
+}
+
+impl Drop for PeakRss {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(Cmd::ValidationServer {
+        issuer,
+        cache,
+        port,
+    }) = &args.command
+    {
+        return validation::serve(issuer, *cache, *port);
+    }
+    tokio::runtime::Runtime::new()?.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let workspace = std::env::current_dir()?;
+    let dbs = Databases::new(&args.database_url);
+    let log_dir = workspace.join("target/bench-logs").join(&dbs.prefix);
+    std::fs::create_dir_all(&log_dir)?;
+    let env = Env {
+        workspace,
+        log_dir,
+        dbs,
+        key_encryption_key: stack::random_key(),
+        session_key: stack::random_key(),
+    };
+    let load_before = report::load_average();
+    eprintln!("baton-bench: logs in {}", env.log_dir.display());
+    let dbs = env.dbs.clone();
+    let result = measure(&args, env).await;
+    // The databases go, whether the run succeeded or not (the processes
+    // using them were stopped when `measure` returned).
+    if let Err(e) = dbs.drop_all().await {
+        eprintln!(
+            "baton-bench: could not drop the databases {}_*: {e}",
+            dbs.prefix
+        );
+    }
+    let rows = result?;
+    let load_after = report::load_average();
+    let table = report::table(&rows);
+    println!("\n{table}");
+    let doc = format!(
+        "# Baton benchmark results\n\nWritten by `make bench` ({}). Every figure is measured in the same run as its \
+         baseline, on 127.0.0.1, release builds; each loop is bounded in requests and time. See \
+         [README.md](README.md) for what each figure means and what limits it.\n\n## Machine\n\n{}- load average \
+         (1/5/15 min) before: {load_before}; after: {load_after}\n\n## Results\n\n{table}",
+        if args.quick {
+            "`--quick`: short loops, numbers indicative only"
+        } else {
+            "full run"
+        },
+        report::machine(),
+    );
+    std::fs::write(&args.out, doc)?;
+    eprintln!("baton-bench: wrote {}", args.out.display());
+    Ok(())
+}
+
+/// Runs every figure.
+async fn measure(args: &Args, env: Env) -> anyhow::Result<Vec<Row>> {
+    let gateway_port = procs::free_port()?;
+    let gateway_origin = format!("http://127.0.0.1:{gateway_port}");
+    eprintln!("starting idp and services ({})", args.bin_dir.display());
+    let idp = stack::start_idp(&env, &args.bin_dir, &gateway_origin).await?;
+    let services =
+        stack::start_services(&env, &args.bin_dir, "auth", &idp.issuer, gateway_port).await?;
+    stack::fill_stock(&env).await?;
+    let bench = Bench {
+        env,
+        idp,
+        http: oauth::http_client(),
+        quick: args.quick,
+        samples: Mutex::new(HashMap::new()),
+    };
+    let b = &bench;
+    let mut rows = Vec::new();
+
+    // 5 (idle): after start-up and one settled second, before any load.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut procs: Vec<(String, u32)> = vec![("idp".into(), b.idp.proc.pid())];
+    procs.extend(services.all().iter().map(|p| {
+        let name = p.name.trim_end_matches("-auth").to_owned();
+        (name, p.pid())
+    }));
+    let idle: Vec<(String, u64)> = procs
+        .iter()
+        .map(|(n, pid)| (n.clone(), tree_rss(*pid)))
+        .collect();
+    let peaks = PeakRss::watch(procs.clone());
+
+    let idp_rss = |phase: &str| {
+        b.say(format!("idp RSS after {phase}: {}", mib(b.idp.proc.rss())));
+    };
+    eprintln!("1. token endpoint");
+    issuance::token_endpoint(b, &mut rows).await?;
+    idp_rss("1");
+    eprintln!("2. login");
+    issuance::login(b, &mut rows).await?;
+    idp_rss("2");
+    eprintln!("3. validation");
+    validation::run(b, &mut rows).await?;
+    eprintln!("7. revocation propagation");
+    let mut revocation_rows = Vec::new();
+    revocation::run(b, &services, &mut revocation_rows).await?;
+    idp_rss("7");
+    let off = match &args.insecure_bin_dir {
+        Some(dir) => {
+            eprintln!("   starting the auth-off chain ({})", dir.display());
+            let port = procs::free_port()?;
+            Some(stack::start_services(&b.env, dir, "noauth", &b.idp.issuer, port).await?)
+        }
+        None => None,
+    };
+    eprintln!("4. chain: relay + validation vs auth off, alternating");
+    let (customer, _) =
+        oauth::login_tokens(&b.http, &b.idp.issuer, "alice", "alice-password").await?;
+    let (on, off_run) = chain::run(b, &services, off.as_ref(), &customer).await?;
+    chain::rows(&on, off_run.as_ref(), &mut rows);
+    drop(off);
+
+    // 5 (under load): the peaks over figures 1–4 and 7.
+    for (name, rss) in &idle {
+        let limit = if name == "idp" {
+            60_000_000
+        } else {
+            30_000_000
+        };
+        rows.push(
+            Row::new("5", format!("{name} RSS idle"), mib(*rss))
+                .baseline(format!("peak under load {}", mib(peaks.peak(name))))
+                .target(format!("idle <= {}", mib(limit)), *rss <= limit),
+        );
+    }
+    drop(peaks);
+    drop(services);
+
+    if !args.no_peer {
+        eprintln!("6. peer (oidc-provider)");
+        let peer = peer::run(b).await?;
+        if let Some(cc) = b.recall("baton_cc") {
+            peer::rows(&cc, &peer, &mut rows);
+        }
+    }
+    rows.extend(revocation_rows);
+    // Order the table by figure number.
+    rows.sort_by_key(|r| r.section);
+    Ok(rows)
+}

@@ -1,0 +1,235 @@
+//! Talking OAuth to the IdP as the bench's clients do: client credentials,
+//! refresh, and the password login of the public `cli` client (authorization
+//! code + PKCE through the real login form).
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, ORIGIN, SET_COOKIE};
+use serde_json::Value;
+
+/// The `cli` client's redirect URI (`idp seed` default).
+pub const CLI_REDIRECT_URI: &str = "http://127.0.0.1:8976/callback";
+/// What the bench's user tokens ask for.
+pub const CLI_SCOPE: &str =
+    "openid offline_access orders:read orders:write payments:read inventory:read";
+
+/// An HTTP client for load: no proxy, no redirects, kept-alive connections.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(1024)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client with static settings")
+}
+
+/// A client_credentials grant; the access token.
+pub async fn client_credentials(
+    http: &reqwest::Client,
+    token_url: &str,
+    client: (&str, &str),
+    scope: Option<&str>,
+) -> anyhow::Result<String> {
+    let mut form = vec![("grant_type", "client_credentials")];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    let answer = http
+        .post(token_url)
+        .basic_auth(client.0, Some(client.1))
+        .form(&form)
+        .send()
+        .await?;
+    token_field(answer, "access_token").await
+}
+
+/// A refresh_token grant of the public `cli` client: (access, refresh).
+pub async fn refresh(
+    http: &reqwest::Client,
+    token_url: &str,
+    refresh_token: &str,
+) -> anyhow::Result<(String, String)> {
+    let answer = http
+        .post(token_url)
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", "cli"),
+        ])
+        .send()
+        .await?;
+    let json = json_ok(answer).await?;
+    Ok((
+        field(&json, "access_token")?,
+        field(&json, "refresh_token")?,
+    ))
+}
+
+/// One password login: GET /authorize (the login page and its flow cookie),
+/// POST /login with the CSRF token; returns the authorization code and the
+/// PKCE verifier.
+pub async fn login(
+    http: &reqwest::Client,
+    issuer: &str,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<(String, String)> {
+    let mut random = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut random).map_err(|_| anyhow!("no system randomness"))?;
+    let verifier = URL_SAFE_NO_PAD.encode(random);
+    let challenge = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        verifier.as_bytes(),
+    ));
+    let state = uuid::Uuid::new_v4().simple().to_string();
+    let page = http
+        .get(format!("{issuer}/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "cli"),
+            ("redirect_uri", CLI_REDIRECT_URI),
+            ("scope", CLI_SCOPE),
+            ("state", &state),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await?;
+    if page.status() != StatusCode::OK {
+        bail!("GET /authorize answered {}", page.status());
+    }
+    let cookies: Vec<String> = page
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect();
+    let html = page.text().await?;
+    let csrf = hidden_value(&html, "csrf_token").context("no csrf_token on the login page")?;
+    let answer = http
+        .post(format!("{issuer}/login"))
+        .header(COOKIE, cookies.join("; "))
+        .header(ORIGIN, issuer)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("username", username),
+            ("password", password),
+        ])
+        .send()
+        .await?;
+    let location = answer
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .with_context(|| {
+            format!(
+                "POST /login answered {} without a redirect",
+                answer.status()
+            )
+        })?;
+    let url = url::Url::parse(location)?;
+    let code = url
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .with_context(|| format!("no code in {}", url.path()))?;
+    Ok((code, verifier))
+}
+
+/// A login followed by the code redemption: (access, refresh).
+pub async fn login_tokens(
+    http: &reqwest::Client,
+    issuer: &str,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<(String, String)> {
+    let (code, verifier) = login(http, issuer, username, password).await?;
+    let answer = http
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CLI_REDIRECT_URI),
+            ("client_id", "cli"),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await?;
+    let json = json_ok(answer).await?;
+    Ok((
+        field(&json, "access_token")?,
+        field(&json, "refresh_token")?,
+    ))
+}
+
+/// `POST /revoke` of `token` by a confidential client.
+pub async fn revoke(
+    http: &reqwest::Client,
+    issuer: &str,
+    client: (&str, &str),
+    token: &str,
+) -> anyhow::Result<()> {
+    let answer = http
+        .post(format!("{issuer}/revoke"))
+        .basic_auth(client.0, Some(client.1))
+        .form(&[("token", token), ("token_type_hint", "access_token")])
+        .send()
+        .await?;
+    if !answer.status().is_success() {
+        bail!("POST /revoke answered {}", answer.status());
+    }
+    Ok(())
+}
+
+/// The `value` of `<input ... name="{name}" value="...">` in a page we render ourselves.
+fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let tag_start = html[..at].rfind('<')?;
+    let tag = &html[tag_start..tag_start + html[tag_start..].find('>')?];
+    let value = tag.split("value=\"").nth(1)?.split('"').next()?;
+    Some(
+        value
+            .replace("&#x2B;", "+")
+            .replace("&#x2F;", "/")
+            .replace("&#x3D;", "="),
+    )
+}
+
+async fn json_ok(answer: reqwest::Response) -> anyhow::Result<Value> {
+    let status = answer.status();
+    let text = answer.text().await?;
+    if !status.is_success() {
+        bail!("{status}: {text}");
+    }
+    Ok(serde_json::from_str(&text)?)
+}
+
+async fn token_field(answer: reqwest::Response, name: &str) -> anyhow::Result<String> {
+    field(&json_ok(answer).await?, name)
+}
+
+fn field(json: &Value, name: &str) -> anyhow::Result<String> {
+    json[name]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no {name} in the token response"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_csrf_token_is_read_from_its_hidden_input() {
+        let page = r#"<form method="post" action="/login">
+      <input type="hidden" name="csrf_token" value="a&#x2B;b&#x2F;c">
+      <input id="username" name="username" value="">"#;
+        assert_eq!(hidden_value(page, "csrf_token").as_deref(), Some("a+b/c"));
+        assert_eq!(hidden_value(page, "other"), None);
+    }
+}

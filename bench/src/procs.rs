@@ -1,0 +1,190 @@
+//! The real processes under test: started from release binaries on free
+//! loopback ports, each with its own fresh database, stopped (and their
+//! databases dropped) on drop. Also reads their resident memory.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// A running process.
+pub struct Proc {
+    pub name: String,
+    pub port: u16,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `cmd` (stdout/stderr to `<log_dir>/<name>.log`).
+    pub fn spawn(name: &str, port: u16, mut cmd: Command, log_dir: &Path) -> anyhow::Result<Proc> {
+        let log = log_dir.join(format!("{name}.log"));
+        let file = File::options().create(true).append(true).open(&log)?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("start {name}"))?;
+        Ok(Proc {
+            name: name.to_owned(),
+            port,
+            child,
+            log,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Resident memory of the process and its children (node's workers), bytes.
+    pub fn rss(&self) -> u64 {
+        tree_rss(self.pid())
+    }
+
+    /// Waits until `GET <path>` answers 200.
+    pub async fn wait_ready(&mut self, path: &str, timeout: Duration) -> anyhow::Result<()> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let url = format!("{}{path}", self.url());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{} exited during start-up ({status}):\n{}",
+                    self.name,
+                    self.tail()
+                );
+            }
+            let last = match http.get(&url).send().await {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} not ready after {timeout:?} (last: {last}):\n{}",
+                    self.name,
+                    self.tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The last lines of the log, for error messages.
+    pub fn tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // SIGTERM first (graceful shutdown, node's cluster stops its workers), then SIGKILL.
+        let _ = Command::new("kill").arg(self.pid().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `VmRSS` of `pid` plus that of its descendants, in bytes (0 if gone).
+pub fn tree_rss(pid: u32) -> u64 {
+    let own = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024;
+    let children: u64 = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .map(tree_rss)
+        .sum();
+    own + children
+}
+
+/// CPU time (user + system) used so far by `pid`.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of stat; 12 and 13 after the ")".
+    let hz = 100; // USER_HZ on Linux
+    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
+}
+
+/// Databases created for one run, dropped at the end.
+#[derive(Clone)]
+pub struct Databases {
+    admin_url: String,
+    pub prefix: String,
+}
+
+impl Databases {
+    pub fn new(admin_url: &str) -> Databases {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+        Databases {
+            admin_url: admin_url.to_owned(),
+            prefix: format!("baton_bench_{id}"),
+        }
+    }
+
+    /// The URL of this run's database for `part` (created by the part at start-up).
+    pub fn url(&self, part: &str) -> anyhow::Result<String> {
+        let mut url = url::Url::parse(&self.admin_url).context("DATABASE_URL is a URL")?;
+        url.set_path(&format!("{}_{part}", self.prefix));
+        Ok(url.to_string())
+    }
+
+    /// Drops every database of this run.
+    pub async fn drop_all(&self) -> anyhow::Result<()> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.admin_url).await?;
+        let names: Vec<(String,)> =
+            sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE $1")
+                .bind(format!("{}\\_%", self.prefix))
+                .fetch_all(&mut conn)
+                .await?;
+        for (db,) in names {
+            sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{db}" WITH (FORCE)"#))
+                .execute(&mut conn)
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,238 @@
+//! Authorization codes and refresh tokens, stored as SHA-256 hashes only.
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::crypto::{random_token, sha256};
+
+/// What a code stands for, as stored at `/authorize`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Code {
+    pub client_id: String,
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub auth_time: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Stores a new code; answers the code itself (returned to the client once).
+pub async fn create_code(db: &PgPool, code: &Code) -> sqlx::Result<String> {
+    let secret = random_token();
+    sqlx::query(
+        "INSERT INTO authorization_codes
+            (code_hash, client_id, user_id, session_id, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&sha256(secret.as_bytes())[..])
+    .bind(&code.client_id)
+    .bind(code.user_id)
+    .bind(code.session_id)
+    .bind(&code.redirect_uri)
+    .bind(&code.scope)
+    .bind(&code.nonce)
+    .bind(&code.code_challenge)
+    .bind(code.auth_time)
+    .bind(code.expires_at)
+    .execute(db)
+    .await?;
+    Ok(secret)
+}
+
+pub enum Redeem {
+    /// First use: the code is now consumed.
+    Fresh(Code),
+    /// The code was redeemed before: a replay.
+    Replayed,
+    Unknown,
+}
+
+/// Consumes a code atomically (two concurrent redemptions: exactly one wins).
+pub async fn consume_code(db: &mut PgConnection, code: &str) -> sqlx::Result<Redeem> {
+    let hash = sha256(code.as_bytes());
+    let fresh: Option<Code> = sqlx::query_as(
+        "UPDATE authorization_codes SET consumed_at = now() WHERE code_hash = $1 AND consumed_at IS NULL
+         RETURNING client_id, user_id, session_id, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at",
+    )
+    .bind(&hash[..])
+    .fetch_optional(&mut *db)
+    .await?;
+    if let Some(code) = fresh {
+        return Ok(Redeem::Fresh(code));
+    }
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM authorization_codes WHERE code_hash = $1)",
+    )
+    .bind(&hash[..])
+    .fetch_one(&mut *db)
+    .await?;
+    Ok(if exists {
+        Redeem::Replayed
+    } else {
+        Redeem::Unknown
+    })
+}
+
+/// Remembers what redeeming a code issued, for a replay to revoke. Answers
+/// `false` when a replay of the code arrived meanwhile: then nothing must be
+/// handed out (the caller rolls back and revokes the access token).
+pub async fn record_code_issue(
+    db: &mut PgConnection,
+    code: &str,
+    jti: &str,
+    access_expires_at: OffsetDateTime,
+    family: Option<Uuid>,
+) -> sqlx::Result<bool> {
+    let replayed: Option<bool> = sqlx::query_scalar(
+        "UPDATE authorization_codes SET issued_jti = $2, issued_access_expires_at = $3, issued_family = $4
+         WHERE code_hash = $1 RETURNING replayed_at IS NOT NULL",
+    )
+    .bind(&sha256(code.as_bytes())[..])
+    .bind(jti)
+    .bind(access_expires_at)
+    .bind(family)
+    .fetch_optional(db)
+    .await?;
+    Ok(replayed == Some(false))
+}
+
+/// A replayed code: marks it and revokes the access token and refresh-token
+/// family its first redemption issued (RFC 6749 §4.1.2, RFC 9700 §4.5).
+pub async fn revoke_code_issue(db: &PgPool, code: &str) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
+    let issued: Option<(Option<String>, Option<OffsetDateTime>, Option<Uuid>)> = sqlx::query_as(
+        "UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, now()) WHERE code_hash = $1
+         RETURNING issued_jti, issued_access_expires_at, issued_family",
+    )
+    .bind(&sha256(code.as_bytes())[..])
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((jti, exp, family)) = issued {
+        if let (Some(jti), Some(exp)) = (jti, exp) {
+            crate::revocations::record(&mut tx, "jti", &jti, "code replay", exp).await?;
+        }
+        if let Some(family) = family {
+            revoke_refresh_where(&mut tx, "family_id = $1", family, "code replay").await?;
+        }
+    }
+    tx.commit().await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Refresh {
+    pub id: Uuid,
+    pub family_id: Uuid,
+    pub client_id: String,
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub scope: String,
+    pub auth_time: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub rotated_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+const REFRESH_COLUMNS: &str = "id, family_id, client_id, user_id, session_id, scope, auth_time, expires_at, rotated_at, revoked_at";
+
+/// What a new refresh token records.
+pub struct NewRefresh<'a> {
+    pub family_id: Uuid,
+    pub parent_id: Option<Uuid>,
+    pub client_id: &'a str,
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub scope: &'a str,
+    pub auth_time: OffsetDateTime,
+    pub access_jti: &'a str,
+    pub access_expires_at: OffsetDateTime,
+    /// Idle lifetime; capped by the session's end.
+    pub ttl: Duration,
+    pub session_expires_at: OffsetDateTime,
+}
+
+pub async fn create_refresh(db: &mut PgConnection, r: &NewRefresh<'_>) -> sqlx::Result<String> {
+    let secret = random_token();
+    let expires_at = (OffsetDateTime::now_utc() + r.ttl).min(r.session_expires_at);
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, token_hash, family_id, parent_id, client_id, user_id, session_id, scope,
+             auth_time, access_jti, access_expires_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(Uuid::new_v4())
+    .bind(&sha256(secret.as_bytes())[..])
+    .bind(r.family_id)
+    .bind(r.parent_id)
+    .bind(r.client_id)
+    .bind(r.user_id)
+    .bind(r.session_id)
+    .bind(r.scope)
+    .bind(r.auth_time)
+    .bind(r.access_jti)
+    .bind(r.access_expires_at)
+    .bind(expires_at)
+    .execute(db)
+    .await?;
+    Ok(secret)
+}
+
+pub async fn find_refresh(
+    db: impl sqlx::PgExecutor<'_>,
+    token: &str,
+) -> sqlx::Result<Option<Refresh>> {
+    sqlx::query_as(&format!(
+        "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"
+    ))
+    .bind(&sha256(token.as_bytes())[..])
+    .fetch_optional(db)
+    .await
+}
+
+/// Marks a refresh token used, atomically: `None` when it was already
+/// rotated or revoked (or does not exist).
+pub async fn rotate_refresh(db: &mut PgConnection, token: &str) -> sqlx::Result<Option<Refresh>> {
+    sqlx::query_as(&format!(
+        "UPDATE refresh_tokens SET rotated_at = now()
+         WHERE token_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL
+         RETURNING {REFRESH_COLUMNS}"
+    ))
+    .bind(&sha256(token.as_bytes())[..])
+    .fetch_optional(db)
+    .await
+}
+
+/// Revokes refresh tokens matching `condition` (on `$1`) and records a `jti`
+/// revocation for each access token issued with them that may still be valid.
+pub async fn revoke_refresh_where(
+    db: &mut PgConnection,
+    condition: &'static str,
+    value: Uuid,
+    reason: &str,
+) -> sqlx::Result<u64> {
+    let revoked: Vec<(String, OffsetDateTime)> = sqlx::query_as(&format!(
+        "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, now())
+         WHERE {condition} RETURNING access_jti, access_expires_at"
+    ))
+    .bind(value)
+    .fetch_all(&mut *db)
+    .await?;
+    let now = OffsetDateTime::now_utc();
+    for (jti, exp) in &revoked {
+        if *exp > now {
+            crate::revocations::record(db, "jti", jti, reason, *exp).await?;
+        }
+    }
+    Ok(revoked.len() as u64)
+}
+
+/// Revokes a whole refresh-token family (reuse detected, or RFC 7009 revocation).
+pub async fn revoke_family(db: &PgPool, family: Uuid, reason: &str) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
+    revoke_refresh_where(&mut tx, "family_id = $1", family, reason).await?;
+    tx.commit().await
+}

@@ -1,0 +1,446 @@
+//! `GET|POST /authorize` and `POST /login`: the authorization endpoint
+//! (RFC 6749 §4.1, OIDC Core §3.1.2) and the login form behind it.
+
+use axum::Router;
+use axum::extract::{RawQuery, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::cookie::CookieJar;
+use time::OffsetDateTime;
+
+use crate::config::CODE_TTL;
+use crate::crypto::ct_eq;
+use crate::error::{AuthorizeError, PageError};
+use crate::flow::{AuthRequest, LoginFlow};
+use crate::grants::{self, Code};
+use crate::http::cookies;
+use crate::http::pages::{self, LoginPage};
+use crate::http::params::{Params, read_form};
+use crate::http::peer::peer_addr;
+use crate::realm::{self, Client};
+use crate::sessions::{self, Session};
+use crate::state::AppState;
+use crate::throttle;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/authorize", get(authorize_get).post(authorize_post))
+        .route("/login", post(login))
+}
+
+/// The generic answer to a failed sign-in: it never says which part was wrong.
+pub const LOGIN_FAILED: &str = "Invalid username or password.";
+/// The answer while a name or address is locked out (the same for unknown names).
+pub const LOGIN_LOCKED: &str =
+    "Too many failed sign-in attempts. Please wait a few minutes and try again.";
+
+const MAX_STATE: usize = 1024;
+const MAX_NONCE: usize = 512;
+const MAX_USERNAME: usize = 128;
+const MAX_PASSWORD: usize = 1024;
+
+async fn authorize_get(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = Params::parse_lenient(query.unwrap_or_default().as_bytes());
+    authorize(&state, jar, params).await.into_response()
+}
+
+async fn authorize_post(State(state): State<AppState>, jar: CookieJar, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    match read_form(&parts.headers, body).await {
+        Ok(params) => authorize(&state, jar, params).await.into_response(),
+        Err(e) => AuthorizeError::from(e).into_response(),
+    }
+}
+
+/// A parameter that decides where errors go must be present exactly once.
+fn trusted<'a>(params: &'a Params, name: &str) -> Result<&'a str, PageError> {
+    if params.is_repeated(name) {
+        return Err(PageError::bad_request(format!(
+            "The request repeats the {name} parameter."
+        )));
+    }
+    params
+        .get(name)
+        .ok_or_else(|| PageError::bad_request(format!("The request has no {name} parameter.")))
+}
+
+async fn authorize(
+    state: &AppState,
+    jar: CookieJar,
+    params: Params,
+) -> Result<Response, AuthorizeError> {
+    // Until client and redirect URI are verified, every error is a page.
+    let client_id = trusted(&params, "client_id")?;
+    let client = match client_id.len() {
+        1..=64 => realm::client(&state.db, client_id).await?,
+        _ => None,
+    }
+    .ok_or_else(|| PageError::bad_request("The application is not registered here."))?;
+    let redirect_uri = trusted(&params, "redirect_uri")?;
+    if !client.has_redirect_uri(redirect_uri) {
+        return Err(PageError::bad_request(
+            "The redirect URI is not registered for this application.",
+        )
+        .into());
+    }
+
+    // From here on, errors go back to the client.
+    let client_state = params
+        .get("state")
+        .filter(|s| s.len() <= MAX_STATE)
+        .map(str::to_owned);
+    let fail = |error: &'static str, description: &str| AuthorizeError::Redirect {
+        redirect_uri: redirect_uri.to_owned(),
+        error,
+        description: description.to_owned().into(),
+        state: client_state.clone(),
+        issuer: state.config.issuer.clone(),
+    };
+    let request = validate(&params, &client, redirect_uri).map_err(|(e, d)| fail(e, &d))?;
+    if params.get("state").is_some_and(|s| s.len() > MAX_STATE) {
+        return Err(fail("invalid_request", "state is too long"));
+    }
+
+    let prompts: Vec<&str> = params
+        .get("prompt")
+        .map(|p| p.split(' ').filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    let prompt_none = prompts.contains(&"none");
+    if prompt_none && prompts.len() > 1 {
+        return Err(fail(
+            "invalid_request",
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    let max_age = match params.get("max_age") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<u32>()
+                .map_err(|_| fail("invalid_request", "max_age must be a non-negative integer"))?,
+        ),
+    };
+
+    let session = match cookies::session_value(&state.config, &jar) {
+        Some(value) => sessions::find(&state.db, &value).await?,
+        None => None,
+    };
+    let now = OffsetDateTime::now_utc();
+    // OIDC Core §3.1.2.1: max_age=0 is equivalent to prompt=login.
+    let fresh_enough = |s: &Session| {
+        max_age.is_none_or(|m| m > 0 && (now - s.auth_time).whole_seconds() <= i64::from(m))
+    };
+    match session {
+        Some(s) if !prompts.contains(&"login") && fresh_enough(&s) => {
+            Ok(issue_code(state, &request, &s).await?)
+        }
+        _ if prompt_none => Err(fail("login_required", "the user is not signed in")),
+        _ => {
+            let flow = LoginFlow::new(request);
+            let hint = params
+                .get("login_hint")
+                .filter(|h| h.len() <= MAX_USERNAME)
+                .unwrap_or("");
+            let page = LoginPage {
+                client_name: display_name(&client),
+                csrf: &flow.csrf,
+                username: hint,
+                error: None,
+            };
+            let jar = cookies::set_flow(&state.config, jar, flow.seal(&state.flow_sealer));
+            let origin = pages::origin_of(redirect_uri);
+            Ok((jar, pages::render(StatusCode::OK, &page, origin.as_deref())).into_response())
+        }
+    }
+}
+
+/// Checks every rule of an authorization request once the redirect URI is
+/// trusted; the error is `(code, description)`.
+fn validate(
+    params: &Params,
+    client: &Client,
+    redirect_uri: &str,
+) -> Result<AuthRequest, (&'static str, String)> {
+    let invalid = |d: &str| ("invalid_request", d.to_owned());
+    params
+        .check()
+        .map_err(|e| ("invalid_request", e.to_string()))?;
+    if params.get("request").is_some() {
+        return Err((
+            "request_not_supported",
+            "request objects are not supported".into(),
+        ));
+    }
+    if params.get("request_uri").is_some() {
+        return Err((
+            "request_uri_not_supported",
+            "request_uri is not supported".into(),
+        ));
+    }
+    match params.get("response_type") {
+        None => return Err(invalid("missing parameter response_type")),
+        Some("code") => {}
+        Some(_) => {
+            return Err((
+                "unsupported_response_type",
+                "only response_type=code is supported".into(),
+            ));
+        }
+    }
+    if params.get("response_mode").is_some_and(|m| m != "query") {
+        return Err(invalid("only response_mode=query is supported"));
+    }
+    if !client.allows_grant("authorization_code") {
+        return Err((
+            "unauthorized_client",
+            "this client may not use the authorization code flow".into(),
+        ));
+    }
+    let scope = normalise_scope(params.get("scope").unwrap_or(""));
+    if !scope.split(' ').any(|s| s == "openid") {
+        return Err(("invalid_scope", "the openid scope is required".into()));
+    }
+    if let Some(bad) = scope.split(' ').find(|s| !client.allows_scope(s)) {
+        return Err((
+            "invalid_scope",
+            format!("scope {bad} is not allowed for this client"),
+        ));
+    }
+    let code_challenge = match (
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    ) {
+        (None, Some(_)) => return Err(invalid("code_challenge_method without code_challenge")),
+        (Some(_), None | Some("plain")) => {
+            return Err(invalid(
+                "PKCE method plain is not allowed: use code_challenge_method=S256",
+            ));
+        }
+        (Some(_), Some(m)) if m != "S256" => {
+            return Err(invalid("unsupported code_challenge_method"));
+        }
+        (Some(c), Some(_)) => {
+            if c.len() != 43
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(invalid(
+                    "code_challenge must be the base64url SHA-256 of the verifier",
+                ));
+            }
+            Some(c.to_owned())
+        }
+        (None, None) if client.public => {
+            return Err(invalid(
+                "PKCE (code_challenge with S256) is required for public clients",
+            ));
+        }
+        (None, None) => None,
+    };
+    let nonce = params.get("nonce");
+    if nonce.is_some_and(|n| n.len() > MAX_NONCE) {
+        return Err(invalid("nonce is too long"));
+    }
+    Ok(AuthRequest {
+        client_id: client.id.clone(),
+        redirect_uri: redirect_uri.to_owned(),
+        scope,
+        state: params.get("state").map(str::to_owned),
+        nonce: nonce.map(str::to_owned),
+        code_challenge,
+    })
+}
+
+/// Space-separated, duplicates removed, order kept.
+pub fn normalise_scope(scope: &str) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for s in scope.split(' ').filter(|s| !s.is_empty()) {
+        if !seen.contains(&s) {
+            seen.push(s);
+        }
+    }
+    seen.join(" ")
+}
+
+fn display_name(client: &Client) -> &str {
+    if client.name.is_empty() {
+        &client.id
+    } else {
+        &client.name
+    }
+}
+
+/// Stores a code for this request and session and sends the browser back.
+async fn issue_code(
+    state: &AppState,
+    request: &AuthRequest,
+    session: &Session,
+) -> Result<Response, PageError> {
+    let code = grants::create_code(
+        &state.db,
+        &Code {
+            client_id: request.client_id.clone(),
+            user_id: session.user_id,
+            session_id: session.id,
+            redirect_uri: request.redirect_uri.clone(),
+            scope: request.scope.clone(),
+            nonce: request.nonce.clone(),
+            code_challenge: request.code_challenge.clone(),
+            auth_time: session.auth_time,
+            expires_at: OffsetDateTime::now_utc() + CODE_TTL,
+        },
+    )
+    .await?;
+    let mut url = url::Url::parse(&request.redirect_uri)
+        .map_err(|_| PageError::bad_request("The application's redirect URI is invalid."))?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("code", &code);
+        if let Some(s) = &request.state {
+            q.append_pair("state", s);
+        }
+        q.append_pair("iss", &state.config.issuer);
+    }
+    tracing::info!(client_id = %request.client_id, sid = %session.id, "authorization code issued");
+    Ok(Redirect::to(url.as_str()).into_response())
+}
+
+/// `POST /login`: checks the CSRF token and the credentials, starts (or
+/// refreshes) the SSO session and completes the authorization request.
+async fn login(State(state): State<AppState>, jar: CookieJar, req: Request) -> Response {
+    match login_inner(&state, jar, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn login_inner(
+    state: &AppState,
+    jar: CookieJar,
+    req: Request,
+) -> Result<Response, PageError> {
+    let (parts, body) = req.into_parts();
+    let params = read_form(&parts.headers, body).await?;
+    params.check()?;
+    let flow = cookies::flow_value(&state.config, &jar)
+        .and_then(|c| LoginFlow::open(&state.flow_sealer, &c))
+        .ok_or_else(|| {
+            PageError::bad_request("Your sign-in request has expired or was started elsewhere. Go back to the application and try again.")
+        })?;
+    if !params
+        .get("csrf_token")
+        .is_some_and(|t| ct_eq(t.as_bytes(), flow.csrf.as_bytes()))
+    {
+        return Err(PageError::bad_request(
+            "The form could not be verified (CSRF check failed). Please try again.",
+        ));
+    }
+    let client = realm::client(&state.db, &flow.request.client_id)
+        .await?
+        .ok_or_else(|| PageError::bad_request("The application is no longer registered here."))?;
+    let username = params
+        .get("username")
+        .filter(|u| u.len() <= MAX_USERNAME)
+        .unwrap_or("");
+    let password = params
+        .get("password")
+        .filter(|p| p.len() <= MAX_PASSWORD)
+        .unwrap_or("");
+    let addr = peer_addr(&parts, &state.config.trusted_proxies);
+    let form_again = |error: &'static str| {
+        let page = LoginPage {
+            client_name: display_name(&client),
+            csrf: &flow.csrf,
+            username,
+            error: Some(error),
+        };
+        let origin = pages::origin_of(&flow.request.redirect_uri);
+        pages::render(StatusCode::OK, &page, origin.as_deref())
+    };
+    let event = |kind| throttle::AuthEvent {
+        kind,
+        username: Some(username),
+        client_id: Some(&client.id),
+        addr: &addr,
+    };
+
+    // Brute-force defence: the submitted name and the address, whether or not
+    // the account exists, so the lock-out reveals nothing either.
+    let (account_key, addr_key) = (throttle::account_key(username), throttle::addr_key(&addr));
+    if throttle::locked(&state.db, &[&account_key, &addr_key])
+        .await?
+        .is_some()
+    {
+        throttle::audit(&state.db, event("login_locked")).await?;
+        return Ok(form_again(LOGIN_LOCKED));
+    }
+
+    let user = realm::user_by_username(&state.db, username)
+        .await?
+        .filter(|u| !u.disabled);
+    let ok = state
+        .passwords
+        .verify(
+            password.to_owned(),
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await?;
+    let user = match user {
+        Some(u) if ok => u,
+        _ => {
+            tracing::info!(client_id = %client.id, %addr, "sign-in failed");
+            throttle::fail(&state.db, &account_key, throttle::ACCOUNT).await?;
+            throttle::fail(&state.db, &addr_key, throttle::ADDRESS).await?;
+            throttle::audit(&state.db, event("login_failed")).await?;
+            return Ok(form_again(LOGIN_FAILED));
+        }
+    };
+    throttle::clear(&state.db, &account_key).await?;
+    throttle::audit(&state.db, event("login_succeeded")).await?;
+
+    // Same person again: a fresh auth_time and cookie, same sid. Someone else:
+    // the previous session ends and a new one starts.
+    let previous = match cookies::session_value(&state.config, &jar) {
+        Some(v) => sessions::find(&state.db, &v).await?,
+        None => None,
+    };
+    let (session, token) = match previous {
+        Some(p) if p.user_id == user.id => sessions::reauthenticate(&state.db, p.id).await?,
+        other => {
+            if let Some(p) = other {
+                sessions::end(
+                    &state.db,
+                    p.id,
+                    "another user signed in",
+                    state.config.access_token_ttl,
+                )
+                .await?;
+            }
+            sessions::create(&state.db, user.id, state.config.session_ttl).await?
+        }
+    };
+    tracing::info!(user = %user.id, sid = %session.id, client_id = %client.id, "signed in");
+    let jar = cookies::clear_flow(&state.config, jar);
+    let jar = cookies::set_session(&state.config, jar, token);
+    let redirect = issue_code(state, &flow.request, &session).await?;
+    Ok((jar, redirect).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_are_deduplicated_in_order() {
+        assert_eq!(
+            normalise_scope("openid  profile openid email"),
+            "openid profile email"
+        );
+        assert_eq!(normalise_scope(""), "");
+    }
+}

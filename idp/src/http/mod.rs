@@ -1,0 +1,82 @@
+//! The HTTP surface: one module per resource, assembled here with the
+//! cross-cutting layers (tracing without secrets, request ids, timeouts,
+//! security headers).
+
+pub mod authorize;
+pub mod client_auth;
+pub mod cookies;
+pub mod discovery;
+pub mod health;
+pub mod logout;
+pub mod pages;
+pub mod params;
+pub mod peer;
+#[cfg(test)]
+mod properties;
+pub mod revocations;
+pub mod revoke;
+pub mod token;
+pub mod userinfo;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::error::OAuthError;
+use crate::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(discovery::router())
+        .merge(authorize::router())
+        .merge(token::router())
+        .merge(userinfo::router())
+        .merge(revoke::router())
+        .merge(revocations::router())
+        .merge(logout::router())
+        .merge(health::router())
+        .route("/static/idp.css", get(pages::stylesheet))
+        .route("/static/favicon.svg", get(pages::favicon))
+        .route("/favicon.ico", get(pages::favicon))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            OAuthError::Server("a handler panicked".into()).into_response()
+        }))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        // The span names method and path only: query strings carry codes,
+        // states and ID-token hints, and headers carry credentials.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"error": "not_found"})),
+    )
+        .into_response()
+}

@@ -1,0 +1,144 @@
+//! Server-rendered pages (askama) and the headers every page carries.
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage<'a> {
+    pub client_name: &'a str,
+    pub csrf: &'a str,
+    pub username: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub message: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct LogoutPage<'a> {
+    pub username: &'a str,
+    pub csrf: &'a str,
+    pub client_id: Option<&'a str>,
+    pub post_logout_redirect_uri: Option<&'a str>,
+    pub state: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "signed_out.html")]
+pub struct SignedOutPage;
+
+/// An HTML response with a strict Content-Security-Policy: our stylesheet,
+/// no scripts, no framing. `form_target` is the origin a form on the page
+/// ends up redirecting to (CSP `form-action` covers redirects too).
+pub fn html(status: StatusCode, body: String, form_target: Option<&str>) -> Response {
+    let form_action = match form_target {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".to_owned(),
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    );
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// Renders a page; a template failure becomes the server error page.
+pub fn render(status: StatusCode, page: &impl Template, form_target: Option<&str>) -> Response {
+    match page.render() {
+        Ok(body) => html(status, body, form_target),
+        Err(e) => crate::error::PageError::Server(e.to_string()).into_response(),
+    }
+}
+
+/// The origin of a URL, for CSP (`https://app.example:8443`).
+pub fn origin_of(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    match u.origin() {
+        o @ url::Origin::Tuple(..) => Some(o.ascii_serialization()),
+        url::Origin::Opaque(_) => None,
+    }
+}
+
+/// `GET /static/idp.css`.
+pub async fn stylesheet() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../../static/idp.css"),
+    )
+}
+
+/// `GET /static/favicon.svg` (also answers `/favicon.ico`, so browsers log no 404).
+pub async fn favicon() -> Response {
+    asset("image/svg+xml", include_str!("../../static/favicon.svg"))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_escape_what_they_show() {
+        let page = LoginPage {
+            client_name: "<b>x</b>",
+            csrf: "t\"",
+            username: "a&b",
+            error: Some("<script>"),
+        };
+        let html = page.render().unwrap();
+        assert!(!html.contains("<b>x</b>") && !html.contains("<script>"));
+        assert!(
+            html.contains("&#60;b&#62;x&#60;/b&#62;") || html.contains("&lt;b&gt;x&lt;/b&gt;"),
+            "{html}"
+        );
+        assert!(
+            !html.contains("style=") && !html.contains("<script"),
+            "no inline style or script"
+        );
+    }
+
+    #[test]
+    fn origins_are_scheme_host_port() {
+        assert_eq!(
+            origin_of("https://a.example:8443/cb?x=1").as_deref(),
+            Some("https://a.example:8443")
+        );
+        assert_eq!(
+            origin_of("http://localhost:8080/auth/callback").as_deref(),
+            Some("http://localhost:8080")
+        );
+        assert_eq!(origin_of("not a url"), None);
+    }
+}

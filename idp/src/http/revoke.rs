@@ -1,0 +1,142 @@
+//! `POST /revoke` (RFC 7009) and `POST /introspect` (RFC 7662).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use guard::{ACCESS_TOKEN_TYP, AccessClaims};
+
+use crate::error::OAuthError;
+use crate::grants;
+use crate::http::client_auth::{Method, authenticate};
+use crate::http::params::Form;
+use crate::http::peer::PeerAddr;
+use crate::http::userinfo::verify_access;
+use crate::state::AppState;
+use crate::tokens::{self, MAX_TOKEN_LEN};
+use crate::{realm, revocations, sessions};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/revoke", post(revoke))
+        .route("/introspect", post(introspect))
+}
+
+/// A JWT has two dots; our refresh tokens are 43 base64url characters.
+fn looks_like_jwt(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+/// Revokes a refresh token (its whole family, with the access tokens issued
+/// from it) or an access token (by `jti`). Unknown, invalid, expired or
+/// foreign tokens get the same 200: the answer reveals nothing.
+async fn revoke(
+    State(state): State<AppState>,
+    PeerAddr(addr): PeerAddr,
+    headers: HeaderMap,
+    Form(params): Form,
+) -> Result<Response, OAuthError> {
+    let (client, _) = authenticate(&state, &headers, &params, &addr).await?;
+    let token = params.require("token")?;
+    if token.len() <= MAX_TOKEN_LEN {
+        if looks_like_jwt(token) {
+            if let Ok(claims) =
+                tokens::verify_own::<AccessClaims>(&state, token, ACCESS_TOKEN_TYP, false)
+                && claims.client_id == client.id
+            {
+                let exp = OffsetDateTime::from_unix_timestamp(claims.exp)
+                    .unwrap_or_else(|_| OffsetDateTime::now_utc());
+                let mut conn = state.db.acquire().await?;
+                revocations::record(&mut conn, "jti", &claims.jti, "revoked by client", exp)
+                    .await?;
+            }
+        } else if let Some(found) = grants::find_refresh(&state.db, token).await?
+            && found.client_id == client.id
+        {
+            grants::revoke_family(&state.db, found.family_id, "revoked by client").await?;
+        }
+    }
+    let mut r = StatusCode::OK.into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// Introspection is for confidential clients (resource servers); a refresh
+/// token is only described to the client it was issued to.
+async fn introspect(
+    State(state): State<AppState>,
+    PeerAddr(addr): PeerAddr,
+    headers: HeaderMap,
+    Form(params): Form,
+) -> Result<Response, OAuthError> {
+    let (client, method) = authenticate(&state, &headers, &params, &addr).await?;
+    if method == Method::None {
+        return Err(OAuthError::invalid_client(
+            "introspection requires client authentication",
+        ));
+    }
+    let token = params.require("token")?;
+    let body = if token.len() > MAX_TOKEN_LEN {
+        inactive()
+    } else if looks_like_jwt(token) {
+        match verify_access(&state, token).await {
+            Ok(c) => json!({
+                "active": true,
+                "token_type": "Bearer",
+                "scope": c.scope,
+                "client_id": c.client_id,
+                "sub": c.sub,
+                "aud": c.aud,
+                "iss": c.iss,
+                "exp": c.exp,
+                "iat": c.iat,
+                "nbf": c.nbf,
+                "jti": c.jti,
+                "sid": c.sid,
+                "auth_time": c.auth_time,
+                "roles": c.roles,
+            }),
+            Err(e @ (OAuthError::Server(_) | OAuthError::Unavailable(_))) => return Err(e),
+            Err(_) => inactive(),
+        }
+    } else {
+        match grants::find_refresh(&state.db, token).await? {
+            Some(r)
+                if r.client_id == client.id
+                    && r.rotated_at.is_none()
+                    && r.revoked_at.is_none()
+                    && r.expires_at > OffsetDateTime::now_utc()
+                    && sessions::is_live(&state.db, r.session_id).await? =>
+            {
+                let username = realm::user_by_id(&state.db, r.user_id)
+                    .await?
+                    .map(|u| u.username);
+                json!({
+                    "active": true,
+                    "token_type": "refresh_token",
+                    "scope": r.scope,
+                    "client_id": r.client_id,
+                    "sub": r.user_id.to_string(),
+                    "username": username,
+                    "iss": state.config.issuer,
+                    "exp": r.expires_at.unix_timestamp(),
+                    "sid": r.session_id.to_string(),
+                })
+            }
+            _ => inactive(),
+        }
+    };
+    let mut r = Json(body).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+fn inactive() -> Value {
+    json!({"active": false})
+}

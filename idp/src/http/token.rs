@@ -1,0 +1,494 @@
+//! `POST /token` (RFC 6749 §3.2): `authorization_code`, `refresh_token` and
+//! `client_credentials`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::crypto::{b64url, ct_eq, sha256};
+use crate::error::OAuthError;
+use crate::grants::{self, NewRefresh, Redeem};
+use crate::http::authorize::normalise_scope;
+use crate::http::client_auth::authenticate;
+use crate::http::params::{Form, Params};
+use crate::http::peer::PeerAddr;
+use crate::realm::{self, Client, USER_SCOPES};
+use crate::state::AppState;
+use crate::tokens::{self, IdContext, Subject};
+use crate::{revocations, sessions};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/token", post(token))
+}
+
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+    /// RFC 8693 §2.2.1, for token exchange only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
+}
+
+impl IntoResponse for TokenResponse {
+    fn into_response(self) -> Response {
+        let mut r = Json(self).into_response();
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r.headers_mut()
+            .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        r
+    }
+}
+
+async fn token(
+    State(state): State<AppState>,
+    PeerAddr(addr): PeerAddr,
+    headers: HeaderMap,
+    Form(params): Form,
+) -> Result<TokenResponse, OAuthError> {
+    let grant = params.require("grant_type")?;
+    if !realm::GRANT_TYPES.contains(&grant) {
+        return Err(OAuthError::UnsupportedGrantType);
+    }
+    let (client, _) = authenticate(&state, &headers, &params, &addr).await?;
+    if !client.allows_grant(grant) {
+        return Err(OAuthError::UnauthorizedClient(
+            format!("this client may not use {grant}").into(),
+        ));
+    }
+    match grant {
+        "authorization_code" => authorization_code(&state, &client, &params).await,
+        "refresh_token" => refresh_token(&state, &client, &params).await,
+        "client_credentials" => client_credentials(&state, &client, &params).await,
+        _ => token_exchange(&state, &client, &params).await,
+    }
+}
+
+/// RFC 7636 §4.6: BASE64URL(SHA256(verifier)) == challenge, verifier 43..=128 unreserved characters.
+pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    well_formed
+        && ct_eq(
+            b64url(&sha256(verifier.as_bytes())).as_bytes(),
+            challenge.as_bytes(),
+        )
+}
+
+async fn authorization_code(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let code_value = params.require("code")?;
+    let redirect_uri = params.require("redirect_uri")?;
+    let mut tx = state.db.begin().await?;
+    let code = match grants::consume_code(&mut tx, code_value).await? {
+        Redeem::Fresh(code) => code,
+        Redeem::Replayed => {
+            drop(tx);
+            grants::revoke_code_issue(&state.db, code_value).await?;
+            tracing::warn!(client_id = %client.id, "authorization code replayed; what it issued is revoked");
+            return Err(OAuthError::invalid_grant("authorization code already used"));
+        }
+        Redeem::Unknown => return Err(OAuthError::invalid_grant("unknown authorization code")),
+    };
+    // The code is consumed whatever happens next: commit that first.
+    tx.commit().await?;
+    if code.client_id != client.id {
+        return Err(OAuthError::invalid_grant(
+            "authorization code was issued to another client",
+        ));
+    }
+    if code.expires_at <= OffsetDateTime::now_utc() {
+        return Err(OAuthError::invalid_grant("authorization code expired"));
+    }
+    if code.redirect_uri != redirect_uri {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    match (&code.code_challenge, params.get("code_verifier")) {
+        (Some(challenge), Some(verifier)) if pkce_matches(verifier, challenge) => {}
+        (Some(_), Some(_)) => return Err(OAuthError::invalid_grant("PKCE verification failed")),
+        (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is required")),
+        // A verifier without a challenge is a PKCE downgrade attempt (RFC 9700 §2.1.1).
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "no code_challenge was sent for this code",
+            ));
+        }
+        (None, None) if client.public => return Err(OAuthError::invalid_grant("PKCE is required")),
+        (None, None) => {}
+    }
+    if !sessions::is_live(&state.db, code.session_id).await? {
+        return Err(OAuthError::invalid_grant("the sign-in session has ended"));
+    }
+    let user = realm::user_by_id(&state.db, code.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| OAuthError::invalid_grant("the user is no longer active"))?;
+    let roles = realm::roles_of(&state.db, user.id).await?;
+    let subject = Subject {
+        sub: user.id.to_string(),
+        roles,
+        sid: Some(code.session_id),
+        auth_time: Some(code.auth_time),
+    };
+    let access = tokens::issue_access(state, client, subject, &code.scope).await?;
+    let id_token = tokens::issue_id(
+        state,
+        client,
+        IdContext {
+            user: &user,
+            sid: code.session_id,
+            auth_time: code.auth_time,
+            nonce: code.nonce.as_deref(),
+            scope: &code.scope,
+        },
+        &access,
+    )
+    .await?;
+
+    let mut tx = state.db.begin().await?;
+    let (refresh_token, family) = if client.allows_grant("refresh_token") {
+        let family = Uuid::new_v4();
+        let session_expires_at = session_expiry(&mut tx, code.session_id).await?;
+        let token = grants::create_refresh(
+            &mut tx,
+            &NewRefresh {
+                family_id: family,
+                parent_id: None,
+                client_id: &client.id,
+                user_id: user.id,
+                session_id: code.session_id,
+                scope: &code.scope,
+                auth_time: code.auth_time,
+                access_jti: &access.jti,
+                access_expires_at: access.expires_at,
+                ttl: state.config.refresh_token_ttl,
+                session_expires_at,
+            },
+        )
+        .await?;
+        (Some(token), Some(family))
+    } else {
+        (None, None)
+    };
+    if !grants::record_code_issue(&mut tx, code_value, &access.jti, access.expires_at, family)
+        .await?
+    {
+        // The code was replayed while we were issuing: hand out nothing.
+        drop(tx);
+        let mut conn = state.db.acquire().await?;
+        revocations::record(
+            &mut conn,
+            "jti",
+            &access.jti,
+            "code replay",
+            access.expires_at,
+        )
+        .await?;
+        return Err(OAuthError::invalid_grant("authorization code already used"));
+    }
+    tx.commit().await?;
+    tracing::info!(client_id = %client.id, sub = %user.id, jti = %access.jti, "tokens issued for a code");
+    Ok(TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: state.config.access_token_ttl.as_secs(),
+        scope: code.scope,
+        refresh_token,
+        id_token: Some(id_token),
+        issued_token_type: None,
+    })
+}
+
+async fn session_expiry(
+    db: &mut sqlx::PgConnection,
+    sid: Uuid,
+) -> Result<OffsetDateTime, OAuthError> {
+    Ok(
+        sqlx::query_scalar("SELECT expires_at FROM sso_sessions WHERE id = $1")
+            .bind(sid)
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+async fn refresh_token(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let presented = params.require("refresh_token")?;
+    let mut tx = state.db.begin().await?;
+    let Some(old) = grants::rotate_refresh(&mut tx, presented).await? else {
+        drop(tx);
+        // Already rotated: somebody replays it. Revoke the whole family.
+        if let Some(found) = grants::find_refresh(&state.db, presented).await?
+            && found.client_id == client.id
+        {
+            if found.rotated_at.is_some() && found.revoked_at.is_none() {
+                grants::revoke_family(&state.db, found.family_id, "refresh token reuse").await?;
+                tracing::warn!(client_id = %client.id, family = %found.family_id, "refresh token reused; family revoked");
+            }
+            return Err(OAuthError::invalid_grant(
+                "refresh token is no longer valid",
+            ));
+        }
+        return Err(OAuthError::invalid_grant("unknown refresh token"));
+    };
+    if old.client_id != client.id {
+        // Leave the legitimate client's token untouched.
+        return Err(OAuthError::invalid_grant("unknown refresh token"));
+    }
+    if old.expires_at <= OffsetDateTime::now_utc() {
+        return Err(OAuthError::invalid_grant("refresh token expired"));
+    }
+    if !sessions::is_live(&mut *tx, old.session_id).await? {
+        return Err(OAuthError::invalid_grant("the sign-in session has ended"));
+    }
+    let scope = match params.get("scope") {
+        None => old.scope.clone(),
+        Some(requested) => {
+            let requested = normalise_scope(requested);
+            if let Some(extra) = requested
+                .split(' ')
+                .find(|s| !old.scope.split(' ').any(|o| o == *s))
+            {
+                return Err(OAuthError::invalid_scope(format!(
+                    "scope {extra} was not granted"
+                )));
+            }
+            requested
+        }
+    };
+    let user = realm::user_by_id(&mut *tx, old.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| OAuthError::invalid_grant("the user is no longer active"))?;
+    let roles = realm::roles_of(&mut *tx, user.id).await?;
+    let subject = Subject {
+        sub: user.id.to_string(),
+        roles,
+        sid: Some(old.session_id),
+        auth_time: Some(old.auth_time),
+    };
+    let access = tokens::issue_access(state, client, subject, &scope).await?;
+    let id_token = if scope.split(' ').any(|s| s == "openid") {
+        let ctx = IdContext {
+            user: &user,
+            sid: old.session_id,
+            auth_time: old.auth_time,
+            nonce: None,
+            scope: &scope,
+        };
+        Some(tokens::issue_id(state, client, ctx, &access).await?)
+    } else {
+        None
+    };
+    let session_expires_at = session_expiry(&mut tx, old.session_id).await?;
+    let new_token = grants::create_refresh(
+        &mut tx,
+        &NewRefresh {
+            family_id: old.family_id,
+            parent_id: Some(old.id),
+            client_id: &client.id,
+            user_id: user.id,
+            session_id: old.session_id,
+            // The family keeps the original grant; a narrower request narrows only this access token.
+            scope: &old.scope,
+            auth_time: old.auth_time,
+            access_jti: &access.jti,
+            access_expires_at: access.expires_at,
+            ttl: state.config.refresh_token_ttl,
+            session_expires_at,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(client_id = %client.id, sub = %user.id, jti = %access.jti, "tokens refreshed");
+    Ok(TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: state.config.access_token_ttl.as_secs(),
+        scope,
+        refresh_token: Some(new_token),
+        id_token,
+        issued_token_type: None,
+    })
+}
+
+/// The scope a token gets: everything `allowed` when none is requested,
+/// otherwise the requested scope, refused whole if any part is not allowed.
+fn granted_scope(params: &Params, allowed: &[&str], refusal: &str) -> Result<String, OAuthError> {
+    let Some(requested) = params.get("scope") else {
+        return Ok(allowed.join(" "));
+    };
+    let requested = normalise_scope(requested);
+    match requested.split(' ').find(|s| !allowed.contains(s)) {
+        Some(bad) => Err(OAuthError::invalid_scope(format!("scope {bad} {refusal}"))),
+        None => Ok(requested),
+    }
+}
+
+async fn client_credentials(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let allowed: Vec<&str> = client
+        .scopes
+        .iter()
+        .map(String::as_str)
+        .filter(|s| !USER_SCOPES.contains(s))
+        .collect();
+    let scope = granted_scope(params, &allowed, "is not allowed for this client")?;
+    let subject = Subject {
+        sub: client.id.clone(),
+        roles: Vec::new(),
+        sid: None,
+        auth_time: None,
+    };
+    let access = tokens::issue_access(state, client, subject, &scope).await?;
+    tracing::info!(client_id = %client.id, jti = %access.jti, "client credentials token issued");
+    Ok(TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: state.config.access_token_ttl.as_secs(),
+        scope,
+        refresh_token: None,
+        id_token: None,
+        issued_token_type: None,
+    })
+}
+
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// RFC 8693: a service trades an access token it received for one narrowed
+/// to the audiences (and scopes) of its next hop, naming itself in `act`.
+///
+/// Rules: the exchanging client must be one of the subject token's
+/// audiences (a service exchanges only tokens sent to it); the new audience
+/// is within both the subject token's audience and the client's registered
+/// resources; the new scope is within both the subject token's scope and the
+/// client's scopes; the new token never outlives the subject token.
+async fn token_exchange(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let subject_token = params.require("subject_token")?;
+    if params.require("subject_token_type")? != ACCESS_TOKEN_TYPE {
+        return Err(OAuthError::invalid_request(
+            "only access tokens can be exchanged",
+        ));
+    }
+    if params
+        .get("requested_token_type")
+        .is_some_and(|t| t != ACCESS_TOKEN_TYPE)
+    {
+        return Err(OAuthError::invalid_request(
+            "only access tokens can be requested",
+        ));
+    }
+    if params.get("actor_token").is_some() {
+        return Err(OAuthError::invalid_request(
+            "actor tokens are not supported: the authenticated client is the actor",
+        ));
+    }
+    if params.get("resource").is_some() {
+        return Err(OAuthError::InvalidTarget(
+            "use audience (resource names), not resource".into(),
+        ));
+    }
+    let subject = crate::http::userinfo::verify_access(state, subject_token)
+        .await
+        .map_err(|e| match e {
+            e @ (OAuthError::Server(_) | OAuthError::Unavailable(_)) => e,
+            _ => OAuthError::invalid_request("subject_token is not a valid, current access token"),
+        })?;
+    if !subject.aud.contains(&client.id) {
+        return Err(OAuthError::invalid_request(
+            "subject_token was not issued for this client",
+        ));
+    }
+    let reachable: Vec<&String> = subject
+        .aud
+        .iter()
+        .filter(|a| client.resources.contains(a))
+        .collect();
+    let aud: Vec<String> = match params.get("audience") {
+        None => reachable.into_iter().cloned().collect(),
+        Some(requested) => {
+            let requested: Vec<String> = normalise_scope(requested)
+                .split(' ')
+                .map(str::to_owned)
+                .collect();
+            if let Some(bad) = requested.iter().find(|a| !reachable.contains(a)) {
+                return Err(OAuthError::InvalidTarget(
+                    format!("audience {bad} is not available to this client").into(),
+                ));
+            }
+            requested
+        }
+    };
+    if aud.is_empty() {
+        return Err(OAuthError::InvalidTarget(
+            "no audience of the subject token is available to this client".into(),
+        ));
+    }
+    let allowed: Vec<&str> = subject
+        .scopes()
+        .filter(|s| client.allows_scope(s))
+        .collect();
+    let scope = granted_scope(params, &allowed, "is not available for this exchange")?;
+    let subject_jti = subject.jti.clone();
+    let access = tokens::issue_exchanged(state, subject, &client.id, aud, scope.clone()).await?;
+    let expires_in = (access.expires_at - OffsetDateTime::now_utc())
+        .whole_seconds()
+        .max(0) as u64;
+    tracing::info!(actor = %client.id, subject_jti = %subject_jti, jti = %access.jti, "token exchanged");
+    Ok(TokenResponse {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in,
+        scope,
+        refresh_token: None,
+        id_token: None,
+        issued_token_type: Some(ACCESS_TOKEN_TYPE),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256_matches_the_rfc_7636_example() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(pkce_matches(verifier, challenge));
+        assert!(!pkce_matches(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
+            challenge
+        ));
+        assert!(!pkce_matches("short", challenge));
+        assert!(!pkce_matches(&format!("{verifier}!"), challenge));
+    }
+}

@@ -1,0 +1,83 @@
+//! `GET|POST /userinfo` (OIDC Core §5.3) with a Bearer access token.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use guard::{ACCESS_TOKEN_TYP, AccessClaims};
+
+use crate::error::OAuthError;
+use crate::state::AppState;
+use crate::{realm, revocations, tokens};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/userinfo", get(userinfo).post(userinfo))
+}
+
+/// The Bearer token of a request (RFC 6750 §2.1), if it has one.
+pub fn bearer(headers: &HeaderMap) -> Result<&str, OAuthError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(OAuthError::MissingToken)?;
+    let value = value
+        .to_str()
+        .map_err(|_| OAuthError::invalid_token("malformed Authorization header"))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(OAuthError::MissingToken),
+    }
+}
+
+/// Verifies one of our access tokens and checks that it is not revoked.
+pub async fn verify_access(state: &AppState, token: &str) -> Result<AccessClaims, OAuthError> {
+    let claims: AccessClaims = tokens::verify_own(state, token, ACCESS_TOKEN_TYP, false)
+        .map_err(OAuthError::invalid_token)?;
+    if revocations::is_revoked(&state.db, &claims).await? {
+        return Err(OAuthError::invalid_token("token revoked"));
+    }
+    Ok(claims)
+}
+
+async fn userinfo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
+    let claims = verify_access(&state, bearer(&headers)?).await?;
+    if !claims.scopes().any(|s| s == "openid") {
+        return Err(OAuthError::InsufficientScope(
+            "the openid scope is required".into(),
+        ));
+    }
+    let user = match Uuid::parse_str(&claims.sub) {
+        Ok(id) if claims.sid.is_some() => realm::user_by_id(&state.db, id).await?,
+        _ => None,
+    }
+    .filter(|u| !u.disabled)
+    .ok_or_else(|| OAuthError::invalid_token("the token does not belong to an active user"))?;
+
+    let mut body = Map::new();
+    body.insert("sub".into(), json!(user.id.to_string()));
+    if claims.scopes().any(|s| s == "profile") {
+        body.insert("name".into(), json!(user.name));
+        body.insert("preferred_username".into(), json!(user.username));
+    }
+    if claims.scopes().any(|s| s == "email")
+        && let Some(email) = &user.email
+    {
+        body.insert("email".into(), json!(email));
+        body.insert("email_verified".into(), json!(user.email_verified));
+    }
+    let mut response = Json(Value::Object(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

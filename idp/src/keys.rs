@@ -1,0 +1,634 @@
+//! Signing keys: generation, storage (private parts sealed with the master
+//! key), rotation, the published JWKS and the in-memory signer.
+//!
+//! Key pairs are parsed once into aws-lc-rs objects and kept in memory; a JWT
+//! is signed with them directly (never re-parsing a PEM per token). RSA
+//! signatures (~1 ms) run on the bounded blocking pool; ECDSA and Ed25519 are
+//! fast enough to run inline.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256,
+    RsaKeyPair,
+};
+use jsonwebtoken::DecodingKey;
+use jsonwebtoken::jwk::Jwk;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use crate::blocking::Blocking;
+use crate::crypto::{Sealer, b64url, sha256};
+
+/// The signature algorithms the IdP can sign with (an allow-list: nothing else exists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum Alg {
+    RS256,
+    ES256,
+    EdDSA,
+}
+
+impl Alg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alg::RS256 => "RS256",
+            Alg::ES256 => "ES256",
+            Alg::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn jsonwebtoken(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Alg::RS256 => jsonwebtoken::Algorithm::RS256,
+            Alg::ES256 => jsonwebtoken::Algorithm::ES256,
+            Alg::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+        }
+    }
+
+    /// OIDC Core §3.1.3.6: `at_hash` is the left half of the hash the JWS
+    /// algorithm uses (SHA-512 for Ed25519).
+    pub fn half_hash(self, data: &[u8]) -> String {
+        match self {
+            Alg::RS256 | Alg::ES256 => b64url(&sha256(data)[..16]),
+            Alg::EdDSA => b64url(&crate::crypto::sha512(data)[..32]),
+        }
+    }
+}
+
+impl FromStr for Alg {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "RS256" => Ok(Alg::RS256),
+            "ES256" => Ok(Alg::ES256),
+            "EdDSA" => Ok(Alg::EdDSA),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for Alg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("key generation failed")]
+    Generate,
+    #[error("signing failed: {0}")]
+    Sign(String),
+    #[error("no signing key is active")]
+    NoActiveKey,
+}
+
+enum Pair {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+/// A parsed private key that can sign.
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: Alg,
+    pair: Pair,
+}
+
+impl SigningKey {
+    fn from_pkcs8(kid: String, alg: Alg, pkcs8: &[u8]) -> Option<Self> {
+        let pair = match alg {
+            Alg::RS256 => Pair::Rsa(RsaKeyPair::from_pkcs8(pkcs8).ok()?),
+            Alg::ES256 => {
+                Pair::Ec(EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).ok()?)
+            }
+            Alg::EdDSA => Pair::Ed(Ed25519KeyPair::from_pkcs8(pkcs8).ok()?),
+        };
+        Some(Self { kid, alg, pair })
+    }
+
+    /// `true` when a signature costs enough to belong on the blocking pool.
+    pub fn is_slow(&self) -> bool {
+        matches!(self.pair, Pair::Rsa(_))
+    }
+
+    /// The JWS signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        match &self.pair {
+            Pair::Rsa(k) => {
+                let mut sig = vec![0u8; k.public_modulus_len()];
+                k.sign(&RSA_PKCS1_SHA256, &rng, message, &mut sig)
+                    .map_err(|e| KeyError::Sign(e.to_string()))?;
+                Ok(sig)
+            }
+            Pair::Ec(k) => Ok(k
+                .sign(&rng, message)
+                .map_err(|e| KeyError::Sign(e.to_string()))?
+                .as_ref()
+                .to_vec()),
+            Pair::Ed(k) => Ok(k.sign(message).as_ref().to_vec()),
+        }
+    }
+}
+
+/// A freshly generated key: its id, public JWK and PKCS#8 private document.
+pub struct NewKey {
+    pub kid: String,
+    pub alg: Alg,
+    pub jwk: Value,
+    pub pkcs8: Vec<u8>,
+}
+
+/// Generates a key pair (RSA 2048, P-256 or Ed25519) with AWS-LC. The `kid` is
+/// the RFC 7638 JWK thumbprint.
+pub fn generate(alg: Alg) -> Result<NewKey, KeyError> {
+    let g = |_| KeyError::Generate;
+    let (pkcs8, mut jwk) = match alg {
+        Alg::RS256 => {
+            let k = RsaKeyPair::generate(KeySize::Rsa2048).map_err(g)?;
+            let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&k).map_err(g)?;
+            let public = k.public_key();
+            let n = b64url(public.modulus().big_endian_without_leading_zero());
+            let e = b64url(public.exponent().big_endian_without_leading_zero());
+            (der.as_ref().to_vec(), json!({"e": e, "kty": "RSA", "n": n}))
+        }
+        Alg::ES256 => {
+            let doc = EcdsaKeyPair::generate_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &aws_lc_rs::rand::SystemRandom::new(),
+            )
+            .map_err(g)?;
+            let k = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref())
+                .map_err(|_| KeyError::Generate)?;
+            let point = k.public_key().as_ref(); // 0x04 || x || y
+            if point.len() != 65 {
+                return Err(KeyError::Generate);
+            }
+            let (x, y) = (b64url(&point[1..33]), b64url(&point[33..]));
+            (
+                doc.as_ref().to_vec(),
+                json!({"crv": "P-256", "kty": "EC", "x": x, "y": y}),
+            )
+        }
+        Alg::EdDSA => {
+            let doc =
+                Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).map_err(g)?;
+            let k = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| KeyError::Generate)?;
+            let x = b64url(k.public_key().as_ref());
+            (
+                doc.as_ref().to_vec(),
+                json!({"crv": "Ed25519", "kty": "OKP", "x": x}),
+            )
+        }
+    };
+    // RFC 7638: the members above are exactly the required ones, and serde_json
+    // writes object keys in lexicographic order.
+    let kid = b64url(&sha256(jwk.to_string().as_bytes()));
+    jwk["kid"] = json!(kid);
+    jwk["alg"] = json!(alg.as_str());
+    jwk["use"] = json!("sig");
+    Ok(NewKey {
+        kid,
+        alg,
+        jwk,
+        pkcs8,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    kid: String,
+    alg: String,
+    public_jwk: Value,
+    private_key_encrypted: Vec<u8>,
+    not_before: OffsetDateTime,
+    retire_at: Option<OffsetDateTime>,
+}
+
+/// One row of `idp keys list`.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub retire_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expire_at: Option<OffsetDateTime>,
+}
+
+impl KeyInfo {
+    /// `pending` (published, not signing yet), `active`, `retired` (published,
+    /// not signing) or `expired` (no longer published).
+    pub fn status(&self, now: OffsetDateTime) -> &'static str {
+        if self.expire_at.is_some_and(|t| t <= now) {
+            "expired"
+        } else if self.retire_at.is_some_and(|t| t <= now) {
+            "retired"
+        } else if self.not_before > now {
+            "pending"
+        } else {
+            "active"
+        }
+    }
+}
+
+/// A published public key, ready to verify the IdP's own tokens.
+pub struct PublicKey {
+    pub kid: String,
+    pub alg: Alg,
+    pub decoding: DecodingKey,
+}
+
+struct Signer {
+    not_before: OffsetDateTime,
+    retire_at: Option<OffsetDateTime>,
+    key: Arc<SigningKey>,
+}
+
+/// A consistent view of the keys, swapped as a whole on reload.
+pub struct KeySet {
+    jwks: Arc<str>,
+    public: Vec<PublicKey>,
+    signers: Vec<Signer>,
+}
+
+impl KeySet {
+    /// The key that signs at `now`: the newest one of the configured algorithm
+    /// whose signing window contains `now`.
+    fn signer(&self, now: OffsetDateTime) -> Option<&Arc<SigningKey>> {
+        self.signers
+            .iter()
+            .filter(|s| s.not_before <= now && s.retire_at.is_none_or(|r| r > now))
+            .max_by_key(|s| s.not_before)
+            .map(|s| &s.key)
+    }
+}
+
+/// The keys in memory, reloaded from the database on a timer.
+pub struct KeyStore {
+    pool: PgPool,
+    sealer: Sealer,
+    alg: Alg,
+    blocking: Blocking,
+    current: RwLock<Arc<KeySet>>,
+}
+
+impl KeyStore {
+    /// Makes sure a usable key of `alg` is active (creating one on first start),
+    /// then loads everything.
+    pub async fn open(
+        pool: PgPool,
+        sealer: Sealer,
+        alg: Alg,
+        blocking: Blocking,
+        retired_key_life: Duration,
+    ) -> Result<Self, KeyError> {
+        ensure_active(&pool, &sealer, alg, &blocking, retired_key_life).await?;
+        let set = load(&pool, &sealer, alg).await?;
+        Ok(Self {
+            pool,
+            sealer,
+            alg,
+            blocking,
+            current: RwLock::new(Arc::new(set)),
+        })
+    }
+
+    pub async fn reload(&self) -> Result<(), KeyError> {
+        let set = load(&self.pool, &self.sealer, self.alg).await?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+        Ok(())
+    }
+
+    pub fn snapshot(&self) -> Arc<KeySet> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The JWKS document (`{"keys":[...]}`).
+    pub fn jwks(&self) -> Arc<str> {
+        self.snapshot().jwks.clone()
+    }
+
+    pub fn has_signer(&self) -> bool {
+        self.snapshot().signer(OffsetDateTime::now_utc()).is_some()
+    }
+
+    /// The algorithm of the key that signs now.
+    pub fn current_alg(&self) -> Alg {
+        self.snapshot()
+            .signer(OffsetDateTime::now_utc())
+            .map_or(self.alg, |k| k.alg)
+    }
+
+    /// Runs `f` with the published public key `kid`, if any.
+    pub fn with_public<R>(&self, kid: &str, f: impl FnOnce(&PublicKey) -> R) -> Option<R> {
+        let set = self.snapshot();
+        set.public.iter().find(|k| k.kid == kid).map(f)
+    }
+
+    /// Signs a compact JWS with the active key: `header.payload.signature`.
+    pub async fn sign_jwt(
+        &self,
+        typ: &str,
+        claims: &impl Serialize,
+    ) -> Result<(String, Alg), KeyError> {
+        let key = self
+            .snapshot()
+            .signer(OffsetDateTime::now_utc())
+            .cloned()
+            .ok_or(KeyError::NoActiveKey)?;
+        let header = json!({"alg": key.alg.as_str(), "typ": typ, "kid": key.kid});
+        let payload = serde_json::to_vec(claims).map_err(|e| KeyError::Sign(e.to_string()))?;
+        let mut jwt = b64url(header.to_string().as_bytes());
+        jwt.push('.');
+        jwt.push_str(&b64url(&payload));
+        let alg = key.alg;
+        let (jwt, sig) = if key.is_slow() {
+            self.blocking
+                .run(move || {
+                    let sig = key.sign(jwt.as_bytes());
+                    (jwt, sig)
+                })
+                .await
+                .map_err(|e| KeyError::Sign(e.to_string()))?
+        } else {
+            let sig = key.sign(jwt.as_bytes());
+            (jwt, sig)
+        };
+        let mut jwt = jwt;
+        jwt.push('.');
+        jwt.push_str(&b64url(&sig?));
+        Ok((jwt, alg))
+    }
+}
+
+async fn load(pool: &PgPool, sealer: &Sealer, alg: Alg) -> Result<KeySet, KeyError> {
+    let rows: Vec<KeyRow> = sqlx::query_as(
+        "SELECT kid, alg, public_jwk, private_key_encrypted, not_before, retire_at
+         FROM signing_keys WHERE expire_at IS NULL OR expire_at > now()
+         ORDER BY created_at",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut public = Vec::new();
+    let mut signers = Vec::new();
+    let mut jwks = Vec::new();
+    for row in rows {
+        let Ok(row_alg) = row.alg.parse::<Alg>() else {
+            continue;
+        };
+        let decoding = serde_json::from_value::<Jwk>(row.public_jwk.clone())
+            .ok()
+            .and_then(|jwk| DecodingKey::from_jwk(&jwk).ok());
+        let Some(decoding) = decoding else {
+            tracing::error!(kid = %row.kid, "published key has an unreadable JWK; skipped");
+            continue;
+        };
+        jwks.push(row.public_jwk);
+        public.push(PublicKey {
+            kid: row.kid.clone(),
+            alg: row_alg,
+            decoding,
+        });
+        if row_alg != alg
+            || row
+                .retire_at
+                .is_some_and(|r| r <= OffsetDateTime::now_utc())
+        {
+            continue;
+        }
+        match open_private(sealer, &row.kid, row_alg, &row.private_key_encrypted) {
+            Some(key) => signers.push(Signer {
+                not_before: row.not_before,
+                retire_at: row.retire_at,
+                key: Arc::new(key),
+            }),
+            None => {
+                tracing::warn!(kid = %row.kid, "cannot decrypt this signing key with the configured IDP_KEY_ENCRYPTION_KEY; it stays published but will not sign")
+            }
+        }
+    }
+    let jwks = json!({ "keys": jwks }).to_string();
+    Ok(KeySet {
+        jwks: jwks.into(),
+        public,
+        signers,
+    })
+}
+
+fn open_private(sealer: &Sealer, kid: &str, alg: Alg, sealed: &[u8]) -> Option<SigningKey> {
+    let pkcs8 = sealer.open(sealed, kid.as_bytes())?;
+    SigningKey::from_pkcs8(kid.to_owned(), alg, &pkcs8)
+}
+
+async fn insert_key(
+    tx: &mut sqlx::PgConnection,
+    sealer: &Sealer,
+    key: &NewKey,
+    not_before: OffsetDateTime,
+) -> Result<(), KeyError> {
+    let sealed = sealer.seal(&key.pkcs8, key.kid.as_bytes());
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, alg, public_jwk, private_key_encrypted, not_before)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&key.kid)
+    .bind(key.alg.as_str())
+    .bind(&key.jwk)
+    .bind(sealed)
+    .bind(not_before)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Retires every key still signing (or scheduled to) at `at`: they stop
+/// signing then and stay published `retired_key_life` longer.
+async fn retire_others(
+    tx: &mut sqlx::PgConnection,
+    keep: &str,
+    at: OffsetDateTime,
+    retired_key_life: Duration,
+) -> Result<(), KeyError> {
+    sqlx::query(
+        "UPDATE signing_keys SET retire_at = $2, expire_at = $2 + make_interval(secs => $3)
+         WHERE kid <> $1 AND (retire_at IS NULL OR retire_at > $2)",
+    )
+    .bind(keep)
+    .bind(at.max(OffsetDateTime::now_utc()))
+    .bind(retired_key_life.as_secs_f64())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Serialises key changes between IdP replicas and CLI runs.
+const KEY_LOCK: i64 = 0x6261_746f_6e6b_6579; // "batonkey"
+
+async fn generate_off_runtime(blocking: &Blocking, alg: Alg) -> Result<NewKey, KeyError> {
+    blocking
+        .run(move || generate(alg))
+        .await
+        .map_err(|_| KeyError::Generate)?
+}
+
+/// On start-up: when no decryptable key of `alg` is signing now, creates one
+/// that signs at once (first start, a changed algorithm, or a lost dev key).
+pub async fn ensure_active(
+    pool: &PgPool,
+    sealer: &Sealer,
+    alg: Alg,
+    blocking: &Blocking,
+    retired_key_life: Duration,
+) -> Result<(), KeyError> {
+    if load(pool, sealer, alg)
+        .await?
+        .signer(OffsetDateTime::now_utc())
+        .is_some()
+    {
+        return Ok(());
+    }
+    let key = generate_off_runtime(blocking, alg).await?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(KEY_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    // Another replica may have done it while we waited for the lock.
+    let now = OffsetDateTime::now_utc();
+    let active: Vec<(String, Vec<u8>)> = sqlx::query_as(
+        "SELECT kid, private_key_encrypted FROM signing_keys
+         WHERE alg = $1 AND not_before <= now() AND (retire_at IS NULL OR retire_at > now())",
+    )
+    .bind(alg.as_str())
+    .fetch_all(&mut *tx)
+    .await?;
+    if active
+        .iter()
+        .any(|(kid, sealed)| open_private(sealer, kid, alg, sealed).is_some())
+    {
+        return Ok(());
+    }
+    insert_key(&mut tx, sealer, &key, now).await?;
+    retire_others(&mut tx, &key.kid, now, retired_key_life).await?;
+    tx.commit().await?;
+    tracing::info!(kid = %key.kid, %alg, "created a signing key");
+    Ok(())
+}
+
+/// `idp keys rotate`: publishes a new key now that starts signing after
+/// `lead` (JWKS caches see it first); the current key stops signing then and
+/// stays published until every token it signed has expired.
+pub async fn rotate(
+    pool: &PgPool,
+    sealer: &Sealer,
+    alg: Alg,
+    lead: Duration,
+    retired_key_life: Duration,
+) -> Result<KeyInfo, KeyError> {
+    let key = generate(alg)?;
+    let not_before = OffsetDateTime::now_utc() + lead;
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(KEY_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    insert_key(&mut tx, sealer, &key, not_before).await?;
+    retire_others(&mut tx, &key.kid, not_before, retired_key_life).await?;
+    tx.commit().await?;
+    let info = sqlx::query_as("SELECT kid, alg, created_at, not_before, retire_at, expire_at FROM signing_keys WHERE kid = $1")
+        .bind(&key.kid)
+        .fetch_one(pool)
+        .await?;
+    Ok(info)
+}
+
+/// `idp keys list`: every key, newest first.
+pub async fn list(pool: &PgPool) -> Result<Vec<KeyInfo>, KeyError> {
+    Ok(sqlx::query_as(
+        "SELECT kid, alg, created_at, not_before, retire_at, expire_at FROM signing_keys ORDER BY created_at DESC",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{Validation, decode};
+
+    #[test]
+    fn every_algorithm_signs_what_its_published_jwk_verifies() {
+        for alg in [Alg::RS256, Alg::ES256, Alg::EdDSA] {
+            let new = generate(alg).unwrap();
+            let key = SigningKey::from_pkcs8(new.kid.clone(), alg, &new.pkcs8).unwrap();
+            let header = b64url(
+                json!({"alg": alg.as_str(), "typ": "JWT", "kid": new.kid})
+                    .to_string()
+                    .as_bytes(),
+            );
+            let payload = b64url(br#"{"sub":"x","exp":9999999999}"#);
+            let signing_input = format!("{header}.{payload}");
+            let jwt = format!(
+                "{signing_input}.{}",
+                b64url(&key.sign(signing_input.as_bytes()).unwrap())
+            );
+            let jwk: Jwk = serde_json::from_value(new.jwk.clone()).unwrap();
+            let mut v = Validation::new(alg.jsonwebtoken());
+            v.validate_aud = false;
+            v.set_required_spec_claims(&["exp"]);
+            decode::<Value>(&jwt, &DecodingKey::from_jwk(&jwk).unwrap(), &v).unwrap();
+            assert_eq!(new.jwk["kid"], json!(new.kid));
+            assert!(new.jwk.get("d").is_none(), "no private member is published");
+        }
+    }
+
+    #[test]
+    fn key_status_follows_its_windows() {
+        let now = OffsetDateTime::now_utc();
+        let h = time::Duration::hours(1);
+        let info = |nb, r, e| KeyInfo {
+            kid: "k".into(),
+            alg: "RS256".into(),
+            created_at: now - h,
+            not_before: nb,
+            retire_at: r,
+            expire_at: e,
+        };
+        assert_eq!(info(now + h, None, None).status(now), "pending");
+        assert_eq!(info(now - h, None, None).status(now), "active");
+        assert_eq!(
+            info(now - h, Some(now - h), Some(now + h)).status(now),
+            "retired"
+        );
+        assert_eq!(
+            info(now - h, Some(now - h), Some(now - h)).status(now),
+            "expired"
+        );
+    }
+
+    #[test]
+    fn at_hash_is_the_left_half_of_the_algorithms_hash() {
+        assert_eq!(Alg::RS256.half_hash(b"token").len(), 22);
+        assert_eq!(Alg::EdDSA.half_hash(b"token").len(), 43);
+    }
+}

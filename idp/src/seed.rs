@@ -1,0 +1,187 @@
+//! `idp seed`: the demo realm, applied idempotently (run it twice, get the
+//! same realm). Existing users keep their passwords; clients are updated to
+//! the values below.
+
+use sqlx::PgPool;
+
+use crate::password::{PasswordError, Passwords};
+use crate::realm::{self, NewClient, RealmError, SCOPES};
+
+/// `IDP_SEED_GATEWAY_URL` (default `http://localhost:8080`),
+/// `IDP_SEED_GATEWAY_SECRET` (default `gateway-dev-secret`),
+/// `IDP_SEED_REPORTER_SECRET` (default `reporter-dev-secret`),
+/// `IDP_SEED_ORDER_SECRET` (default `order-dev-secret`),
+/// `IDP_SEED_CLI_REDIRECT_URI` (default `http://127.0.0.1:8976/callback`).
+#[derive(Debug, Clone)]
+pub struct SeedConfig {
+    pub gateway_url: String,
+    pub gateway_secret: String,
+    pub reporter_secret: String,
+    pub order_secret: String,
+    pub cli_redirect_uri: String,
+}
+
+impl SeedConfig {
+    pub fn from_env() -> Self {
+        let var = |n: &str, d: &str| {
+            std::env::var(n)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| d.to_owned())
+        };
+        Self {
+            gateway_url: var("IDP_SEED_GATEWAY_URL", "http://localhost:8080")
+                .trim_end_matches('/')
+                .to_owned(),
+            gateway_secret: var("IDP_SEED_GATEWAY_SECRET", "gateway-dev-secret"),
+            reporter_secret: var("IDP_SEED_REPORTER_SECRET", "reporter-dev-secret"),
+            order_secret: var("IDP_SEED_ORDER_SECRET", "order-dev-secret"),
+            cli_redirect_uri: var(
+                "IDP_SEED_CLI_REDIRECT_URI",
+                "http://127.0.0.1:8976/callback",
+            ),
+        }
+    }
+}
+
+impl Default for SeedConfig {
+    fn default() -> Self {
+        Self {
+            gateway_url: "http://localhost:8080".into(),
+            gateway_secret: "gateway-dev-secret".into(),
+            reporter_secret: "reporter-dev-secret".into(),
+            order_secret: "order-dev-secret".into(),
+            cli_redirect_uri: "http://127.0.0.1:8976/callback".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error(transparent)]
+    Realm(#[from] RealmError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+}
+
+/// The demo users: username, password, display name, email, roles.
+pub const DEMO_USERS: &[(&str, &str, &str, &str, &[&str])] = &[
+    (
+        "alice",
+        "alice-password",
+        "Alice Adams",
+        "alice@example.com",
+        &["customer"],
+    ),
+    (
+        "carol",
+        "carol-password",
+        "Carol Clark",
+        "carol@example.com",
+        &["customer", "support"],
+    ),
+    (
+        "bob",
+        "bob-password",
+        "Bob Brown",
+        "bob@example.com",
+        &["admin"],
+    ),
+];
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The demo clients.
+pub fn demo_clients(seed: &SeedConfig) -> Vec<NewClient> {
+    let all_scopes: Vec<String> = SCOPES.iter().map(|(s, _)| (*s).to_owned()).collect();
+    let resources = strings(&["order", "payment", "inventory"]);
+    vec![
+        NewClient {
+            id: "gateway".into(),
+            name: "Baton Shop".into(),
+            secret: Some(seed.gateway_secret.clone()),
+            redirect_uris: vec![format!("{}/auth/callback", seed.gateway_url)],
+            post_logout_redirect_uris: vec![format!("{}/", seed.gateway_url)],
+            grant_types: strings(&["authorization_code", "refresh_token"]),
+            scopes: all_scopes,
+            resources: resources.clone(),
+        },
+        NewClient {
+            id: "cli".into(),
+            name: "Baton CLI".into(),
+            secret: None,
+            redirect_uris: vec![seed.cli_redirect_uri.clone()],
+            post_logout_redirect_uris: vec![],
+            grant_types: strings(&["authorization_code", "refresh_token"]),
+            scopes: strings(&[
+                "openid",
+                "profile",
+                "email",
+                "offline_access",
+                "orders:read",
+                "orders:write",
+                "payments:read",
+                "inventory:read",
+            ]),
+            resources: resources.clone(),
+        },
+        NewClient {
+            id: "reporter".into(),
+            name: "Baton reporting job".into(),
+            secret: Some(seed.reporter_secret.clone()),
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            grant_types: strings(&["client_credentials"]),
+            scopes: strings(&["orders:read", "payments:read", "inventory:read"]),
+            resources,
+        },
+        // The order service, for RFC 8693 token exchange: it may trade a token
+        // sent to it for one narrowed to payment or inventory, naming itself in `act`.
+        NewClient {
+            id: "order".into(),
+            name: "Baton order service".into(),
+            secret: Some(seed.order_secret.clone()),
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            grant_types: strings(&[realm::TOKEN_EXCHANGE]),
+            scopes: strings(&[
+                "orders:read",
+                "orders:write",
+                "payments:read",
+                "payments:write",
+                "inventory:read",
+                "inventory:write",
+            ]),
+            resources: strings(&["payment", "inventory"]),
+        },
+    ]
+}
+
+pub async fn apply(
+    pool: &PgPool,
+    passwords: &Passwords,
+    seed: &SeedConfig,
+) -> Result<(), SeedError> {
+    realm::ensure_scopes(pool).await?;
+    realm::ensure_roles(pool, &["customer", "support", "admin"]).await?;
+    for (username, password, name, email, roles) in DEMO_USERS {
+        let id = match realm::user_by_username(pool, username).await? {
+            Some(u) => u.id,
+            None => {
+                let hash = passwords.hash((*password).to_owned()).await?;
+                realm::insert_user(pool, username, &hash, name, Some(email))
+                    .await?
+                    .0
+            }
+        };
+        realm::grant_roles(pool, id, roles).await?;
+    }
+    for client in demo_clients(seed) {
+        realm::upsert_client(pool, &client).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! SSO sessions: the browser holds a random cookie value, the database its
+//! SHA-256. Ending a session revokes its refresh tokens and records a `sid`
+//! revocation for the access tokens already out there.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::crypto::{random_token, sha256};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Session {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub auth_time: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// The live session behind a cookie value, if any (not ended, not expired, user enabled).
+pub async fn find(db: &PgPool, cookie: &str) -> sqlx::Result<Option<Session>> {
+    sqlx::query_as(
+        "SELECT s.id, s.user_id, s.auth_time, s.expires_at FROM sso_sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.expires_at > now() AND NOT u.disabled",
+    )
+    .bind(&sha256(cookie.as_bytes())[..])
+    .fetch_optional(db)
+    .await
+}
+
+/// Whether the session `id` is live.
+pub async fn is_live(db: impl sqlx::PgExecutor<'_>, id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sso_sessions WHERE id = $1 AND ended_at IS NULL AND expires_at > now())")
+        .bind(id)
+        .fetch_one(db)
+        .await
+}
+
+/// Starts a session for `user` authenticated now; answers it and the cookie value.
+pub async fn create(db: &PgPool, user: Uuid, ttl: Duration) -> sqlx::Result<(Session, String)> {
+    let token = random_token();
+    let session = sqlx::query_as(
+        "INSERT INTO sso_sessions (id, token_hash, user_id, auth_time, expires_at)
+         VALUES ($1, $2, $3, now(), now() + make_interval(secs => $4))
+         RETURNING id, user_id, auth_time, expires_at",
+    )
+    .bind(Uuid::new_v4())
+    .bind(&sha256(token.as_bytes())[..])
+    .bind(user)
+    .bind(ttl.as_secs_f64())
+    .fetch_one(db)
+    .await?;
+    Ok((session, token))
+}
+
+/// The same person signed in again (prompt=login, max_age): a fresh
+/// `auth_time` and a new cookie value (no fixation), same `sid`.
+pub async fn reauthenticate(db: &PgPool, id: Uuid) -> sqlx::Result<(Session, String)> {
+    let token = random_token();
+    let session = sqlx::query_as(
+        "UPDATE sso_sessions SET token_hash = $2, auth_time = now() WHERE id = $1
+         RETURNING id, user_id, auth_time, expires_at",
+    )
+    .bind(id)
+    .bind(&sha256(token.as_bytes())[..])
+    .fetch_one(db)
+    .await?;
+    Ok((session, token))
+}
+
+/// Ends a session: marks it ended, revokes its refresh tokens and the access
+/// tokens they were issued with, and records a `sid` revocation that outlives
+/// every access token of the session. Answers whether it was live.
+pub async fn end(db: &PgPool, id: Uuid, reason: &str, access_ttl: Duration) -> sqlx::Result<bool> {
+    let mut tx = db.begin().await?;
+    let ended =
+        sqlx::query("UPDATE sso_sessions SET ended_at = now() WHERE id = $1 AND ended_at IS NULL")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+    crate::grants::revoke_refresh_where(&mut tx, "session_id = $1", id, reason).await?;
+    crate::revocations::record(
+        &mut tx,
+        "sid",
+        &id.to_string(),
+        reason,
+        OffsetDateTime::now_utc() + access_ttl + Duration::from_secs(60),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
+/// Ends every live session of a user and revokes every token issued to them
+/// so far (password change, admin action). Answers how many sessions ended.
+pub async fn end_all_for_user(
+    db: &PgPool,
+    user: Uuid,
+    reason: &str,
+    access_ttl: Duration,
+) -> sqlx::Result<usize> {
+    let ids: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM sso_sessions WHERE user_id = $1 AND ended_at IS NULL")
+            .bind(user)
+            .fetch_all(db)
+            .await?;
+    for id in &ids {
+        end(db, *id, reason, access_ttl).await?;
+    }
+    let mut conn = db.acquire().await?;
+    crate::revocations::record_subject(
+        &mut conn,
+        &user.to_string(),
+        reason,
+        access_ttl + Duration::from_secs(60),
+    )
+    .await?;
+    Ok(ids.len())
+}

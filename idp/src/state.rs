@@ -1,0 +1,52 @@
+//! The application state shared by every handler.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::crypto::Sealer;
+use crate::keys::KeyStore;
+use crate::password::Passwords;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub db: PgPool,
+    pub keys: KeyStore,
+    pub passwords: Passwords,
+    /// Seals the login-flow cookie (a key derived from the master key).
+    pub flow_sealer: Sealer,
+    /// Fans revocations out to the open revocation streams.
+    pub revocation_hub: crate::revocations::Hub,
+    /// Turns true when the server stops, so long-lived streams end.
+    pub shutdown: watch::Sender<bool>,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl AppState {
+    /// Tells every long-lived response (revocation streams) to finish.
+    pub fn stop(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,201 @@
+//! Brute-force defence: failure counters in PostgreSQL (so every replica
+//! shares them) with growing lock-outs, and an audit trail.
+//!
+//! Counters are keyed by the *submitted* account name or client id, whether
+//! or not it exists, so a lock-out says nothing about existence; and by the
+//! network address, so one address cannot try many accounts.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use sqlx::{PgExecutor, PgPool};
+use time::OffsetDateTime;
+
+use crate::realm::{CLIENT_COLUMNS, Client};
+
+/// How many failures a key may have in a window before it is locked, and
+/// how long: `base × 2^(failures − limit)`, at most `cap`.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub limit: i32,
+    pub window: Duration,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Per account name at the login form.
+pub const ACCOUNT: Policy = Policy {
+    limit: 5,
+    window: Duration::from_secs(900),
+    base: Duration::from_secs(30),
+    cap: Duration::from_secs(900),
+};
+/// Per network address (login form and client authentication).
+pub const ADDRESS: Policy = Policy {
+    limit: 20,
+    window: Duration::from_secs(900),
+    base: MINUTE,
+    cap: Duration::from_secs(900),
+};
+/// Per client id at the token, revocation and introspection endpoints.
+pub const CLIENT: Policy = Policy {
+    limit: 10,
+    window: Duration::from_secs(900),
+    base: Duration::from_secs(30),
+    cap: Duration::from_secs(900),
+};
+
+pub fn account_key(username: &str) -> String {
+    format!("user:{}", username.to_lowercase())
+}
+
+pub fn client_key(client_id: &str) -> String {
+    format!("client:{client_id}")
+}
+
+pub fn addr_key(addr: &str) -> String {
+    format!("addr:{addr}")
+}
+
+/// The lock-out of the first locked key, if any.
+pub async fn locked(
+    db: impl PgExecutor<'_>,
+    keys: &[&str],
+) -> sqlx::Result<Option<OffsetDateTime>> {
+    sqlx::query_scalar(
+        "SELECT max(locked_until) FROM auth_throttle WHERE key = ANY($1) AND locked_until > now()",
+    )
+    .bind(keys)
+    .fetch_one(db)
+    .await
+}
+
+/// Client authentication's hot path in one round trip: the client `id` and
+/// the lock-out of the first locked key (as [`locked`]). The lock is looked
+/// up whether or not the client exists.
+pub async fn client_and_lock(
+    db: &PgPool,
+    id: &str,
+    keys: &[&str],
+) -> sqlx::Result<(Option<Client>, Option<OffsetDateTime>)> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        client: Client,
+        locked_until: Option<OffsetDateTime>,
+    }
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {CLIENT_COLUMNS}, (SELECT max(locked_until) FROM auth_throttle \
+             WHERE key = ANY($2) AND locked_until > now()) AS locked_until \
+             FROM clients WHERE id = $1"
+        )
+    });
+    let row: Option<Row> = sqlx::query_as(SQL.as_str())
+        .bind(id)
+        .bind(keys)
+        .fetch_optional(db)
+        .await?;
+    match row {
+        Some(r) => Ok((Some(r.client), r.locked_until)),
+        None => Ok((None, locked(db, keys).await?)),
+    }
+}
+
+/// Counts a failure; locks the key once it passes the policy's limit.
+pub async fn fail(db: &PgPool, key: &str, policy: Policy) -> sqlx::Result<()> {
+    let window = policy.window.as_secs_f64();
+    let failures: i32 = sqlx::query_scalar(
+        "INSERT INTO auth_throttle (key, failures, window_start) VALUES ($1, 1, now())
+         ON CONFLICT (key) DO UPDATE SET
+             failures = CASE WHEN auth_throttle.window_start < now() - make_interval(secs => $2)
+                             THEN 1 ELSE auth_throttle.failures + 1 END,
+             window_start = CASE WHEN auth_throttle.window_start < now() - make_interval(secs => $2)
+                                 THEN now() ELSE auth_throttle.window_start END
+         RETURNING failures",
+    )
+    .bind(key)
+    .bind(window)
+    .fetch_one(db)
+    .await?;
+    if let Some(delay) = lock_for(failures, policy) {
+        sqlx::query("UPDATE auth_throttle SET locked_until = now() + make_interval(secs => $2) WHERE key = $1")
+            .bind(key)
+            .bind(delay.as_secs_f64())
+            .execute(db)
+            .await?;
+        tracing::warn!(
+            key,
+            failures,
+            delay_secs = delay.as_secs(),
+            "too many authentication failures; locked"
+        );
+    }
+    Ok(())
+}
+
+/// How long `failures` failures lock a key, if at all.
+pub fn lock_for(failures: i32, policy: Policy) -> Option<Duration> {
+    let over = failures.checked_sub(policy.limit)?;
+    if over < 0 {
+        return None;
+    }
+    let factor = 2u32.saturating_pow(over.min(20) as u32);
+    Some(policy.base.saturating_mul(factor).min(policy.cap))
+}
+
+/// A success clears the counter (not the address's: one success does not
+/// excuse many failures from the same place).
+pub async fn clear(db: &PgPool, key: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM auth_throttle WHERE key = $1")
+        .bind(key)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// One line of the audit trail.
+pub struct AuthEvent<'a> {
+    pub kind: &'static str,
+    pub username: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub addr: &'a str,
+}
+
+pub async fn audit(db: &PgPool, e: AuthEvent<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO auth_events (kind, username, client_id, addr) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(e.kind)
+    .bind(e.username)
+    .bind(e.client_id)
+    .bind(e.addr)
+    .execute(db)
+    .await?;
+    tracing::info!(target: "audit", kind = e.kind, client_id = e.client_id.unwrap_or(""), addr = e.addr, "authentication event");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockouts_grow_and_are_capped() {
+        assert_eq!(lock_for(4, ACCOUNT), None);
+        assert_eq!(lock_for(5, ACCOUNT), Some(Duration::from_secs(30)));
+        assert_eq!(lock_for(6, ACCOUNT), Some(Duration::from_secs(60)));
+        assert_eq!(lock_for(7, ACCOUNT), Some(Duration::from_secs(120)));
+        assert_eq!(lock_for(50, ACCOUNT), Some(Duration::from_secs(900)));
+        assert_eq!(lock_for(i32::MAX, ACCOUNT), Some(Duration::from_secs(900)));
+        assert_eq!(lock_for(19, ADDRESS), None);
+    }
+
+    #[test]
+    fn account_keys_ignore_case() {
+        assert_eq!(account_key("Alice"), account_key("alice"));
+        assert_ne!(account_key("alice"), client_key("alice"));
+    }
+}

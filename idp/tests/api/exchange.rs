@@ -1,0 +1,257 @@
+//! RFC 8693 token exchange: the order service trades the token it received
+//! for one narrowed to its next hop, naming itself in `act`.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use sqlx::PgPool;
+
+use guard::AccessClaims;
+
+use crate::helpers::{TestIdp, spawn};
+
+const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+async fn exchange(
+    t: &TestIdp,
+    client: (&str, &str),
+    subject: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = vec![
+        ("grant_type", EXCHANGE),
+        ("subject_token", subject),
+        ("subject_token_type", ACCESS),
+    ];
+    form.extend_from_slice(extra);
+    t.http
+        .post(t.url("/token"))
+        .basic_auth(client.0, Some(client.1))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn error_of(r: reqwest::Response) -> String {
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    r.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+const ORDER: (&str, &str) = ("order", "order-dev-secret");
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn a_service_exchanges_a_token_for_a_narrower_one_naming_itself(pool: PgPool) {
+    let t = spawn(pool).await;
+    let tokens = t
+        .gateway_tokens("openid orders:write inventory:write payments:write")
+        .await;
+    let subject_token = tokens["access_token"].as_str().unwrap();
+    let subject: AccessClaims = t.verify(subject_token, "at+jwt", "order").await;
+
+    let r = exchange(
+        &t,
+        ORDER,
+        subject_token,
+        &[("audience", "inventory"), ("scope", "inventory:write")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["issued_token_type"], ACCESS);
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body.get("refresh_token").is_none());
+    let exchanged: AccessClaims = t
+        .verify(
+            body["access_token"].as_str().unwrap(),
+            "at+jwt",
+            "inventory",
+        )
+        .await;
+    assert_eq!(exchanged.aud, vec!["inventory"]);
+    assert_eq!(exchanged.scope, "inventory:write");
+    assert_eq!(
+        exchanged.act.as_ref().map(|a| a.sub.as_str()),
+        Some("order")
+    );
+    assert_eq!(
+        (
+            &exchanged.sub,
+            &exchanged.sid,
+            &exchanged.roles,
+            &exchanged.client_id
+        ),
+        (
+            &subject.sub,
+            &subject.sid,
+            &subject.roles,
+            &subject.client_id
+        )
+    );
+    assert_ne!(exchanged.jti, subject.jti);
+    assert!(
+        exchanged.exp <= subject.exp,
+        "never outlives the subject token"
+    );
+
+    // Without audience/scope: everything the client may reach, within the subject token.
+    let body: Value = exchange(&t, ORDER, subject_token, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let all: AccessClaims = t
+        .verify(body["access_token"].as_str().unwrap(), "at+jwt", "payment")
+        .await;
+    assert_eq!(all.aud, vec!["payment", "inventory"]);
+    assert_eq!(all.scope, "orders:write inventory:write payments:write");
+
+    // The session ending revokes exchanged tokens too (same sid).
+    let sid = subject.sid.unwrap().parse().unwrap();
+    idp::sessions::end(&t.pool, sid, "test", std::time::Duration::from_secs(300))
+        .await
+        .unwrap();
+    let r = t
+        .http
+        .post(t.url("/introspect"))
+        .basic_auth("gateway", Some("gateway-dev-secret"))
+        .form(&[("token", body["access_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["active"], false);
+}
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn exchanges_cannot_widen_or_be_made_by_the_wrong_party(pool: PgPool) {
+    let t = spawn(pool).await;
+    let tokens = t.gateway_tokens("openid inventory:read").await;
+    let subject_token = tokens["access_token"].as_str().unwrap();
+
+    // Wider scope, foreign audience.
+    assert_eq!(
+        error_of(exchange(&t, ORDER, subject_token, &[("scope", "inventory:write")]).await).await,
+        "invalid_scope"
+    );
+    assert_eq!(
+        error_of(exchange(&t, ORDER, subject_token, &[("audience", "order")]).await).await,
+        "invalid_target"
+    );
+    assert_eq!(
+        error_of(exchange(&t, ORDER, subject_token, &[("audience", "billing")]).await).await,
+        "invalid_target"
+    );
+    // Bad subject tokens.
+    assert_eq!(
+        error_of(exchange(&t, ORDER, "garbage", &[]).await).await,
+        "invalid_request"
+    );
+    assert_eq!(
+        error_of(exchange(&t, ORDER, tokens["id_token"].as_str().unwrap(), &[]).await).await,
+        "invalid_request"
+    );
+    let r = t
+        .http
+        .post(t.url("/token"))
+        .basic_auth(ORDER.0, Some(ORDER.1))
+        .form(&[
+            ("grant_type", EXCHANGE),
+            ("subject_token", subject_token),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:refresh_token",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(r).await, "invalid_request");
+    // A client not registered for the grant.
+    let r = exchange(&t, ("gateway", "gateway-dev-secret"), subject_token, &[]).await;
+    assert_eq!(error_of(r).await, "unauthorized_client");
+    // A token that was not sent to the exchanging service: the reporter's own
+    // token names order, payment and inventory, but a client "audit" is none of them.
+    idp::realm::upsert_client(
+        &t.pool,
+        &idp::realm::NewClient {
+            id: "audit".into(),
+            name: "Audit".into(),
+            secret: Some("audit-secret".into()),
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![idp::realm::TOKEN_EXCHANGE.into()],
+            scopes: vec!["inventory:read".into()],
+            resources: vec!["inventory".into()],
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        error_of(exchange(&t, ("audit", "audit-secret"), subject_token, &[]).await).await,
+        "invalid_request"
+    );
+    // A revoked subject token cannot be exchanged.
+    let r = t
+        .http
+        .post(t.url("/revoke"))
+        .basic_auth("gateway", Some("gateway-dev-secret"))
+        .form(&[("token", subject_token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        error_of(exchange(&t, ORDER, subject_token, &[]).await).await,
+        "invalid_request"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn an_exchanged_token_can_be_exchanged_again_and_actors_nest(pool: PgPool) {
+    let t = spawn(pool).await;
+    // inventory may exchange tokens sent to it, toward payment.
+    idp::realm::upsert_client(
+        &t.pool,
+        &idp::realm::NewClient {
+            id: "inventory".into(),
+            name: "Inventory".into(),
+            secret: Some("inventory-secret".into()),
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![idp::realm::TOKEN_EXCHANGE.into()],
+            scopes: vec!["payments:read".into()],
+            resources: vec!["payment".into()],
+        },
+    )
+    .await
+    .unwrap();
+    let tokens = t.gateway_tokens("openid payments:read").await;
+    let first: Value = exchange(&t, ORDER, tokens["access_token"].as_str().unwrap(), &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = exchange(
+        &t,
+        ("inventory", "inventory-secret"),
+        first["access_token"].as_str().unwrap(),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let second: AccessClaims = t
+        .verify(
+            r.json::<Value>().await.unwrap()["access_token"]
+                .as_str()
+                .unwrap(),
+            "at+jwt",
+            "payment",
+        )
+        .await;
+    let act = second.act.unwrap();
+    assert_eq!(act.sub, "inventory");
+    assert_eq!(act.act.unwrap().sub, "order");
+}

@@ -1,0 +1,244 @@
+//! A test IdP with the demo realm, and a small browser for its pages.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use idp::Config;
+use idp::seed::SeedConfig;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sqlx::PgPool;
+
+pub const GATEWAY_REDIRECT: &str = "http://localhost:8080/auth/callback";
+pub const GATEWAY_SECRET: &str = "gateway-dev-secret";
+pub const CLI_REDIRECT: &str = "http://127.0.0.1:8976/callback";
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+pub struct TestIdp {
+    pub idp: idp::Spawned,
+    pub pool: PgPool,
+    /// Plain client: no cookies, no redirects followed.
+    pub http: reqwest::Client,
+}
+
+pub async fn spawn(pool: PgPool) -> TestIdp {
+    spawn_with(pool, |_| {}).await
+}
+
+pub async fn spawn_with(pool: PgPool, configure: impl FnOnce(&mut Config)) -> TestIdp {
+    let idp = idp::spawn(pool.clone(), configure)
+        .await
+        .expect("the IdP starts");
+    idp.seed(&SeedConfig::default())
+        .await
+        .expect("the demo realm applies");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestIdp { idp, pool, http }
+}
+
+impl TestIdp {
+    pub fn url(&self, path: &str) -> String {
+        self.idp.url(path)
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser {
+            base: self.idp.issuer.clone(),
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// POST a form to the token endpoint as the gateway (client_secret_basic).
+    pub async fn token(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(self.url("/token"))
+            .basic_auth("gateway", Some(GATEWAY_SECRET))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs alice in through the gateway and redeems the code: the token response.
+    pub async fn gateway_tokens(&self, scope: &str) -> Value {
+        let code = self
+            .browser()
+            .sign_in_gateway("alice", "alice-password", scope)
+            .await;
+        let r = self
+            .token(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", GATEWAY_REDIRECT),
+                ("code_verifier", VERIFIER),
+            ])
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    /// Verifies a JWT with the key of its `kid` fetched over HTTP from the JWKS
+    /// endpoint; the algorithm comes from the JWK, never from the token.
+    pub async fn verify<T: DeserializeOwned>(&self, token: &str, typ: &str, aud: &str) -> T {
+        let jwks: JwkSet = self
+            .http
+            .get(self.url("/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let header = decode_header(token).unwrap();
+        assert_eq!(header.typ.as_deref(), Some(typ));
+        let jwk = jwks
+            .find(header.kid.as_deref().expect("kid"))
+            .expect("kid published in JWKS");
+        let alg = jwk
+            .common
+            .key_algorithm
+            .expect("alg in JWK")
+            .to_string()
+            .parse()
+            .unwrap();
+        let mut v = Validation::new(alg);
+        v.set_issuer(&[&self.idp.issuer]);
+        v.set_audience(&[aud]);
+        v.set_required_spec_claims(&["exp", "iat", "iss", "sub", "aud"]);
+        decode::<T>(token, &DecodingKey::from_jwk(jwk).unwrap(), &v)
+            .unwrap()
+            .claims
+    }
+
+    pub async fn userinfo(&self, access_token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url("/userinfo"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The unverified payload of a JWT (to look at, never to trust).
+pub fn payload(token: &str) -> Value {
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+pub struct Browser {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+/// The query of a redirect's `Location`.
+pub fn location_query(r: &reqwest::Response) -> (String, HashMap<String, String>) {
+    let loc = r
+        .headers()
+        .get("location")
+        .expect("a Location header")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let url = url::Url::parse(&loc).unwrap();
+    let q = url.query_pairs().into_owned().collect();
+    let base = format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap_or(""),
+        url.port().map(|p| format!(":{p}")).unwrap_or_default()
+    );
+    (format!("{base}{}", url.path()), q)
+}
+
+pub fn csrf_of(html: &str) -> String {
+    let marker = r#"name="csrf_token" value=""#;
+    let start = html.find(marker).expect("a CSRF field") + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+pub fn gateway_authorize(scope: &str) -> Vec<(String, String)> {
+    [
+        ("response_type", "code"),
+        ("client_id", "gateway"),
+        ("redirect_uri", GATEWAY_REDIRECT),
+        ("scope", scope),
+        ("state", "st-123"),
+        ("nonce", "n-456"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}
+
+impl Browser {
+    pub async fn get(&self, path: &str, query: &[(String, String)]) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .query(query)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn authorize(&self, query: &[(String, String)]) -> reqwest::Response {
+        self.get("/authorize", query).await
+    }
+
+    pub async fn post_login(
+        &self,
+        csrf: &str,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}/login", self.base))
+            .form(&[
+                ("csrf_token", csrf),
+                ("username", username),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET /authorize → login form → POST credentials: the redirect response.
+    pub async fn sign_in(
+        &self,
+        query: &[(String, String)],
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let page = self.authorize(query).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        self.post_login(&csrf_of(&html), username, password).await
+    }
+
+    /// Signs in through the gateway client; answers the code.
+    pub async fn sign_in_gateway(&self, username: &str, password: &str, scope: &str) -> String {
+        let r = self
+            .sign_in(&gateway_authorize(scope), username, password)
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let (target, q) = location_query(&r);
+        assert_eq!(target, GATEWAY_REDIRECT);
+        assert_eq!(q["state"], "st-123");
+        q["code"].clone()
+    }
+}

@@ -1,0 +1,18 @@
+//! The IdP's integration tests: a real server on an ephemeral port, a real
+//! database per test, real HTTP. Tokens are verified with the keys fetched
+//! from `/jwks.json`, never with the signing key in memory.
+
+mod helpers;
+
+mod authorize;
+mod discovery;
+mod exchange;
+mod keys;
+mod login;
+mod logout;
+mod realm;
+mod revocations;
+mod revoke;
+mod throttle;
+mod token;
+mod userinfo;

@@ -1,0 +1,178 @@
+//! `/api/...`: the relay. For each request, in this order:
+//!
+//! 1. refuse ambiguous paths (dot segments, encoded slashes: 400);
+//! 2. find the route and an allow rule for the method and path (else 404);
+//! 3. rate limit by client address (429 + `Retry-After`);
+//! 4. credentials ([`crate::caller`]): the caller's own `Authorization: Bearer` token (API
+//!    clients, relayed as is), else the session cookie — CSRF-checked for
+//!    state-changing methods, access token refreshed first when it expires
+//!    within the margin — else 401 with a sign-in hint (pages: a redirect);
+//! 5. validate the token with guard for the route's audience (401);
+//! 6. coarse RBAC from the allow rule (403);
+//! 7. relay to the next instance whose circuit lets it through ([`crate::proxy`]):
+//!    its answer passes through; unreachable 502, timeout 504; every circuit
+//!    open: the route's fallback, else 503 `circuit_open` with `Retry-After`.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum_extra::extract::CookieJar;
+use guard::{Principal, TraceContext};
+use http::{HeaderValue, Uri};
+
+use crate::AppState;
+use crate::caller::{Credentials, TokenSource};
+use crate::error::GatewayError;
+use crate::http::request_trace;
+use crate::proxy::Forwarding;
+use crate::routes::Access;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api", any(relay))
+        .route("/api/{*rest}", any(relay))
+}
+
+/// Anything that is not a page, an auth endpoint, a health check or a route.
+pub async fn not_found(uri: Uri) -> GatewayError {
+    GatewayError::NotFound(uri.path().to_owned())
+}
+
+async fn relay(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    jar: CookieJar,
+    request: Request,
+) -> Result<Response, GatewayError> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    check_path(&path)?;
+    let (route, rest) = app
+        .routes
+        .find(&path)
+        .ok_or_else(|| GatewayError::NotFound(path.clone()))?;
+    let access = route
+        .access(&parts.method, rest)
+        .ok_or_else(|| GatewayError::NotFound(path.clone()))?;
+    let client_ip = app
+        .config
+        .trusted_proxies
+        .client_ip(peer.ip(), &parts.headers);
+    if let Some(limiter) = &route.rate_limit {
+        limiter
+            .check(client_ip)
+            .map_err(GatewayError::RateLimited)?;
+    }
+    let Some(guard) = app.guards.get(&route.audience) else {
+        // Application::build makes one guard per route audience.
+        return Err(GatewayError::NotFound(path));
+    };
+    let trace = request_trace(&parts);
+    let credentials = Credentials::resolve(&app, &parts, &jar).await?;
+    let (principal, source) = credentials.validate(&app, guard, &parts).await?;
+    if let Access::Requires(requirement) = access {
+        requirement.check(&principal)?;
+    }
+
+    let host = app.config.public_host();
+    let forwarding = Forwarding {
+        token: principal.token(),
+        trace: &trace,
+        client_ip,
+        proto: app.config.public_url.scheme(),
+        host: &host,
+    };
+    let route_name = route.name.clone();
+    let request = Request::from_parts(parts, body);
+    let mut response = app
+        .proxy
+        .forward(
+            route,
+            app.routes.fallback_route(route),
+            rest,
+            request,
+            &forwarding,
+        )
+        .await?;
+    if let Some(value) = relay_header(&route_name, &principal, source, &trace) {
+        response.headers_mut().insert("x-baton-relay", value);
+    }
+    Ok(response.into_response())
+}
+
+/// `x-baton-relay`: what the gateway validated and relayed, for the page's
+/// relay trace. Only the caller's own identity, never a token.
+fn relay_header(
+    route: &str,
+    principal: &Principal,
+    source: TokenSource,
+    trace: &TraceContext,
+) -> Option<HeaderValue> {
+    let value = serde_json::json!({
+        "hop": "gateway",
+        "route": route,
+        "token": source.as_str(),
+        "sub": principal.sub(),
+        "client_id": principal.client_id(),
+        "roles": principal.roles(),
+        "aud": principal.claims().aud,
+        "trace_id": trace.trace_id(),
+    });
+    HeaderValue::from_str(&value.to_string()).ok()
+}
+
+/// Refuses paths whose meaning could differ between the gateway and an
+/// upstream: dot segments (also percent-encoded), encoded slashes or
+/// backslashes, empty segments, NUL.
+fn check_path(path: &str) -> Result<(), GatewayError> {
+    let lower = path.to_ascii_lowercase();
+    if ["%2f", "%5c", "%00", "\\"]
+        .iter()
+        .any(|bad| lower.contains(bad))
+    {
+        return Err(GatewayError::BadPath(
+            "encoded slashes, backslashes and NUL are not accepted",
+        ));
+    }
+    if lower.contains("//") {
+        return Err(GatewayError::BadPath(
+            "empty path segments are not accepted",
+        ));
+    }
+    let dots = lower.replace("%2e", ".");
+    if dots
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(GatewayError::BadPath("dot segments are not accepted"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ambiguous_paths_are_refused() {
+        assert!(check_path("/api/orders/123").is_ok());
+        assert!(check_path("/api/orders/a.b").is_ok());
+        for bad in [
+            "/api/orders/../payments/x/refund",
+            "/api/orders/%2e%2E/payments",
+            "/api/orders/.",
+            "/api/orders%2fx",
+            "/api//orders",
+            "/api/orders/%5c..",
+            "/api/orders/%00",
+        ] {
+            assert!(
+                matches!(check_path(bad), Err(GatewayError::BadPath(_))),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! gateway: the one address a person opens.
+//!
+//! * a backend-for-frontend: browser sign-in as a confidential OIDC client
+//!   of the IdP, tokens kept server-side in sealed PostgreSQL sessions, the
+//!   browser holding only an `HttpOnly` cookie ([`http::auth`], [`session`], [`oidc`]);
+//! * an API gateway: a route table ([`routes`], `deploy/routes.toml`) with
+//!   coarse RBAC, per-route timeouts and rate limits, relaying the caller's
+//!   access token to the services ([`http::api`], [`proxy`]);
+//! * aggregation: `GET /api/dashboard` fans out to several services at once
+//!   with the caller's identity ([`http::dashboard`]);
+//! * resilience: a circuit breaker per upstream instance, balancing across
+//!   instances, fallbacks ([`circuit`], [`proxy`], `GET /circuits`);
+//! * the demo page at `/` ([`http::page`]).
+
+pub mod caller;
+pub mod circuit;
+pub mod client_ip;
+pub mod config;
+pub mod crypto;
+pub mod csrf;
+pub mod error;
+pub mod http;
+pub mod oidc;
+pub mod proxy;
+pub mod rate_limit;
+pub mod routes;
+pub mod security_headers;
+pub mod session;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use guard::Guard;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tower::util::MapRequestLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+pub use config::Config;
+use oidc::{Oidc, OidcSettings};
+use proxy::Proxy;
+use routes::RouteTable;
+use security_headers::SecurityHeaders;
+use session::SessionStore;
+
+/// The migrations of the gateway's database.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/gateway");
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub routes: Arc<RouteTable>,
+    /// One validator per route audience (a guard checks one `aud`).
+    pub guards: Arc<HashMap<String, Guard>>,
+    pub sessions: SessionStore,
+    pub oidc: Oidc,
+    pub proxy: Proxy,
+}
+
+/// Why the gateway cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Guard(#[from] guard::ConfigError),
+    #[error(transparent)]
+    Routes(#[from] routes::RouteTableError),
+    #[error(transparent)]
+    Database(#[from] guard::db::DbError),
+    #[error("cannot build an HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("cannot listen: {0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// A bound, ready-to-serve gateway.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects the database (creating it and applying migrations), binds
+    /// `config.bind`, and builds the gateway.
+    pub async fn build(config: Config, routes: RouteTable) -> Result<Self, StartError> {
+        let pool = guard::db::connect_and_migrate(
+            &config.database_url,
+            config.db_max_connections,
+            &MIGRATOR,
+        )
+        .await?;
+        let listener = TcpListener::bind(config.bind).await?;
+        Self::new(config, routes, pool, listener)
+    }
+
+    /// Builds the gateway over a migrated `pool`, serving on `listener`
+    /// (tests bind `127.0.0.1:0` first, to know the public URL).
+    pub fn new(
+        config: Config,
+        routes: RouteTable,
+        pool: PgPool,
+        listener: TcpListener,
+    ) -> Result<Self, StartError> {
+        let mut guards = HashMap::new();
+        for route in routes.routes() {
+            if !guards.contains_key(&route.audience) {
+                guards.insert(
+                    route.audience.clone(),
+                    Guard::new(config.guard_config(&route.audience)?),
+                );
+            }
+        }
+        let any_guard = config.guard_config("gateway")?;
+        let oidc = Oidc::new(OidcSettings {
+            issuer: config.issuer.clone(),
+            client_id: config.client_id.clone(),
+            client_secret: config.client_secret.clone(),
+            redirect_uri: config.redirect_uri(),
+            post_logout_redirect_uri: format!("{}/", config.public_origin()),
+            scopes: config.scopes.clone(),
+            algorithms: any_guard.algorithms().to_vec(),
+            leeway: any_guard.leeway(),
+            timeout: config.idp_timeout,
+        })?;
+        let sessions = SessionStore::new(
+            pool,
+            config.session_key.clone(),
+            config.session_idle,
+            config.session_max,
+        );
+        let state = AppState {
+            config: Arc::new(config),
+            routes: Arc::new(routes),
+            guards: Arc::new(guards),
+            sessions,
+            oidc,
+            proxy: Proxy::new()?,
+        };
+        let router = router(state.clone());
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    /// The shared state (tests reach the validators and the session store through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.state.config.bind)
+    }
+
+    /// Serves until `shutdown` completes, then drains connections.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let sessions = self.state.sessions.clone();
+        let purge = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                every.tick().await;
+                match sessions.purge_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(sessions = n, "expired sessions removed"),
+                    Err(e) => tracing::warn!(error = %e, "cannot remove expired sessions"),
+                }
+            }
+        });
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        purge.abort();
+        result
+    }
+}
+
+/// The gateway's routes and middleware.
+pub fn router(state: AppState) -> Router {
+    let issuer_origin = url::Url::parse(&state.config.issuer)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    let headers = SecurityHeaders::new(&issuer_origin, state.config.secure_cookies());
+    Router::new()
+        .merge(http::page::router())
+        .merge(http::auth::router())
+        .merge(http::dashboard::router())
+        .merge(http::api::router())
+        .merge(http::circuits::router())
+        .fallback(http::api::not_found)
+        .with_state(state.clone())
+        .merge(http::health::router(&state))
+        .layer(axum::middleware::from_fn_with_state(
+            headers,
+            security_headers::add,
+        ))
+        .layer(CatchPanicLayer::new())
+        // One line per request (status, latency) in a span naming the method,
+        // the path — never the query: it carries codes and states — and the
+        // trace id the relayed calls continue.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        // The request's traceparent (or a new trace), for the span and the relay.
+        .layer(MapRequestLayer::new(
+            guard::trace::attach::<axum::body::Body>,
+        ))
+        // Never let the access log print credentials.
+        .layer(SetSensitiveHeadersLayer::new([
+            ::http::header::AUTHORIZATION,
+            ::http::header::COOKIE,
+            ::http::header::SET_COOKIE,
+        ]))
+}
+
+fn request_span(request: &axum::extract::Request) -> tracing::Span {
+    let trace_id = request
+        .extensions()
+        .get::<guard::TraceContext>()
+        .map(guard::TraceContext::trace_id);
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = request.uri().path(),
+        trace_id = trace_id.as_deref().unwrap_or("-"),
+    )
+}

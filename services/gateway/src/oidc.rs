@@ -1,0 +1,543 @@
+//! The gateway as a confidential OpenID Connect client of the IdP:
+//! discovery, the authorization request (code + PKCE S256 + state + nonce),
+//! code redemption, ID token validation, refresh, revocation and end-session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use guard::unix_now;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::crypto::constant_time_eq;
+
+/// Largest discovery/JWKS/token response read from the IdP.
+const MAX_IDP_RESPONSE: usize = 256 * 1024;
+
+/// What the IdP says about itself (OIDC Discovery 1.0).
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    pub issuer: String,
+    pub authorization_endpoint: Url,
+    pub token_endpoint: Url,
+    pub jwks_uri: Url,
+    pub end_session_endpoint: Option<Url>,
+    pub revocation_endpoint: Option<Url>,
+}
+
+#[derive(Deserialize)]
+struct DiscoveryDocument {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    end_session_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
+}
+
+impl DiscoveryDocument {
+    fn into_metadata(self) -> Result<Metadata, String> {
+        let url = |s: &str| Url::parse(s).map_err(|e| format!("bad endpoint {s:?}: {e}"));
+        Ok(Metadata {
+            authorization_endpoint: url(&self.authorization_endpoint)?,
+            token_endpoint: url(&self.token_endpoint)?,
+            jwks_uri: url(&self.jwks_uri)?,
+            end_session_endpoint: self.end_session_endpoint.as_deref().map(url).transpose()?,
+            revocation_endpoint: self.revocation_endpoint.as_deref().map(url).transpose()?,
+            issuer: self.issuer,
+        })
+    }
+}
+
+/// Why a call to the IdP did not give tokens.
+#[derive(Debug, thiserror::Error)]
+pub enum IdpError {
+    /// The IdP answered and refused (e.g. `invalid_grant`): do not retry.
+    #[error("refused: {0}")]
+    Rejected(String),
+    /// The IdP could not be reached or failed: retrying later may work.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Tokens of one session. `Debug` never prints them.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TokenSet {
+    pub access_token: String,
+    /// Unix time at which the access token expires.
+    pub expires_at: i64,
+    pub refresh_token: Option<String>,
+    pub id_token: Option<String>,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenSet {
+    /// `true` when the access token expires within `margin` from now.
+    pub fn expires_within(&self, margin: Duration) -> bool {
+        self.expires_at - unix_now() <= margin.as_secs() as i64
+    }
+
+    /// The access token's claims, read without verifying the signature.
+    ///
+    /// Safe only because the token came straight from the IdP's token endpoint
+    /// over the back channel, authenticated with the client secret; it is used
+    /// for display (name, roles) and expiry. Every relay still validates the
+    /// token fully with guard first.
+    pub fn access_claims(&self) -> Option<AccessInfo> {
+        jsonwebtoken::dangerous::insecure_decode_claims::<AccessInfo>(&self.access_token).ok()
+    }
+}
+
+/// The few access-token claims the session keeps.
+#[derive(Debug, Deserialize)]
+pub struct AccessInfo {
+    pub sub: String,
+    pub exp: i64,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub scope: String,
+}
+
+/// The validated claims of an ID token that the gateway uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdClaims {
+    pub sub: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub sid: Option<String>,
+    #[serde(default)]
+    nonce: Option<String>,
+    #[serde(default)]
+    azp: Option<String>,
+    /// A string or an array (checked by jsonwebtoken); only its size matters here.
+    #[serde(default)]
+    aud: serde_json::Value,
+    #[serde(default)]
+    at_hash: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: String,
+    expires_in: Option<i64>,
+    refresh_token: Option<String>,
+    id_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OAuthErrorBody {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// The OIDC client.
+#[derive(Clone)]
+pub struct Oidc {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    issuer: String,
+    client_id: String,
+    client_secret: String,
+    redirect_uri: String,
+    post_logout_redirect_uri: String,
+    scopes: String,
+    algorithms: Vec<Algorithm>,
+    leeway: u64,
+    metadata: tokio::sync::OnceCell<Arc<Metadata>>,
+}
+
+/// What the authorization request needs remembered until the callback.
+pub struct AuthorizationRequest {
+    pub url: Url,
+    pub state: String,
+    pub nonce: String,
+    pub code_verifier: String,
+}
+
+/// Settings of [`Oidc`].
+pub struct OidcSettings {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_uri: String,
+    pub post_logout_redirect_uri: String,
+    pub scopes: String,
+    pub algorithms: Vec<Algorithm>,
+    pub leeway: Duration,
+    pub timeout: Duration,
+}
+
+impl Oidc {
+    pub fn new(s: OidcSettings) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(s.timeout)
+            .connect_timeout(s.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                issuer: s.issuer.trim_end_matches('/').to_owned(),
+                client_id: s.client_id,
+                client_secret: s.client_secret,
+                redirect_uri: s.redirect_uri,
+                post_logout_redirect_uri: s.post_logout_redirect_uri,
+                scopes: s.scopes,
+                algorithms: s.algorithms,
+                leeway: s.leeway.as_secs(),
+                metadata: tokio::sync::OnceCell::new(),
+            }),
+        })
+    }
+
+    /// The IdP's metadata, fetched on first use (a failure is retried next time).
+    pub async fn metadata(&self) -> Result<Arc<Metadata>, IdpError> {
+        self.inner
+            .metadata
+            .get_or_try_init(|| async {
+                let url = format!("{}/.well-known/openid-configuration", self.inner.issuer);
+                let body = self.get(&url).await?;
+                let metadata = serde_json::from_slice::<DiscoveryDocument>(&body)
+                    .map_err(|e| e.to_string())
+                    .and_then(DiscoveryDocument::into_metadata)
+                    .map_err(|e| IdpError::Unavailable(format!("bad discovery document: {e}")))?;
+                // OIDC Discovery §4.3: the issuer must be exactly the one we trust.
+                if metadata.issuer != self.inner.issuer {
+                    return Err(IdpError::Unavailable(format!(
+                        "discovery names issuer {:?}, expected {:?}",
+                        metadata.issuer, self.inner.issuer
+                    )));
+                }
+                Ok(Arc::new(metadata))
+            })
+            .await
+            .cloned()
+    }
+
+    /// `true` once discovery succeeded (for `/readyz`).
+    pub fn is_discovered(&self) -> bool {
+        self.inner.metadata.initialized()
+    }
+
+    async fn get(&self, url: &str) -> Result<bytes::Bytes, IdpError> {
+        let response = self
+            .inner
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| IdpError::Unavailable(format!("GET {url}: {e}")))?;
+        if !response.status().is_success() {
+            return Err(IdpError::Unavailable(format!(
+                "GET {url}: {}",
+                response.status()
+            )));
+        }
+        read_bounded(response).await
+    }
+
+    /// The authorization request URL with fresh `state`, `nonce` and PKCE verifier.
+    pub async fn authorization_request(&self) -> Result<AuthorizationRequest, IdpError> {
+        let metadata = self.metadata().await?;
+        let state = crate::crypto::random_token(32);
+        let nonce = crate::crypto::random_token(32);
+        let code_verifier = crate::crypto::random_token(32);
+        let challenge = crate::crypto::sha256_b64url(code_verifier.as_bytes());
+        let mut url = metadata.authorization_endpoint.clone();
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.inner.client_id)
+            .append_pair("redirect_uri", &self.inner.redirect_uri)
+            .append_pair("scope", &self.inner.scopes)
+            .append_pair("state", &state)
+            .append_pair("nonce", &nonce)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        Ok(AuthorizationRequest {
+            url,
+            state,
+            nonce,
+            code_verifier,
+        })
+    }
+
+    /// Redeems an authorization code and validates the ID token against `nonce`.
+    pub async fn redeem_code(
+        &self,
+        code: &str,
+        code_verifier: &str,
+        nonce: &str,
+    ) -> Result<(TokenSet, IdClaims), IdpError> {
+        let tokens = self
+            .token_request(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &self.inner.redirect_uri),
+                ("code_verifier", code_verifier),
+            ])
+            .await?;
+        let id_token = tokens
+            .id_token
+            .as_deref()
+            .ok_or_else(|| IdpError::Rejected("the token response has no id_token".into()))?;
+        let claims = self
+            .validate_id_token(id_token, nonce, &tokens.access_token)
+            .await?;
+        Ok((tokens, claims))
+    }
+
+    /// Redeems a refresh token (RFC 6749 §6).
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, IdpError> {
+        self.token_request(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .await
+    }
+
+    async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenSet, IdpError> {
+        let metadata = self.metadata().await?;
+        let response = self
+            .inner
+            .http
+            .post(metadata.token_endpoint.clone())
+            .basic_auth(
+                form_encode(&self.inner.client_id),
+                Some(form_encode(&self.inner.client_secret)),
+            )
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| IdpError::Unavailable(format!("token endpoint: {e}")))?;
+        let status = response.status();
+        let body = read_bounded(response).await?;
+        if status.is_server_error() {
+            return Err(IdpError::Unavailable(format!(
+                "token endpoint answered {status}"
+            )));
+        }
+        if !status.is_success() {
+            let reason = serde_json::from_slice::<OAuthErrorBody>(&body)
+                .map(|e| format!("{}: {}", e.error, e.error_description.unwrap_or_default()))
+                .unwrap_or_else(|_| format!("token endpoint answered {status}"));
+            return Err(IdpError::Rejected(reason));
+        }
+        let t: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|e| IdpError::Rejected(format!("malformed token response: {e}")))?;
+        if !t.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(IdpError::Rejected(format!(
+                "unexpected token_type {:?}",
+                t.token_type
+            )));
+        }
+        let mut set = TokenSet {
+            expires_at: unix_now() + t.expires_in.unwrap_or(0),
+            access_token: t.access_token,
+            refresh_token: t.refresh_token,
+            id_token: t.id_token,
+        };
+        if let Some(claims) = set.access_claims() {
+            set.expires_at = if t.expires_in.is_some() {
+                set.expires_at.min(claims.exp)
+            } else {
+                claims.exp
+            };
+        }
+        Ok(set)
+    }
+
+    /// OIDC Core §3.1.3.7: signature with the IdP's current JWKS (algorithm
+    /// allow-list), `iss`, `aud` contains us, `azp` is us when present (and
+    /// required with several audiences), `exp`/`iat`, `nonce`, and `at_hash`
+    /// when present.
+    pub async fn validate_id_token(
+        &self,
+        id_token: &str,
+        nonce: &str,
+        access_token: &str,
+    ) -> Result<IdClaims, IdpError> {
+        let reject = |why: &str| IdpError::Rejected(format!("invalid ID token: {why}"));
+        let header = jsonwebtoken::decode_header(id_token).map_err(|_| reject("malformed"))?;
+        if !self.inner.algorithms.contains(&header.alg) {
+            return Err(reject("algorithm not allowed"));
+        }
+        let kid = header.kid.as_deref().ok_or_else(|| reject("no kid"))?;
+        // Sign-in is rare: fetching the key set each time keeps it current
+        // (rotation) with no cache to go stale.
+        let metadata = self.metadata().await?;
+        let jwks: JwkSet = serde_json::from_slice(&self.get(metadata.jwks_uri.as_str()).await?)
+            .map_err(|e| IdpError::Unavailable(format!("bad JWKS: {e}")))?;
+        let jwk = jwks.find(kid).ok_or_else(|| reject("unknown kid"))?;
+        if jwk
+            .common
+            .key_algorithm
+            .is_some_and(|a| a.to_string() != format!("{:?}", header.alg))
+        {
+            return Err(reject("key does not match the algorithm"));
+        }
+        let key = DecodingKey::from_jwk(jwk).map_err(|_| reject("unusable key"))?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&self.inner.issuer]);
+        validation.set_audience(&[&self.inner.client_id]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = self.inner.leeway;
+        let claims = jsonwebtoken::decode::<IdClaims>(id_token, &key, &validation)
+            .map_err(|e| reject(&e.to_string()))?
+            .claims;
+        let audiences = claims.aud.as_array().map_or(1, Vec::len);
+        match (&claims.azp, audiences) {
+            (Some(azp), _) if azp != &self.inner.client_id => {
+                return Err(reject("azp is another client"));
+            }
+            (None, n) if n > 1 => return Err(reject("azp is required with several audiences")),
+            _ => {}
+        }
+        if !claims
+            .nonce
+            .as_deref()
+            .is_some_and(|n| constant_time_eq(n.as_bytes(), nonce.as_bytes()))
+        {
+            return Err(reject("nonce does not match"));
+        }
+        if let Some(at_hash) = &claims.at_hash
+            && !at_hash_matches(at_hash, access_token, header.alg)
+        {
+            return Err(reject("at_hash does not match the access token"));
+        }
+        Ok(claims)
+    }
+
+    /// Revokes a refresh token (RFC 7009), best effort: sign-out never waits on it failing.
+    pub async fn revoke(&self, refresh_token: &str) {
+        let Ok(metadata) = self.metadata().await else {
+            return;
+        };
+        let Some(endpoint) = metadata.revocation_endpoint.clone() else {
+            return;
+        };
+        let result = self
+            .inner
+            .http
+            .post(endpoint)
+            .basic_auth(
+                form_encode(&self.inner.client_id),
+                Some(form_encode(&self.inner.client_secret)),
+            )
+            .form(&[
+                ("token", refresh_token),
+                ("token_type_hint", "refresh_token"),
+            ])
+            .send()
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "refresh token revocation failed");
+        }
+    }
+
+    /// Where to send the browser to end its IdP session (RP-Initiated Logout 1.0),
+    /// or `None` when the IdP has no end-session endpoint.
+    pub async fn end_session_url(&self, id_token_hint: Option<&str>) -> Option<Url> {
+        let metadata = self.metadata().await.ok()?;
+        let mut url = metadata.end_session_endpoint.clone()?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(hint) = id_token_hint {
+                q.append_pair("id_token_hint", hint);
+            }
+            q.append_pair("client_id", &self.inner.client_id)
+                .append_pair(
+                    "post_logout_redirect_uri",
+                    &self.inner.post_logout_redirect_uri,
+                );
+        }
+        Some(url)
+    }
+}
+
+/// OIDC Core §3.1.3.6: the left half of the hash of the access token.
+fn at_hash_matches(at_hash: &str, access_token: &str, alg: Algorithm) -> bool {
+    use aws_lc_rs::digest;
+    let algorithm = match alg {
+        Algorithm::RS256 | Algorithm::ES256 | Algorithm::PS256 => &digest::SHA256,
+        Algorithm::RS384 | Algorithm::ES384 | Algorithm::PS384 => &digest::SHA384,
+        // EdDSA (Ed25519) uses SHA-512 per OIDC's convention for Ed25519.
+        _ => &digest::SHA512,
+    };
+    let d = digest::digest(algorithm, access_token.as_bytes());
+    let half = &d.as_ref()[..d.as_ref().len() / 2];
+    use base64::Engine;
+    let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(half);
+    constant_time_eq(expected.as_bytes(), at_hash.as_bytes())
+}
+
+/// RFC 6749 §2.3.1: client id and secret are form-encoded before Basic auth.
+fn form_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn read_bounded(mut response: reqwest::Response) -> Result<bytes::Bytes, IdpError> {
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| IdpError::Unavailable(format!("reading the IdP's answer: {e}")))?
+    {
+        if body.len() + chunk.len() > MAX_IDP_RESPONSE {
+            return Err(IdpError::Unavailable(
+                "the IdP's answer is too large".into(),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::sha256;
+
+    #[test]
+    fn at_hash_is_the_left_half_of_the_token_hash() {
+        // OIDC Core example-style check with a known SHA-256.
+        let token = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
+        let full = sha256(token.as_bytes());
+        use base64::Engine;
+        let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&full[..16]);
+        assert!(at_hash_matches(&expected, token, Algorithm::RS256));
+        assert!(!at_hash_matches(&expected, "other", Algorithm::RS256));
+    }
+
+    #[test]
+    fn token_sets_know_when_they_expire_and_never_print_tokens() {
+        let t = TokenSet {
+            access_token: "secret-at".into(),
+            expires_at: unix_now() + 20,
+            refresh_token: Some("secret-rt".into()),
+            id_token: None,
+        };
+        assert!(t.expires_within(Duration::from_secs(30)));
+        assert!(!t.expires_within(Duration::from_secs(5)));
+        let printed = format!("{t:?}");
+        assert!(!printed.contains("secret"));
+        assert_eq!(form_encode("a b:c"), "a+b%3Ac");
+    }
+}

@@ -1,0 +1,306 @@
+//! Server-side browser sessions in PostgreSQL, and the one-refresh-at-a-time
+//! rule for their tokens.
+//!
+//! The browser holds only a random 256-bit id in an `HttpOnly` cookie. The
+//! table stores the id's SHA-256 and the session sealed with AES-256-GCM
+//! (`GATEWAY_SESSION_KEY`), bound to that hash. A session row is created only
+//! at sign-in, with a new id, so an id can never be fixed before sign-in
+//! (the id is "rotated at login" by construction).
+//!
+//! ## Refresh, once
+//! A request whose access token expires within the margin refreshes it first.
+//! Two locks make sure one refresh token is redeemed exactly once:
+//! * in the process, a per-session async mutex: parallel requests of one
+//!   session queue behind the first, which refreshes; the others then find a
+//!   fresh token and use it (no extra database connections are held waiting);
+//! * across gateway replicas, the refresh runs in a transaction holding the
+//!   session row `FOR UPDATE`, and re-reads the row after taking the lock: a
+//!   replica that waited finds the token another replica just stored and does
+//!   not redeem the (now rotated) refresh token again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use crate::crypto::{SealKey, random_token, sha256};
+use crate::error::GatewayError;
+use crate::oidc::{IdpError, Oidc, TokenSet};
+
+/// What a signed-in session knows. Sealed at rest.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SessionData {
+    pub user: User,
+    pub tokens: TokenSet,
+    /// Synchronizer token the page sends in `X-CSRF-Token` on state-changing calls.
+    pub csrf_token: String,
+}
+
+/// The signed-in person, as shown on the page.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct User {
+    pub sub: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub roles: Vec<String>,
+    pub scope: String,
+    /// The IdP session (`sid`), for logout.
+    pub sid: Option<String>,
+}
+
+/// The session id, as in the cookie. Never logged; [`SessionId::fingerprint`] is.
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn from_cookie(value: &str) -> Option<Self> {
+        // 32 random bytes, base64url: 43 characters. Anything else is not ours.
+        (value.len() == 43
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .then(|| Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn hash(&self) -> [u8; 32] {
+        sha256(self.0.as_bytes())
+    }
+
+    /// A short log-safe name for this session.
+    pub fn fingerprint(&self) -> String {
+        crate::crypto::sha256_b64url(self.0.as_bytes())[..10].to_owned()
+    }
+}
+
+/// Sessions in PostgreSQL.
+#[derive(Clone)]
+pub struct SessionStore {
+    pool: PgPool,
+    key: SealKey,
+    idle: Duration,
+    max: Duration,
+    refresh_locks: moka::sync::Cache<[u8; 32], Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl SessionStore {
+    pub fn new(pool: PgPool, key: SealKey, idle: Duration, max: Duration) -> Self {
+        Self {
+            pool,
+            key,
+            idle,
+            max,
+            refresh_locks: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn seal(&self, hash: &[u8; 32], data: &SessionData) -> Vec<u8> {
+        // Serializing plain strings and numbers cannot fail.
+        let json = serde_json::to_vec(data).unwrap_or_default();
+        self.key.seal(&json, hash)
+    }
+
+    fn open(&self, hash: &[u8; 32], sealed: &[u8]) -> Option<SessionData> {
+        let json = self.key.open(sealed, hash)?;
+        serde_json::from_slice(&json).ok()
+    }
+
+    /// Stores a new session under a fresh id.
+    pub async fn create(&self, data: &SessionData) -> Result<SessionId, sqlx::Error> {
+        let id = SessionId(random_token(32));
+        let hash = id.hash();
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, sealed, idle_until, expires_at) \
+             VALUES ($1, $2, now() + make_interval(secs => $3), now() + make_interval(secs => $4))",
+        )
+        .bind(&hash[..])
+        .bind(self.seal(&hash, data))
+        .bind(self.idle.min(self.max).as_secs_f64())
+        .bind(self.max.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// The live session for `id`, sliding its idle expiry (at most once a minute).
+    /// A row that no longer opens (key changed, tampered) counts as absent.
+    pub async fn load(&self, id: &SessionId) -> Result<Option<SessionData>, sqlx::Error> {
+        let hash = id.hash();
+        let row: Option<(Vec<u8>, bool)> = sqlx::query_as(
+            "SELECT sealed, idle_until < now() + make_interval(secs => $2) - interval '60 seconds' \
+             FROM sessions WHERE id_hash = $1 AND idle_until > now() AND expires_at > now()",
+        )
+        .bind(&hash[..])
+        .bind(self.idle.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((sealed, stale)) = row else {
+            return Ok(None);
+        };
+        if stale {
+            sqlx::query(
+                "UPDATE sessions SET idle_until = LEAST(now() + make_interval(secs => $2), expires_at) \
+                 WHERE id_hash = $1",
+            )
+            .bind(&hash[..])
+            .bind(self.idle.as_secs_f64())
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(self.open(&hash, &sealed))
+    }
+
+    /// Ends the session; `true` when it existed.
+    pub async fn delete(&self, id: &SessionId) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(&id.hash()[..])
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Removes expired sessions; returns how many.
+    pub async fn purge_expired(&self) -> Result<u64, sqlx::Error> {
+        let done =
+            sqlx::query("DELETE FROM sessions WHERE idle_until <= now() OR expires_at <= now()")
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The session's data with an access token valid for more than `margin`,
+    /// refreshing it first if needed (see the module documentation).
+    ///
+    /// A refresh the IdP refuses ends the session (`SessionEnded`); an IdP that
+    /// cannot be reached keeps the session and uses the current token while it
+    /// is still valid, else answers `IdpUnavailable`.
+    pub async fn with_fresh_tokens(
+        &self,
+        id: &SessionId,
+        data: SessionData,
+        margin: Duration,
+        oidc: &Oidc,
+        navigation: bool,
+        return_to: &str,
+    ) -> Result<SessionData, GatewayError> {
+        if !data.tokens.expires_within(margin) {
+            return Ok(data);
+        }
+        let ended = || GatewayError::SessionEnded {
+            navigation,
+            return_to: return_to.to_owned(),
+        };
+        let hash = id.hash();
+        let lock = self
+            .refresh_locks
+            .get_with(hash, || Arc::new(tokio::sync::Mutex::new(())));
+        let _one_at_a_time = lock.lock().await;
+
+        let mut tx = self.pool.begin().await?;
+        let sealed: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT sealed FROM sessions WHERE id_hash = $1 AND idle_until > now() AND expires_at > now() FOR UPDATE",
+        )
+        .bind(&hash[..])
+        .fetch_optional(&mut *tx)
+        .await?;
+        let current = sealed
+            .and_then(|s| self.open(&hash, &s))
+            .ok_or_else(ended)?;
+        if !current.tokens.expires_within(margin) {
+            // Another request (or replica) refreshed while we waited.
+            return Ok(current);
+        }
+        let session = id.fingerprint();
+        let Some(refresh_token) = current.tokens.refresh_token.clone() else {
+            if current.tokens.expires_within(Duration::ZERO) {
+                sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+                    .bind(&hash[..])
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Err(ended());
+            }
+            return Ok(current);
+        };
+        match oidc.refresh(&refresh_token).await {
+            Ok(tokens) => {
+                let mut next = current;
+                next.apply_refresh(tokens);
+                sqlx::query("UPDATE sessions SET sealed = $2 WHERE id_hash = $1")
+                    .bind(&hash[..])
+                    .bind(self.seal(&hash, &next))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                tracing::info!(%session, "access token refreshed");
+                Ok(next)
+            }
+            Err(IdpError::Rejected(reason)) => {
+                sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+                    .bind(&hash[..])
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                tracing::info!(%session, %reason, "refresh refused by the IdP; session ended");
+                Err(ended())
+            }
+            Err(IdpError::Unavailable(reason)) => {
+                drop(tx);
+                tracing::warn!(%session, %reason, "refresh failed: IdP unavailable");
+                if current.tokens.expires_within(Duration::ZERO) {
+                    Err(GatewayError::IdpUnavailable)
+                } else {
+                    Ok(current)
+                }
+            }
+        }
+    }
+}
+
+impl SessionData {
+    /// A new session for `user` with `tokens` and a fresh CSRF token.
+    pub fn new(user: User, tokens: TokenSet) -> Self {
+        Self {
+            user,
+            tokens,
+            csrf_token: random_token(32),
+        }
+    }
+
+    fn apply_refresh(&mut self, mut tokens: TokenSet) {
+        if tokens.refresh_token.is_none() {
+            tokens.refresh_token = self.tokens.refresh_token.take();
+        }
+        if tokens.id_token.is_none() {
+            tokens.id_token = self.tokens.id_token.take();
+        }
+        if let Some(claims) = tokens.access_claims() {
+            self.user.roles = claims.roles;
+            self.user.scope = claims.scope;
+        }
+        self.tokens = tokens;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_well_formed_ids_are_looked_up() {
+        assert!(SessionId::from_cookie(&random_token(32)).is_some());
+        assert!(SessionId::from_cookie("short").is_none());
+        assert!(SessionId::from_cookie(&"a".repeat(42)).is_none());
+        assert!(SessionId::from_cookie(&format!("{}'", "a".repeat(42))).is_none());
+    }
+}

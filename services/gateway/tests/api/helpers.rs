@@ -1,0 +1,541 @@
+//! The test stack: IdP + gateway + upstreams, and a cookie-jar browser.
+
+use std::time::Duration;
+
+use base64::Engine;
+use gateway::routes::RouteTable;
+use gateway::{Application, Config};
+use reqwest::{Method, StatusCode, header};
+use serde_json::Value;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::upstream::{self, Upstream};
+
+/// Knobs of a test stack.
+pub struct Options {
+    /// The IdP's access-token lifetime.
+    pub access_ttl: Duration,
+    /// The IdP's refresh-token lifetime.
+    pub refresh_ttl: Duration,
+    /// `GATEWAY_REFRESH_BEFORE_SECS`.
+    pub refresh_before: u64,
+    /// Extra `[[route]]` tables appended to the standard three routes.
+    pub extra_routes: String,
+    /// Rate limit of the standard routes (`per_second`, `burst`).
+    pub rate_limit: (u32, u32),
+    /// The real order, payment and inventory services instead of echo upstreams.
+    pub real_services: bool,
+    /// A whole route table instead of the standard one (`{ORDER}`, `{PAYMENT}`,
+    /// `{INVENTORY}` stand for the upstreams' URLs).
+    pub routes: Option<String>,
+    /// Echo services only: this many more inventory instances (`{INVENTORY2}`, … in `routes`).
+    pub more_inventory: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            access_ttl: Duration::from_secs(300),
+            refresh_ttl: Duration::from_secs(3600),
+            refresh_before: 30,
+            extra_routes: String::new(),
+            rate_limit: (1000, 1000),
+            real_services: false,
+            routes: None,
+            more_inventory: 0,
+        }
+    }
+}
+
+pub struct Stack {
+    pub idp: idp::Spawned,
+    /// `http://127.0.0.1:<port>`, the gateway's public URL.
+    pub gateway: String,
+    /// The gateway's database (schema `gateway`).
+    pub db: PgPool,
+    /// The upstreams: echo servers, or the real services.
+    pub services: Services,
+    /// The extra inventory instances (`Options::more_inventory`).
+    pub more_inventory: Vec<Upstream>,
+    /// What a replica needs: the configuration and the route table's text.
+    config: Config,
+    table: String,
+    /// The state of each gateway replica started, the first being `gateway`.
+    pub states: Vec<gateway::AppState>,
+    shutdown: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// What the routes lead to.
+pub enum Services {
+    /// Echo servers (see `upstream.rs`), in route order: order, payment, inventory.
+    Echo([Upstream; 3]),
+    /// The real services: order, payment, inventory.
+    Real(Vec<guard::server::Running>),
+}
+
+impl Services {
+    fn urls(&self) -> [String; 3] {
+        match self {
+            Self::Echo([o, p, i]) => [o.url(), p.url(), i.url()],
+            Self::Real(r) => [r[0].url(), r[1].url(), r[2].url()],
+        }
+    }
+}
+
+/// A pool on `schema` of the test database, migrated with `migrator`.
+async fn schema_pool(
+    admin: &PgPool,
+    connect: &PgConnectOptions,
+    schema: &str,
+    migrator: &sqlx::migrate::Migrator,
+) -> PgPool {
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .execute(admin)
+        .await
+        .unwrap();
+    let pool = PgPoolOptions::new()
+        .max_connections(10)
+        .connect_with(connect.clone().options([("search_path", schema)]))
+        .await
+        .unwrap();
+    migrator.run(&pool).await.unwrap();
+    pool
+}
+
+/// The real services over their own schemas, validating tokens from `issuer`.
+async fn real_services(admin: &PgPool, connect: &PgConnectOptions, issuer: &str) -> Services {
+    let bind = || async { tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap() };
+    let guard = |aud: &str| guard::Guard::new(guard::GuardConfig::new(issuer, aud));
+    let inventory_pool = schema_pool(admin, connect, "inventory", &inventory::MIGRATOR).await;
+    let inventory = inventory::spawn(
+        bind().await,
+        inventory::AppState {
+            pool: inventory_pool,
+            guard: guard("inventory"),
+        },
+    )
+    .unwrap();
+    let payment_pool = schema_pool(admin, connect, "payment", &payment::MIGRATOR).await;
+    let payment = payment::spawn(
+        bind().await,
+        payment::AppState {
+            pool: payment_pool,
+            guard: guard("payment"),
+            rules: payment::Rules::default(),
+        },
+    )
+    .unwrap();
+    let order_pool = schema_pool(admin, connect, "orders", &order::MIGRATOR).await;
+    let relay = guard::relay::RelayClient::new().unwrap();
+    let state = order::AppState::new(
+        order_pool,
+        guard("order"),
+        &relay,
+        inventory.url().parse().unwrap(),
+        payment.url().parse().unwrap(),
+    );
+    let order = order::spawn(bind().await, state).unwrap();
+    Services::Real(vec![order, payment, inventory])
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for tx in self.shutdown.drain(..) {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The gateway's route table for the three test upstreams, in the format of
+/// `deploy/routes.toml`.
+fn routes(order: &str, payment: &str, inventory: &str, o: &Options) -> String {
+    let (per_second, burst) = o.rate_limit;
+    format!(
+        r#"
+[defaults]
+timeout_ms = 5000
+rate_limit = {{ per_second = {per_second}, burst = {burst} }}
+
+[[route]]
+name = "orders"
+prefix = "/api/orders"
+upstreams = ["{order}"]
+rewrite = "/orders"
+audience = "order"
+  [[route.allow]]
+  methods = ["GET"]
+  [[route.allow]]
+  methods = ["POST"]
+  path = "/"
+  all_scopes = ["orders:write"]
+
+[[route]]
+name = "payments"
+prefix = "/api/payments"
+upstreams = ["{payment}"]
+rewrite = "/charges"
+audience = "payment"
+  [[route.allow]]
+  methods = ["GET"]
+  [[route.allow]]
+  methods = ["POST"]
+  path = "/*/refund"
+  any_role = ["admin", "support"]
+
+[[route]]
+name = "inventory"
+prefix = "/api/inventory"
+upstreams = ["{inventory}"]
+rewrite = ""
+audience = "inventory"
+  [[route.allow]]
+  methods = ["GET"]
+  path = "/items"
+  [[route.allow]]
+  methods = ["PUT"]
+  path = "/items/*"
+  any_role = ["admin"]
+{extra}
+"#,
+        extra = o.extra_routes
+    )
+}
+
+impl Stack {
+    pub async fn start(pool: PgPoolOptions, connect: PgConnectOptions) -> Self {
+        Self::with(pool, connect, Options::default()).await
+    }
+
+    /// Starts the IdP (seeded demo realm), three upstreams and the gateway.
+    /// `extra_routes` may name `{ORDER}`, `{PAYMENT}`, `{INVENTORY}` for the upstream URLs.
+    pub async fn with(pool: PgPoolOptions, connect: PgConnectOptions, o: Options) -> Self {
+        let idp_pool = pool.connect_with(connect.clone()).await.unwrap();
+        let db = schema_pool(&idp_pool, &connect, "gateway", &gateway::MIGRATOR).await;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gateway = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+
+        let (access_ttl, refresh_ttl) = (o.access_ttl, o.refresh_ttl);
+        let idp = idp::spawn(idp_pool.clone(), move |c| {
+            c.access_token_ttl = access_ttl;
+            c.refresh_token_ttl = refresh_ttl;
+        })
+        .await
+        .unwrap();
+        let seed = idp::seed::SeedConfig {
+            gateway_url: gateway.clone(),
+            ..Default::default()
+        };
+        idp::seed::apply(&idp.state.db, &idp.state.passwords, &seed)
+            .await
+            .unwrap();
+
+        let services = if o.real_services {
+            real_services(&idp_pool, &connect, &idp.issuer).await
+        } else {
+            Services::Echo([
+                upstream::start(&idp.issuer, "order").await,
+                upstream::start(&idp.issuer, "payment").await,
+                upstream::start(&idp.issuer, "inventory").await,
+            ])
+        };
+        let [order, payment, inventory] = services.urls();
+        let mut o = o;
+        o.extra_routes = o
+            .extra_routes
+            .replace("{ORDER}", &order)
+            .replace("{PAYMENT}", &payment)
+            .replace("{INVENTORY}", &inventory);
+        let mut more_inventory = Vec::new();
+        for _ in 0..o.more_inventory {
+            more_inventory.push(upstream::start(&idp.issuer, "inventory").await);
+        }
+        let table = match &o.routes {
+            Some(table) => more_inventory
+                .iter()
+                .enumerate()
+                .fold(table.clone(), |t, (i, u)| {
+                    t.replace(&format!("{{INVENTORY{}}}", i + 2), &u.url())
+                })
+                .replace("{ORDER}", &order)
+                .replace("{PAYMENT}", &payment)
+                .replace("{INVENTORY}", &inventory),
+            None => routes(&order, &payment, &inventory, &o),
+        };
+        let routes = RouteTable::parse(&table, |_| None).unwrap();
+
+        let key =
+            base64::engine::general_purpose::STANDARD.encode(gateway::crypto::random_token(24));
+        let vars = [
+            ("GATEWAY_PUBLIC_URL", gateway.clone()),
+            ("GATEWAY_ISSUER", idp.issuer.clone()),
+            ("GATEWAY_CLIENT_SECRET", "gateway-dev-secret".to_owned()),
+            ("GATEWAY_SESSION_KEY", key),
+            ("GATEWAY_REFRESH_BEFORE_SECS", o.refresh_before.to_string()),
+        ];
+        let config = Config::from_lookup(move |k| {
+            vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        })
+        .unwrap();
+        let mut stack = Self {
+            idp,
+            gateway,
+            db,
+            services,
+            more_inventory,
+            config,
+            table,
+            states: Vec::new(),
+            shutdown: Vec::new(),
+        };
+        stack.serve(routes, listener);
+        stack
+    }
+
+    fn serve(&mut self, routes: RouteTable, listener: tokio::net::TcpListener) {
+        let app = Application::new(self.config.clone(), routes, self.db.clone(), listener).unwrap();
+        self.states.push(app.state().clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        self.shutdown.push(tx);
+    }
+
+    /// Starts another gateway replica (same configuration and database, as
+    /// behind one load balancer) and returns its base URL.
+    pub async fn replica(&mut self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let routes = RouteTable::parse(&self.table, |_| None).unwrap();
+        self.serve(routes, listener);
+        url
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway)
+    }
+
+    /// Stops the payment upstream: from now on it is down.
+    pub async fn stop_payment(&mut self) {
+        match &mut self.services {
+            Services::Echo([_, payment, _]) => payment.stop().await,
+            Services::Real(servers) => servers.remove(1).stop().await.unwrap(),
+        }
+    }
+
+    /// A new browser (empty cookie jar).
+    pub fn browser(&self) -> Browser {
+        Browser {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            gateway: self.gateway.clone(),
+            csrf: None,
+            session_cookie: None,
+            session_set_cookie: None,
+        }
+    }
+
+    /// A browser signed in as `user` (password `<user>-password`).
+    pub async fn signed_in(&self, user: &str) -> Browser {
+        let mut b = self.browser();
+        b.sign_in(user).await;
+        b
+    }
+
+    /// An access token the IdP issues to the gateway client for `sub` with
+    /// `roles` (as after a sign-in), and its `jti`.
+    pub async fn token_for(&self, sub: &str, roles: &[&str]) -> (String, String) {
+        let client = idp::realm::client(&self.idp.state.db, "gateway")
+            .await
+            .unwrap()
+            .unwrap();
+        let subject = idp::tokens::Subject {
+            sub: sub.to_owned(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            sid: None,
+            auth_time: None,
+        };
+        let token = idp::tokens::issue_access(
+            &self.idp.state,
+            &client,
+            subject,
+            "openid orders:read payments:read inventory:read",
+        )
+        .await
+        .unwrap();
+        (token.token, token.jti)
+    }
+
+    /// A client-credentials access token of the seeded `reporter` client
+    /// (no user, no roles; scopes orders:read payments:read inventory:read).
+    pub async fn reporter_token(&self) -> String {
+        let response: Value = reqwest::Client::new()
+            .post(self.idp.url("/token"))
+            .basic_auth("reporter", Some("reporter-dev-secret"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "orders:read payments:read inventory:read"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        response["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {response}"))
+            .to_owned()
+    }
+}
+
+/// A browser: cookie jar, no automatic redirects (the tests follow them).
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub gateway: String,
+    /// The session's CSRF token, from `/auth/session`.
+    pub csrf: Option<String>,
+    /// The last `baton_session` cookie value the gateway set, and its whole `Set-Cookie`.
+    pub session_cookie: Option<String>,
+    pub session_set_cookie: Option<String>,
+}
+
+impl Browser {
+    /// Follows redirects from `response` with GETs until a non-redirect answer.
+    pub async fn follow(&mut self, mut response: reqwest::Response) -> reqwest::Response {
+        for _ in 0..10 {
+            if let Some(c) = set_cookie(&response, "baton_session") {
+                let value = c["baton_session=".len()..].split(';').next().unwrap_or("");
+                self.session_cookie = Some(value.to_owned()).filter(|v| !v.is_empty());
+                self.session_set_cookie = Some(c.to_owned());
+            }
+            if !response.status().is_redirection() {
+                return response;
+            }
+            let location = response.headers()[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let next = response.url().join(&location).unwrap();
+            response = self.client.get(next).send().await.unwrap();
+        }
+        panic!("too many redirects");
+    }
+
+    /// Starts sign-in at the gateway and answers the IdP's login form;
+    /// returns the final response (the page sign-in returned to).
+    pub async fn sign_in_to(&mut self, path: &str, user: &str) -> reqwest::Response {
+        let start = self
+            .client
+            .get(format!("{}{path}", self.gateway))
+            .send()
+            .await
+            .unwrap();
+        let login_page = self.follow(start).await;
+        if login_page.url().as_str().starts_with(&self.gateway) {
+            // Single sign-on: the IdP session was still there, no login form.
+            self.csrf = self.session().await["csrf_token"]
+                .as_str()
+                .map(str::to_owned);
+            return login_page;
+        }
+        assert_eq!(login_page.status(), StatusCode::OK, "the IdP's login page");
+        let login_url = login_page.url().join("/login").unwrap();
+        let html = login_page.text().await.unwrap();
+        let csrf =
+            extract(&html, "name=\"csrf_token\" value=\"").expect("csrf field on the login page");
+        let origin = login_url.origin().ascii_serialization();
+        let submitted = self
+            .client
+            .post(login_url)
+            .header(header::ORIGIN, origin)
+            .form(&[
+                ("username", user),
+                ("password", &format!("{user}-password")),
+                ("csrf_token", &csrf),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(submitted.status(), StatusCode::SEE_OTHER, "login accepted");
+        let done = self.follow(submitted).await;
+        self.csrf = self.session().await["csrf_token"]
+            .as_str()
+            .map(str::to_owned);
+        done
+    }
+
+    pub async fn sign_in(&mut self, user: &str) {
+        let page = self.sign_in_to("/auth/login", user).await;
+        assert_eq!(page.url().path(), "/");
+        assert!(self.csrf.is_some(), "signed in as {user}");
+    }
+
+    /// `GET /auth/session`.
+    pub async fn session(&self) -> Value {
+        self.client
+            .get(format!("{}/auth/session", self.gateway))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// An API call as the page makes it: same-origin `Origin`, the CSRF token.
+    pub async fn api(&self, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.gateway))
+            .header(header::ORIGIN, &self.gateway)
+            .header(header::ACCEPT, "application/json");
+        if let Some(csrf) = &self.csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.api(Method::GET, path, None).await
+    }
+}
+
+/// Sends `GET <path>` exactly as written (no URL normalisation) and returns the status.
+pub async fn raw_get_status(base: &str, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let head = String::from_utf8_lossy(&answer[..answer.len().min(12)]).to_string();
+    head[9..12].parse().unwrap()
+}
+
+/// The text after `marker` up to the next `"`.
+pub fn extract(html: &str, marker: &str) -> Option<String> {
+    let start = html.find(marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
+/// The `baton_session` cookie set by `response`, if any (name=value).
+pub fn set_cookie<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+}

@@ -1,0 +1,444 @@
+//! Settings: the validation settings of a [`Guard`](crate::Guard) — who issues
+//! tokens, who we are, which algorithms we accept — and [`var`], which every
+//! service uses to read its own typed settings from the environment.
+//!
+//! Every validation rule is on by default; the knobs can only narrow what is
+//! accepted (a shorter skew, fewer algorithms) or tune caching. There is no
+//! switch that turns a check off.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, AlgorithmFamily};
+use url::Url;
+
+/// Default issuer when `GUARD_ISSUER` is not set.
+pub const DEFAULT_ISSUER: &str = "http://localhost:9000";
+/// Default algorithm allow-list when `GUARD_ALGORITHMS` is not set.
+pub const DEFAULT_ALGORITHMS: [Algorithm; 3] =
+    [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
+/// Largest accepted clock skew; a larger `GUARD_LEEWAY_SECS` is a configuration error.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// Largest accepted token (RFC 8725 §3.8 advises bounding input), in bytes.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// A configuration value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable (or setting) at fault.
+    pub var: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            var,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Settings of a [`Guard`](crate::Guard).
+///
+/// Build it with [`GuardConfig::from_env`] in services and [`GuardConfig::new`]
+/// plus the `with_*` methods in tests.
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    pub(crate) issuer: String,
+    pub(crate) audience: String,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) leeway: Duration,
+    pub(crate) jwks_refetch_interval: Duration,
+    pub(crate) jwks_uri: Option<Url>,
+    pub(crate) jwks_min_ttl: Duration,
+    pub(crate) jwks_max_ttl: Duration,
+    pub(crate) jwks_default_ttl: Duration,
+    pub(crate) http_timeout: Duration,
+    pub(crate) cache_capacity: u64,
+    pub(crate) revocation_retention: Duration,
+    pub(crate) revocation_stream: Option<Url>,
+}
+
+impl GuardConfig {
+    /// Defaults for tokens issued by `issuer` (compared exactly, as a string)
+    /// and meant for `audience` (this service's resource name, e.g. `order`).
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            algorithms: DEFAULT_ALGORITHMS.to_vec(),
+            leeway: Duration::from_secs(30),
+            jwks_refetch_interval: Duration::from_secs(5),
+            jwks_uri: None,
+            jwks_min_ttl: Duration::from_secs(30),
+            jwks_max_ttl: Duration::from_secs(24 * 3600),
+            jwks_default_ttl: Duration::from_secs(300),
+            http_timeout: Duration::from_secs(3),
+            cache_capacity: 10_000,
+            revocation_retention: Duration::from_secs(3600),
+            revocation_stream: None,
+        }
+    }
+
+    /// Reads the `GUARD_*` environment variables (see the crate documentation
+    /// for the table); `audience` is the service's own resource name.
+    pub fn from_env(audience: &str) -> Result<Self, ConfigError> {
+        Self::from_lookup(audience, |name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) over any variable source (testable without
+    /// touching the process environment).
+    pub fn from_lookup(
+        audience: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let secs = |name: &'static str| -> Result<Option<Duration>, ConfigError> {
+            get(name)
+                .map(|v| {
+                    v.parse::<u64>().map(Duration::from_secs).map_err(|_| {
+                        ConfigError::new(name, format!("not a number of seconds: {v:?}"))
+                    })
+                })
+                .transpose()
+        };
+
+        let issuer = get("GUARD_ISSUER").unwrap_or_else(|| DEFAULT_ISSUER.to_owned());
+        Url::parse(&issuer)
+            .map_err(|e| ConfigError::new("GUARD_ISSUER", format!("not a URL: {e}")))?;
+        let mut config = Self::new(issuer, audience);
+        if let Some(list) = get("GUARD_ALGORITHMS") {
+            config = config.with_algorithms(&parse_algorithms(&list)?)?;
+        }
+        if let Some(leeway) = secs("GUARD_LEEWAY_SECS")? {
+            config = config.with_leeway(leeway)?;
+        }
+        if let Some(interval) = secs("GUARD_JWKS_REFETCH_SECS")? {
+            config = config.with_jwks_refetch_interval(interval);
+        }
+        if let Some(uri) = get("GUARD_JWKS_URI") {
+            let uri = Url::parse(&uri)
+                .map_err(|e| ConfigError::new("GUARD_JWKS_URI", format!("not a URL: {e}")))?;
+            config = config.with_jwks_uri(uri);
+        }
+        // On by default in services: the IdP's stream at `<issuer>/revocations/stream`.
+        let stream = get("GUARD_REVOCATION_STREAM_URL").unwrap_or_else(|| {
+            format!("{}/revocations/stream", config.issuer.trim_end_matches('/'))
+        });
+        if !stream.eq_ignore_ascii_case("off") {
+            let url = Url::parse(&stream).map_err(|e| {
+                ConfigError::new("GUARD_REVOCATION_STREAM_URL", format!("not a URL: {e}"))
+            })?;
+            config = config.with_revocation_stream(url);
+        }
+        if let Some(capacity) = get("GUARD_CACHE_CAPACITY") {
+            let capacity = capacity.parse().map_err(|_| {
+                ConfigError::new(
+                    "GUARD_CACHE_CAPACITY",
+                    format!("not a number: {capacity:?}"),
+                )
+            })?;
+            config = config.with_cache_capacity(capacity);
+        }
+        Ok(config)
+    }
+
+    /// Restricts the accepted signature algorithms. Symmetric algorithms
+    /// (HS*) are refused: a resource server never shares a secret with the IdP.
+    pub fn with_algorithms(mut self, algorithms: &[Algorithm]) -> Result<Self, ConfigError> {
+        if algorithms.is_empty() {
+            return Err(ConfigError::new(
+                "GUARD_ALGORITHMS",
+                "at least one algorithm is needed",
+            ));
+        }
+        if let Some(alg) = algorithms
+            .iter()
+            .find(|a| a.family() == AlgorithmFamily::Hmac)
+        {
+            return Err(ConfigError::new(
+                "GUARD_ALGORITHMS",
+                format!("{alg:?} is symmetric; only asymmetric algorithms are accepted"),
+            ));
+        }
+        self.algorithms = algorithms.to_vec();
+        self.algorithms.dedup();
+        Ok(self)
+    }
+
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` (default 30 s, at most 5 min).
+    pub fn with_leeway(mut self, leeway: Duration) -> Result<Self, ConfigError> {
+        if leeway > MAX_LEEWAY {
+            return Err(ConfigError::new("GUARD_LEEWAY_SECS", "at most 300 seconds"));
+        }
+        self.leeway = leeway;
+        Ok(self)
+    }
+
+    /// Minimum time between two JWKS refetches caused by an unknown `kid` (default 5 s).
+    pub fn with_jwks_refetch_interval(mut self, interval: Duration) -> Self {
+        self.jwks_refetch_interval = interval;
+        self
+    }
+
+    /// Uses this JWKS URL instead of the one named by the issuer's discovery document.
+    pub fn with_jwks_uri(mut self, uri: Url) -> Self {
+        self.jwks_uri = Some(uri);
+        self
+    }
+
+    /// Bounds applied to the JWKS response's `Cache-Control: max-age`, and the
+    /// lifetime used when the response has none (defaults 30 s, 24 h, 5 min).
+    pub fn with_jwks_ttl(mut self, min: Duration, max: Duration, default: Duration) -> Self {
+        self.jwks_min_ttl = min;
+        self.jwks_max_ttl = max.max(min);
+        self.jwks_default_ttl = default.clamp(min, self.jwks_max_ttl);
+        self
+    }
+
+    /// Timeout of each discovery/JWKS request (default 3 s).
+    pub fn with_http_timeout(mut self, timeout: Duration) -> Self {
+        self.http_timeout = timeout;
+        self
+    }
+
+    /// Maximum number of verified tokens remembered (default 10 000).
+    pub fn with_cache_capacity(mut self, capacity: u64) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// How long a revocation is remembered; must exceed the longest access-token
+    /// lifetime (default 1 h; tokens live 5 min).
+    pub fn with_revocation_retention(mut self, retention: Duration) -> Self {
+        self.revocation_retention = retention;
+        self
+    }
+
+    /// Subscribes to the IdP's revocation stream at `url` (Server-Sent Events,
+    /// see [`subscriber`](crate::subscriber)). [`from_env`](Self::from_env)
+    /// turns it on (`<issuer>/revocations/stream`); [`new`](Self::new) leaves it off.
+    pub fn with_revocation_stream(mut self, url: Url) -> Self {
+        self.revocation_stream = Some(url);
+        self
+    }
+
+    /// The expected `iss`.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// This service's resource name, required in `aud`.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// The accepted signature algorithms.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.algorithms
+    }
+
+    /// The tolerated clock skew.
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+}
+
+fn parse_algorithms(list: &str) -> Result<Vec<Algorithm>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|name| {
+            name.parse::<Algorithm>().map_err(|_| {
+                ConfigError::new("GUARD_ALGORITHMS", format!("unknown algorithm {name:?}"))
+            })
+        })
+        .collect()
+}
+
+/// The value of the environment variable `name` parsed as `T`, or `default`
+/// when it is unset or blank. A value that does not parse is an error naming
+/// the variable (the process refuses to start rather than guess).
+pub fn var<T>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    parse_var(name, std::env::var(name).ok(), default)
+}
+
+/// The environment variable `name`, a number of seconds, as a duration:
+/// `default` when unset or blank; below `min` is an error naming the variable.
+pub fn seconds(
+    name: &'static str,
+    default: Duration,
+    min: Duration,
+) -> Result<Duration, ConfigError> {
+    at_least(name, var(name, default.as_secs())?, min)
+}
+
+fn at_least(name: &'static str, seconds: u64, min: Duration) -> Result<Duration, ConfigError> {
+    let duration = Duration::from_secs(seconds);
+    if duration < min {
+        return Err(ConfigError::new(
+            name,
+            format!("at least {} seconds", min.as_secs()),
+        ));
+    }
+    Ok(duration)
+}
+
+fn parse_var<T>(name: &'static str, value: Option<String>, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match value.as_deref().map(str::trim) {
+        Some(value) if !value.is_empty() => value
+            .parse()
+            .map_err(|e: T::Err| ConfigError::new(name, format!("cannot parse {value:?}: {e}"))),
+        _ => Ok(default),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> Result<GuardConfig, ConfigError> {
+        GuardConfig::from_lookup("order", |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let config = from(&[]).unwrap();
+        assert_eq!(config.issuer(), "http://localhost:9000");
+        assert_eq!(config.audience(), "order");
+        assert_eq!(config.algorithms(), &DEFAULT_ALGORITHMS);
+        assert_eq!(config.leeway(), Duration::from_secs(30));
+        assert_eq!(config.jwks_refetch_interval, Duration::from_secs(5));
+        assert!(config.jwks_uri.is_none());
+        assert_eq!(
+            config.revocation_stream.as_ref().map(Url::as_str),
+            Some("http://localhost:9000/revocations/stream")
+        );
+        let off = from(&[("GUARD_REVOCATION_STREAM_URL", "off")]).unwrap();
+        assert!(off.revocation_stream.is_none());
+        assert!(
+            GuardConfig::new("http://idp", "order")
+                .revocation_stream
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn variables_override_the_defaults() {
+        let config = from(&[
+            ("GUARD_ISSUER", "https://idp.example"),
+            ("GUARD_ALGORITHMS", " ES256 , EdDSA "),
+            ("GUARD_LEEWAY_SECS", "10"),
+            ("GUARD_JWKS_REFETCH_SECS", "60"),
+            ("GUARD_JWKS_URI", "https://idp.example/keys"),
+            ("GUARD_CACHE_CAPACITY", "5"),
+            (
+                "GUARD_REVOCATION_STREAM_URL",
+                "https://idp.example/revocations/stream",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(config.issuer(), "https://idp.example");
+        assert_eq!(config.algorithms(), &[Algorithm::ES256, Algorithm::EdDSA]);
+        assert_eq!(config.leeway(), Duration::from_secs(10));
+        assert_eq!(config.jwks_refetch_interval, Duration::from_secs(60));
+        assert_eq!(
+            config.jwks_uri.as_ref().map(Url::as_str),
+            Some("https://idp.example/keys")
+        );
+        assert_eq!(config.cache_capacity, 5);
+        assert_eq!(
+            config.revocation_stream.as_ref().map(Url::as_str),
+            Some("https://idp.example/revocations/stream")
+        );
+    }
+
+    #[test]
+    fn symmetric_unknown_or_empty_algorithm_lists_are_refused() {
+        for list in ["HS256", "RS256,HS512", "none", "RS256,foo", ","] {
+            let err = from(&[("GUARD_ALGORITHMS", list)]).unwrap_err();
+            assert_eq!(err.var, "GUARD_ALGORITHMS", "{list}");
+        }
+    }
+
+    #[test]
+    fn bad_numbers_and_urls_are_refused_with_the_variable_named() {
+        assert_eq!(
+            from(&[("GUARD_LEEWAY_SECS", "ten")]).unwrap_err().var,
+            "GUARD_LEEWAY_SECS"
+        );
+        assert_eq!(
+            from(&[("GUARD_LEEWAY_SECS", "3600")]).unwrap_err().var,
+            "GUARD_LEEWAY_SECS"
+        );
+        assert_eq!(
+            from(&[("GUARD_JWKS_REFETCH_SECS", "-1")]).unwrap_err().var,
+            "GUARD_JWKS_REFETCH_SECS"
+        );
+        assert_eq!(
+            from(&[("GUARD_ISSUER", "not a url")]).unwrap_err().var,
+            "GUARD_ISSUER"
+        );
+        assert_eq!(
+            from(&[("GUARD_JWKS_URI", "::")]).unwrap_err().var,
+            "GUARD_JWKS_URI"
+        );
+    }
+
+    #[test]
+    fn a_service_variable_unset_or_blank_means_the_default_and_a_value_is_parsed_trimmed() {
+        assert_eq!(parse_var("X_LIMIT", None, 7).unwrap(), 7);
+        assert_eq!(parse_var("X_LIMIT", Some("  ".into()), 7).unwrap(), 7);
+        assert_eq!(parse_var("X_LIMIT", Some(" 42 ".into()), 7).unwrap(), 42);
+        let bind: SocketAddr = parse_var(
+            "X_BIND",
+            Some("0.0.0.0:8083".into()),
+            ([127, 0, 0, 1], 1).into(),
+        )
+        .unwrap();
+        assert_eq!(bind.port(), 8083);
+    }
+
+    #[test]
+    fn a_service_variable_that_does_not_parse_is_an_error_naming_it() {
+        let error =
+            parse_var("PAYMENT_DECLINE_ABOVE_CENTS", Some("lots".into()), 1_i64).unwrap_err();
+        assert_eq!(error.var, "PAYMENT_DECLINE_ABOVE_CENTS");
+        assert!(error.reason.contains("\"lots\""), "{}", error.reason);
+    }
+
+    #[test]
+    fn a_duration_below_its_minimum_is_refused() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            at_least("X_TTL_SECS", 900, minute),
+            Ok(Duration::from_secs(900))
+        );
+        assert_eq!(at_least("X_TTL_SECS", 60, minute), Ok(minute));
+        assert_eq!(
+            at_least("X_TTL_SECS", 59, minute).unwrap_err().var,
+            "X_TTL_SECS"
+        );
+    }
+}

@@ -1,0 +1,218 @@
+//! Why a request is refused, and the one place where that becomes HTTP.
+//!
+//! * no token → `401` with a bare `WWW-Authenticate: Bearer realm="…"` (RFC 6750 §3.1:
+//!   no error code when the request carried no credentials);
+//! * a bad token → `401` with `error="invalid_token"` and a description;
+//! * missing rights → `403` with `error="insufficient_scope"` naming what is needed;
+//! * a malformed `Authorization` header → `400` with `error="invalid_request"`;
+//! * no signing keys could ever be loaded → `503` (the token may be fine; we cannot tell yet).
+//!
+//! Every answer carries the same JSON body: `{"error": "...", "error_description": "..."}`.
+
+use std::borrow::Cow;
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+use crate::guards::Requirement;
+
+/// Why a token was refused. The `Display` text is the `error_description`
+/// sent to the client: it names the rule, never echoes secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    #[error("token is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("token is not a compact JWS")]
+    Malformed,
+    #[error("alg \"none\" is not accepted")]
+    AlgNone,
+    #[error("symmetric algorithms (HS*) are not accepted")]
+    AlgSymmetric,
+    #[error("signature algorithm is not allowed")]
+    AlgNotAllowed,
+    #[error("the signing key does not match the token's algorithm")]
+    KeyAlgorithmMismatch,
+    #[error("token header has no kid")]
+    MissingKid,
+    #[error("signing key is unknown")]
+    UnknownKid,
+    #[error("token type must be at+jwt")]
+    WrongType,
+    #[error("token has critical header parameters that are not understood")]
+    UnsupportedCrit,
+    #[error("header parameter {0} is not accepted")]
+    ForbiddenHeader(&'static str),
+    #[error("signature is invalid")]
+    BadSignature,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is not valid yet")]
+    NotYetValid,
+    #[error("token is issued in the future")]
+    IssuedInFuture,
+    #[error("token issuer is not trusted")]
+    WrongIssuer,
+    #[error("token audience does not include this service")]
+    WrongAudience,
+    #[error("token lacks the required claim {0}")]
+    MissingClaim(&'static str),
+    #[error("claim {0} has an invalid value")]
+    InvalidClaim(&'static str),
+    #[error("token claims are not valid JSON")]
+    InvalidClaims,
+    #[error("token has been revoked")]
+    Revoked,
+}
+
+/// A refused request. Its [`IntoResponse`] is the only mapping to HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No bearer token in the request (no `Authorization: Bearer …` header).
+    #[error("a bearer token is required")]
+    MissingToken,
+    /// The `Authorization` header is malformed (e.g. sent twice).
+    #[error("{0}")]
+    InvalidRequest(&'static str),
+    /// The token was refused.
+    #[error("{0}")]
+    InvalidToken(#[from] TokenError),
+    /// The token is valid but lacks a role or scope.
+    #[error("{0}")]
+    Forbidden(Requirement),
+    /// No signing keys are available yet (the IdP has not answered since start-up).
+    #[error("signing keys are not available yet")]
+    KeysUnavailable,
+    /// A route guard is mounted on a router that has no `Guard::layer()`: a
+    /// wiring mistake, answered with 500 and logged.
+    #[error("authentication is not configured for this route")]
+    NotConfigured,
+}
+
+impl AuthError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingToken | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The OAuth error code (RFC 6750 §3.1), if any.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "unauthorized",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::Forbidden(_) => "insufficient_scope",
+            Self::KeysUnavailable => "temporarily_unavailable",
+            Self::NotConfigured => "server_error",
+        }
+    }
+}
+
+/// The `realm` of our challenges.
+const REALM: &str = "baton";
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let description = self.to_string();
+        let challenge = match &self {
+            Self::MissingToken => Some(format!("Bearer realm=\"{REALM}\"")),
+            Self::InvalidRequest(_) | Self::InvalidToken(_) => Some(format!(
+                "Bearer realm=\"{REALM}\", error=\"{}\", error_description=\"{}\"",
+                self.code(),
+                quoted_safe(&description)
+            )),
+            Self::Forbidden(need) => {
+                let scope = need.scopes().collect::<Vec<_>>().join(" ");
+                let scope = if scope.is_empty() {
+                    String::new()
+                } else {
+                    format!(", scope=\"{}\"", quoted_safe(&scope))
+                };
+                Some(format!(
+                    "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", error_description=\"{}\"{scope}",
+                    quoted_safe(&description)
+                ))
+            }
+            Self::KeysUnavailable | Self::NotConfigured => None,
+        };
+        if matches!(self, Self::NotConfigured) {
+            tracing::error!(
+                "a guard::require_* route layer runs without Guard::layer() on the router"
+            );
+        }
+        let body = serde_json::json!({ "error": self.code(), "error_description": description });
+        let mut response = (self.status(), Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        if matches!(self, Self::KeysUnavailable) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+/// Makes text safe inside a quoted `WWW-Authenticate` parameter: RFC 6750
+/// allows `%x20-21 / %x23-5B / %x5D-7E` only, so `"` and `\` and anything
+/// non-printable become `'`/`?`; bounded to 200 characters.
+pub(crate) fn quoted_safe(text: &str) -> Cow<'_, str> {
+    let ok = |c: char| matches!(c, '\x20'..='\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e');
+    if text.len() <= 200 && text.chars().all(ok) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .take(200)
+            .map(|c| match c {
+                '"' => '\'',
+                c if ok(c) => c,
+                _ => '?',
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_cannot_break_out_of_the_quoted_string() {
+        assert_eq!(quoted_safe("token has expired"), "token has expired");
+        assert_eq!(quoted_safe("a\"b\\c\r\nd"), "a'b?c??d");
+        assert_eq!(quoted_safe(&"x".repeat(500)).len(), 200);
+    }
+
+    #[test]
+    fn each_error_has_its_status_and_code() {
+        let cases = [
+            (AuthError::MissingToken, 401, "unauthorized"),
+            (
+                AuthError::InvalidToken(TokenError::Expired),
+                401,
+                "invalid_token",
+            ),
+            (AuthError::InvalidRequest("x"), 400, "invalid_request"),
+            (
+                AuthError::Forbidden(Requirement::role("admin")),
+                403,
+                "insufficient_scope",
+            ),
+            (AuthError::KeysUnavailable, 503, "temporarily_unavailable"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.status().as_u16(), status);
+            assert_eq!(error.code(), code);
+        }
+    }
+}

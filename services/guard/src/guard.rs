@@ -1,0 +1,319 @@
+//! [`Guard`]: validates bearer tokens locally and turns them into [`Principal`]s.
+
+use std::sync::{Arc, Mutex, Once, Weak};
+use std::time::Duration;
+
+use axum::Extension;
+use http::request::Parts;
+use http::{HeaderMap, header};
+
+use crate::cache::{self, VerifiedCache};
+use crate::config::{GuardConfig, MAX_TOKEN_BYTES};
+use crate::error::{AuthError, TokenError};
+use crate::jwks::{Jwks, JwksStatus};
+use crate::principal::{Principal, Verified};
+use crate::revocation::{Denylist, Revocation};
+use crate::subscriber::{self, RevocationStatus};
+use crate::trace::TraceContext;
+use crate::validator::Validator;
+
+/// Validates access tokens for one service (one audience).
+///
+/// Cheap to clone (an `Arc`); make one per process and put it in the state.
+/// Creating it never fails and never waits for the IdP: keys are fetched in
+/// the background and on demand, and retried.
+#[derive(Clone)]
+pub struct Guard {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: GuardConfig,
+    jwks: Arc<Jwks>,
+    validator: Validator,
+    verified: VerifiedCache,
+    denylist: Denylist,
+    started: Once,
+    /// Present when the revocation stream is configured.
+    stream: Option<subscriber::Status>,
+}
+
+impl Guard {
+    /// A guard for `config`. Inside a Tokio runtime the first key fetch starts
+    /// at once; otherwise at the first validation.
+    pub fn new(config: GuardConfig) -> Self {
+        let guard = Self {
+            inner: Arc::new(Inner {
+                jwks: Arc::new(Jwks::new(&config)),
+                validator: Validator::new(&config),
+                verified: VerifiedCache::new(config.cache_capacity),
+                denylist: Denylist::new(config.revocation_retention),
+                stream: config.revocation_stream.as_ref().map(|url| {
+                    Arc::new(Mutex::new(RevocationStatus {
+                        url: url.to_string(),
+                        ..Default::default()
+                    }))
+                }),
+                config,
+                started: Once::new(),
+            }),
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            guard.start();
+        }
+        guard
+    }
+
+    /// Starts the background key refresher (once).
+    fn start(&self) {
+        self.inner.started.call_once(|| {
+            tokio::spawn(Jwks::keep_fresh(Arc::downgrade(&self.inner.jwks)));
+            if let (Some(url), Some(status)) =
+                (&self.inner.config.revocation_stream, &self.inner.stream)
+            {
+                // Holds the guard weakly: the subscriber stops when the guard is dropped.
+                let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+                let apply = move |revocation| match weak.upgrade() {
+                    Some(inner) => {
+                        Guard { inner }.revoke(revocation);
+                        true
+                    }
+                    None => false,
+                };
+                tokio::spawn(subscriber::run(url.clone(), status.clone(), apply));
+            }
+        });
+    }
+
+    /// The settings this guard enforces.
+    pub fn config(&self) -> &GuardConfig {
+        &self.inner.config
+    }
+
+    /// Validates `token` (the bare JWT, without `Bearer `) and returns its
+    /// principal, with a new trace context.
+    pub async fn validate(&self, token: &str) -> Result<Principal, AuthError> {
+        self.validate_in(token, TraceContext::new()).await
+    }
+
+    /// Reads the bearer token of a request (only the `Authorization` header:
+    /// never a query parameter, never `X-User-*` headers), validates it, and
+    /// returns the principal with the request's trace context: the
+    /// [`TraceContext`] already in the request's extensions when `request` has
+    /// them (its `Parts`) and one was put there (by
+    /// [`trace::attach`](crate::trace::attach) or an extractor), else its
+    /// `traceparent`, else a new trace.
+    pub async fn authenticate(&self, request: &impl Incoming) -> Result<Principal, AuthError> {
+        let headers = request.headers();
+        let token = bearer_token(headers)?;
+        let trace = request
+            .trace()
+            .unwrap_or_else(|| TraceContext::from_headers(headers));
+        self.validate_in(token, trace).await
+    }
+
+    async fn validate_in(&self, token: &str, trace: TraceContext) -> Result<Principal, AuthError> {
+        let result = self.check(token, trace).await;
+        if let Err(e) = &result {
+            // The reason only: never the token.
+            tracing::debug!(reason = %e, trace_id = %trace.trace_id(), "bearer token refused");
+        }
+        result
+    }
+
+    #[cfg_attr(feature = "bench-insecure-no-auth", allow(unreachable_code))]
+    async fn check(&self, token: &str, trace: TraceContext) -> Result<Principal, AuthError> {
+        #[cfg(feature = "bench-insecure-no-auth")]
+        return crate::insecure::principal(token, trace);
+        self.start();
+        let inner = &*self.inner;
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLarge(MAX_TOKEN_BYTES).into());
+        }
+        let key = cache::hash(token);
+        if let Some(verified) = inner.verified.get(&key) {
+            if inner.denylist.is_revoked(&verified.claims) {
+                inner.verified.forget(&key);
+                return Err(TokenError::Revoked.into());
+            }
+            if inner.jwks.trusts(&verified.kid) {
+                return Ok(Principal::new(verified, trace));
+            }
+            // Its key was withdrawn from the JWKS: judge the token afresh.
+            inner.verified.forget(&key);
+        }
+        let header = inner.validator.check_header(token)?;
+        let signing_key = inner.jwks.key(&header.kid).await?;
+        let claims = inner.validator.verify(token, header.alg, &signing_key)?;
+        if inner.denylist.is_revoked(&claims) {
+            return Err(TokenError::Revoked.into());
+        }
+        let verified = Arc::new(Verified {
+            claims,
+            token: Arc::from(token),
+            kid: header.kid.into_boxed_str(),
+        });
+        inner.verified.insert(key, verified.clone());
+        Ok(Principal::new(verified, trace))
+    }
+
+    /// The state of the key cache, for `/readyz`.
+    pub fn status(&self) -> JwksStatus {
+        self.inner.jwks.status()
+    }
+
+    /// The state of the revocation stream subscriber, when configured.
+    pub fn revocation_status(&self) -> Option<RevocationStatus> {
+        self.inner
+            .stream
+            .as_ref()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    /// Waits until signing keys are loaded or `timeout` passes; returns whether
+    /// keys are available. For start-up ordering and tests — validation does
+    /// not need it.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        self.start();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.status().ready {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Fetches the JWKS now (also used by the revocation subscriber when the
+    /// IdP announces a rotation). Errors are also reported by [`status`](Self::status).
+    pub async fn refresh_keys(&self) -> Result<(), String> {
+        self.inner
+            .jwks
+            .refresh()
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Drops `token` from the verified-token cache (it will be fully
+    /// validated again next time). Use [`revoke`](Self::revoke) to refuse it.
+    pub fn forget(&self, token: &str) {
+        self.inner.verified.forget(&cache::hash(token));
+    }
+
+    /// Refuses every token matching `revocation` from now on, cached or not.
+    pub fn revoke(&self, revocation: Revocation) {
+        self.inner.denylist.add(&revocation);
+        self.inner.verified.forget_matching(revocation);
+    }
+
+    /// Whether `token` is in the verified-token cache (for tests and metrics).
+    pub fn is_cached(&self, token: &str) -> bool {
+        self.inner.verified.contains(&cache::hash(token))
+    }
+
+    /// A layer that makes this guard available to the route guards
+    /// ([`require_role`](crate::require_role), …): `router.layer(guard.layer())`.
+    pub fn layer(&self) -> Extension<Guard> {
+        Extension(self.clone())
+    }
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("issuer", &self.inner.config.issuer)
+            .field("audience", &self.inner.config.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Guard::authenticate`] reads of a request: its headers, and the
+/// [`TraceContext`] in its extensions when it has extensions.
+pub trait Incoming {
+    fn headers(&self) -> &HeaderMap;
+    /// The trace context stored with the request, if any.
+    fn trace(&self) -> Option<TraceContext> {
+        None
+    }
+}
+
+impl Incoming for HeaderMap {
+    fn headers(&self) -> &HeaderMap {
+        self
+    }
+}
+
+impl Incoming for Parts {
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+    fn trace(&self) -> Option<TraceContext> {
+        self.extensions.get().copied()
+    }
+}
+
+/// The token of the single `Authorization: Bearer <token>` header.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(AuthError::MissingToken);
+    };
+    if values.next().is_some() {
+        return Err(AuthError::InvalidRequest(
+            "more than one Authorization header",
+        ));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::InvalidRequest("Authorization header is not ASCII"))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        // Another scheme (Basic, …) carries no bearer credentials (RFC 6750 §3.1).
+        return Err(AuthError::MissingToken);
+    }
+    let token = token.trim_matches(' ');
+    if token.is_empty() {
+        return Err(AuthError::InvalidRequest("empty bearer token"));
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        h.insert("x-user-id", HeaderValue::from_static("admin"));
+        h
+    }
+
+    #[test]
+    fn the_bearer_token_is_read_from_the_authorization_header_only() {
+        assert_eq!(bearer_token(&headers(&["Bearer abc"])), Ok("abc"));
+        assert_eq!(bearer_token(&headers(&["bearer  abc "])), Ok("abc"));
+        assert_eq!(bearer_token(&headers(&[])), Err(AuthError::MissingToken));
+        assert_eq!(
+            bearer_token(&headers(&["Basic dTpw"])),
+            Err(AuthError::MissingToken)
+        );
+        assert_eq!(
+            bearer_token(&headers(&["Bearer"])),
+            Err(AuthError::InvalidRequest("empty bearer token"))
+        );
+        assert_eq!(
+            bearer_token(&headers(&["Bearer a", "Bearer b"])),
+            Err(AuthError::InvalidRequest(
+                "more than one Authorization header"
+            ))
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! guard: the library every Baton service uses to validate and relay access
+//! tokens — "authenticate once, validate everywhere" — plus what the Baton
+//! processes share beyond tokens: logging, shutdown, database start-up, health
+//! routes, and for the resource servers the audit trail, idempotency keys, the
+//! "what I validated" hop record, error bodies and the HTTP server plumbing.
+//!
+//! # Using it in a service
+//!
+//! ```ignore
+//! use guard::{Guard, GuardConfig, Principal, RelayClient, require_all, Requirement};
+//!
+//! #[derive(Clone, axum::extract::FromRef)]
+//! struct AppState { guard: Guard, relay: guard::relay::Upstream, db: PgPool }
+//!
+//! let guard = Guard::new(GuardConfig::from_env("inventory")?); // never waits for the IdP
+//! let api = Router::new()
+//!     .route("/items/{sku}", put(update_item).route_layer(require_all([
+//!         Requirement::role("admin"),
+//!         Requirement::scope("inventory:write"),
+//!     ])))
+//!     .route("/items", get(list_items))
+//!     .layer(guard.layer()); // lets the route guards find the Guard
+//! let app = api
+//!     .merge(guard::health::Readiness::new().database(db.clone()).jwks(&guard).router())
+//!     .with_state(state);
+//!
+//! async fn list_items(caller: Principal, State(db): State<PgPool>) -> Result<Json<..>, AppError> {
+//!     caller.require_scope("inventory:read")?; // AuthError answers 403 by itself
+//!     ...
+//! }
+//! ```
+//!
+//! # What is checked (every rule on, options can only narrow)
+//!
+//! Size ≤ 8 KiB; `alg` from the allow-list
+//! (never `none`, never HS*, must match the key); `typ` `at+jwt`; `kid` known
+//! (unknown → one rate-limited JWKS refetch); no `crit`, `jku`, `x5u`, `jwk`,
+//! `x5c`; signature; exact `iss`; `aud` contains this service; `exp`, `nbf`,
+//! `iat` with leeway; `sub`, `jti`, `client_id` present; not revoked.
+//!
+//! # Configuration
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `GUARD_ISSUER` | `http://localhost:9000` | expected `iss`; discovery at `<issuer>/.well-known/openid-configuration` |
+//! | `GUARD_ALGORITHMS` | `RS256,ES256,EdDSA` | accepted algorithms (asymmetric only) |
+//! | `GUARD_LEEWAY_SECS` | `30` | clock skew on `exp`/`nbf`/`iat` (≤ 300) |
+//! | `GUARD_JWKS_REFETCH_SECS` | `5` | minimum interval between refetches caused by unknown `kid`s |
+//! | `GUARD_JWKS_URI` | from discovery | JWKS URL override |
+//! | `GUARD_CACHE_CAPACITY` | `10000` | verified tokens kept in memory |
+//! | `GUARD_REVOCATION_STREAM_URL` | `<issuer>/revocations/stream` | the IdP's revocation stream (SSE), see [`subscriber`]; `off` disables it |
+//!
+//! # Modules
+//!
+//! * [`Guard`] — validation, JWKS cache, verified-token cache, revocation.
+//! * [`Principal`] — the caller (extractor); [`require_role`] & co. — route guards.
+//! * [`AuthError`] — 400/401/403/503 with RFC 6750 `WWW-Authenticate`.
+//! * [`relay`] — [`RelayClient`]: calls other services with the caller's token
+//!   and trace; [`RelayError`] maps their answers.
+//! * [`health`] — `/healthz` + `/readyz`.
+//! * [`trace`] — W3C `traceparent`.
+//! * [`config::var`] — a service's own typed settings from the environment.
+//! * [`telemetry`], [`shutdown`], [`db`] — logging, graceful shutdown, database
+//!   start-up, for every process.
+//!
+//! For the resource servers (order, payment, inventory):
+//!
+//! * [`server`] — the common layers (request span with the trace id, body
+//!   limit, sensitive headers, panics as 500), `/healthz` + `/readyz`,
+//!   serving in the foreground or in the background ([`server::Running`]).
+//! * [`audit`] — one audit row per state change, `GET /audit` for admins.
+//! * [`idempotency`] — `Idempotency-Key`: a retry gets the first answer.
+//! * [`hop`] — the identity a service validated, returned to its caller.
+//! * [`ApiError`] — every way a request can fail, the service's own failures
+//!   included ([`DomainError`]), answered in one place; [`error_body`] — the
+//!   `{"error","error_description"}` body and database failures.
+//! * [`text`] — free-text checks; [`lines`] — the `{sku, quantity}` lines
+//!   order and inventory exchange.
+//! * `testing` (feature `test-issuer`) — a real test issuer over HTTP with
+//!   real keys, that mints valid and forged tokens.
+
+pub mod api_error;
+pub mod audit;
+mod cache;
+pub mod claims;
+pub mod config;
+pub mod db;
+mod error;
+pub mod error_body;
+mod guard;
+pub mod guards;
+pub mod health;
+pub mod hop;
+pub mod idempotency;
+#[cfg(feature = "bench-insecure-no-auth")]
+mod insecure;
+mod jwks;
+pub mod lines;
+mod principal;
+pub mod relay;
+pub mod revocation;
+pub mod server;
+pub mod shutdown;
+pub mod subscriber;
+pub mod telemetry;
+#[cfg(feature = "test-issuer")]
+pub mod testing;
+pub mod text;
+pub mod trace;
+mod validator;
+
+pub use api_error::{ApiError, DomainError};
+pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
+pub use config::{ConfigError, GuardConfig};
+pub use error::{AuthError, TokenError};
+pub use guard::{Guard, Incoming};
+pub use guards::{
+    Requirement, require, require_all, require_any, require_any_role, require_any_scope,
+    require_role, require_scope,
+};
+pub use jsonwebtoken::Algorithm;
+pub use jwks::{JwksState, JwksStatus, unix_now};
+pub use principal::Principal;
+pub use relay::{RelayClient, RelayContext, RelayError, Upstream};
+pub use revocation::Revocation;
+pub use subscriber::RevocationStatus;
+pub use trace::TraceContext;

@@ -1,0 +1,202 @@
+//! The authenticated caller of a request.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
+use http::request::Parts;
+
+use crate::Guard;
+use crate::claims::{AccessClaims, Actor};
+use crate::error::AuthError;
+use crate::guards::Requirement;
+use crate::trace::TraceContext;
+
+/// Who is calling: the validated claims of the bearer token, the token itself
+/// (to relay it) and the request's trace context.
+///
+/// Cheap to clone (an `Arc` and a few bytes), `Send + 'static`: pass it to
+/// spawned tasks to keep acting for the same caller.
+///
+/// As an axum extractor it validates the `Authorization: Bearer` token with the
+/// [`Guard`] from the state (`Guard: FromRef<S>`) and refuses the request with
+/// [`AuthError`] otherwise. Identity headers such as `X-User-Id` are never read.
+#[derive(Clone)]
+pub struct Principal {
+    verified: Arc<Verified>,
+    trace: TraceContext,
+}
+
+/// A verified token: what the verified-token cache stores.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    pub(crate) claims: AccessClaims,
+    pub(crate) token: Arc<str>,
+    /// The key that verified it: a cached verdict ends when the key leaves the JWKS.
+    pub(crate) kid: Box<str>,
+}
+
+impl Principal {
+    pub(crate) fn new(verified: Arc<Verified>, trace: TraceContext) -> Self {
+        Self { verified, trace }
+    }
+
+    /// The user id (a UUID), or the client id for `client_credentials` tokens.
+    pub fn sub(&self) -> &str {
+        &self.verified.claims.sub
+    }
+
+    /// The OAuth client the token was issued to.
+    pub fn client_id(&self) -> &str {
+        &self.verified.claims.client_id
+    }
+
+    /// The `roles` claim.
+    pub fn roles(&self) -> &[String] {
+        &self.verified.claims.roles
+    }
+
+    /// The scopes of the `scope` claim.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.verified.claims.scopes()
+    }
+
+    /// The IdP session (absent for `client_credentials`).
+    pub fn sid(&self) -> Option<&str> {
+        self.verified.claims.sid.as_deref()
+    }
+
+    /// The token id; log this rather than the token.
+    pub fn jti(&self) -> &str {
+        &self.verified.claims.jti
+    }
+
+    /// The acting party of an exchanged token (RFC 8693).
+    pub fn act(&self) -> Option<&Actor> {
+        self.verified.claims.act.as_ref()
+    }
+
+    /// Expiry, seconds since the epoch.
+    pub fn exp(&self) -> i64 {
+        self.verified.claims.exp
+    }
+
+    /// All validated claims.
+    pub fn claims(&self) -> &AccessClaims {
+        &self.verified.claims
+    }
+
+    /// The raw bearer token, to relay it. Never log it.
+    pub fn token(&self) -> &Arc<str> {
+        &self.verified.token
+    }
+
+    /// The trace context of the request this principal came with.
+    pub fn trace(&self) -> &TraceContext {
+        &self.trace
+    }
+
+    /// The same principal within another trace.
+    pub fn with_trace(mut self, trace: TraceContext) -> Self {
+        self.trace = trace;
+        self
+    }
+
+    /// Whether the `roles` claim contains `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles().iter().any(|r| r == role)
+    }
+
+    /// Whether the `scope` claim contains `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().any(|s| s == scope)
+    }
+
+    /// 403 unless the caller has `role`.
+    pub fn require_role(&self, role: &str) -> Result<(), AuthError> {
+        if self.has_role(role) {
+            return Ok(());
+        }
+        Err(AuthError::Forbidden(Requirement::role(role.to_owned())))
+    }
+
+    /// 403 unless the caller has `scope`.
+    pub fn require_scope(&self, scope: &str) -> Result<(), AuthError> {
+        if self.has_scope(scope) {
+            return Ok(());
+        }
+        Err(AuthError::Forbidden(Requirement::scope(scope.to_owned())))
+    }
+
+    /// 403 unless the caller has at least one of `roles`.
+    pub fn require_any_role(&self, roles: &[&str]) -> Result<(), AuthError> {
+        if roles.iter().any(|r| self.has_role(r)) {
+            return Ok(());
+        }
+        let any = roles.iter().map(|r| Requirement::role((*r).to_owned()));
+        Err(AuthError::Forbidden(Requirement::any_of(any)))
+    }
+
+    /// 403 unless the caller meets `requirement`.
+    pub fn require(&self, requirement: &Requirement) -> Result<(), AuthError> {
+        requirement.check(self)
+    }
+}
+
+impl std::fmt::Debug for Principal {
+    /// Never prints the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.verified.claims;
+        f.debug_struct("Principal")
+            .field("sub", &c.sub)
+            .field("client_id", &c.client_id)
+            .field("roles", &c.roles)
+            .field("scope", &c.scope)
+            .field("jti", &c.jti)
+            .field("trace", &self.trace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> FromRequestParts<S> for Principal
+where
+    Guard: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthError> {
+        of_request(parts, &Guard::from_ref(state)).await
+    }
+}
+
+/// The request's principal: the one already validated for it, or `guard`'s
+/// verdict on its bearer token, then kept in its extensions. The principal
+/// carries the request's one trace context (see [`crate::trace::attach`]),
+/// which is kept there too, for its log span and any `TraceContext` extractor.
+pub(crate) async fn of_request(parts: &mut Parts, guard: &Guard) -> Result<Principal, AuthError> {
+    if let Some(principal) = parts.extensions.get::<Principal>() {
+        return Ok(principal.clone());
+    }
+    crate::trace::of_request(&mut parts.extensions, &parts.headers);
+    let principal = guard.authenticate(&*parts).await?;
+    parts.extensions.insert(principal.clone());
+    Ok(principal)
+}
+
+/// `Option<Principal>`: `None` when no token was sent, the error when one was
+/// sent and is invalid (an invalid token is never treated as anonymous).
+impl<S> axum::extract::OptionalFromRequestParts<S> for Principal
+where
+    Guard: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, AuthError> {
+        match <Principal as FromRequestParts<S>>::from_request_parts(parts, state).await {
+            Ok(principal) => Ok(Some(principal)),
+            Err(AuthError::MissingToken) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+use guard::Guard;
+use guard::server::Running;
+use guard::testing::TestIssuer;
+pub use guard::testing::{ALICE, BOB, CAROL, expect};
+use inventory::{AppState, spawn};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+/// A running inventory with its own database and issuer.
+pub struct TestApp {
+    pub url: String,
+    pub pool: PgPool,
+    pub issuer: TestIssuer,
+    pub http: reqwest::Client,
+    _server: Running,
+}
+
+impl TestApp {
+    pub async fn spawn(pool: PgPool) -> Self {
+        let issuer = TestIssuer::start().await;
+        let guard = Guard::new(issuer.config("inventory"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = spawn(
+            listener,
+            AppState {
+                pool: pool.clone(),
+                guard,
+            },
+        )
+        .unwrap();
+        Self {
+            url: server.url(),
+            pool,
+            issuer,
+            http: reqwest::Client::new(),
+            _server: server,
+        }
+    }
+
+    /// A valid token for `sub` with `roles` and `scope`.
+    pub fn token(&self, sub: &str, roles: &[&str], scope: &str) -> String {
+        self.issuer
+            .token()
+            .sub(sub)
+            .roles(roles)
+            .scope(scope)
+            .sign()
+    }
+
+    /// alice: customer.
+    pub fn alice(&self) -> String {
+        self.token(ALICE, &["customer"], "openid inventory:read")
+    }
+
+    /// carol: customer and support.
+    pub fn carol(&self) -> String {
+        self.token(CAROL, &["customer", "support"], "openid inventory:read")
+    }
+
+    /// bob: admin, with `inventory:write`.
+    pub fn bob(&self) -> String {
+        self.token(BOB, &["admin"], "openid inventory:read inventory:write")
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.url));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    pub async fn reserve(&self, token: &str, key: &str, lines: Value) -> Response {
+        self.request(Method::POST, "/reservations", Some(token))
+            .header("Idempotency-Key", key)
+            .json(&json!({ "lines": lines }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn release(&self, token: &str, id: &str) -> Response {
+        self.request(Method::DELETE, &format!("/reservations/{id}"), Some(token))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn stock(&self, sku: &str) -> i32 {
+        sqlx::query_scalar("SELECT stock FROM items WHERE sku = $1")
+            .bind(sku)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn set_stock(&self, sku: &str, stock: i32) {
+        sqlx::query("UPDATE items SET stock = $2 WHERE sku = $1")
+            .bind(sku)
+            .bind(stock)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+    }
+
+    pub async fn audit_actions(&self) -> Vec<String> {
+        sqlx::query_scalar("SELECT action FROM audit_log ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+    }
+}

@@ -1,0 +1,3 @@
+//! HTTP resources of the order service.
+
+pub mod orders;

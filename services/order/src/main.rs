@@ -1,0 +1,39 @@
+use anyhow::Context;
+use guard::Guard;
+use guard::relay::{DEFAULT_CONNECT_TIMEOUT, RelayClient};
+use guard::server::serve;
+use order::{AppState, Config, MIGRATOR, SERVICE, expiry, router};
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    guard::telemetry::init(SERVICE);
+    let config = Config::from_env()?;
+    let pool = guard::db::connect_and_migrate(
+        &config.database_url,
+        config.database_max_connections,
+        &MIGRATOR,
+    )
+    .await
+    .context("order database")?;
+    let guard = Guard::new(config.guard);
+    let relay = RelayClient::with_timeouts(config.relay_timeout, DEFAULT_CONNECT_TIMEOUT)
+        .context("relay client")?;
+    tokio::spawn(expiry::sweep(pool.clone(), config.pending_ttl));
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    tracing::info!(addr = %listener.local_addr()?, inventory = %config.inventory_url,
+        payment = %config.payment_url, "order listening");
+    let state = AppState::new(
+        pool.clone(),
+        guard,
+        &relay,
+        config.inventory_url,
+        config.payment_url,
+    );
+    serve(listener, router(state), guard::shutdown::signal()).await?;
+    // Requests have drained; let PostgreSQL see the connections close.
+    pool.close().await;
+    Ok(())
+}

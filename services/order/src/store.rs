@@ -1,0 +1,239 @@
+//! The orders table. An order is written `pending` before any downstream
+//! call, becomes `paid` when stock is reserved and the charge succeeded, and is
+//! deleted when it fails (its reservation released): see `checkout`. One left
+//! `pending` by a crash becomes `failed` (see `expiry`).
+
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use sqlx::{FromRow, PgPool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use guard::audit::{self, Initiator};
+use guard::hop::Hop;
+use guard::idempotency::Key;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Order {
+    pub id: Uuid,
+    pub owner: String,
+    /// `pending` (being placed), `paid`, or `failed` (left unfinished by a crash).
+    pub status: String,
+    pub lines: Vec<OrderLine>,
+    pub total_cents: Option<i64>,
+    pub reservation_id: Option<Uuid>,
+    pub charge_id: Option<Uuid>,
+    /// The identity each hop validated when the order was placed.
+    pub relay: Vec<Hop>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub sku: String,
+    pub quantity: i32,
+    /// The price inventory reserved at; absent while the order is pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price_cents: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct Row {
+    id: Uuid,
+    owner_sub: String,
+    status: String,
+    lines: Json<Vec<OrderLine>>,
+    total_cents: Option<i64>,
+    reservation_id: Option<Uuid>,
+    charge_id: Option<Uuid>,
+    relay: Json<Vec<Hop>>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl From<Row> for Order {
+    fn from(row: Row) -> Self {
+        Self {
+            id: row.id,
+            owner: row.owner_sub,
+            status: row.status,
+            lines: row.lines.0,
+            total_cents: row.total_cents,
+            reservation_id: row.reservation_id,
+            charge_id: row.charge_id,
+            relay: row.relay.0,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, owner_sub, status, lines, total_cents, reservation_id, charge_id, relay, created_at, updated_at";
+
+/// What [`insert_pending`] found.
+pub enum Pending {
+    /// A new pending order.
+    New(Order),
+    /// The caller's order made earlier with the same idempotency key.
+    Existing(Order),
+    /// The earlier order with this key failed and was deleted meanwhile.
+    Gone,
+}
+
+/// Writes a new pending order, or finds the caller's order already made with
+/// the same idempotency key.
+pub async fn insert_pending(
+    pool: &PgPool,
+    who: &Initiator,
+    owner: &str,
+    lines: &[OrderLine],
+    key: Option<&Key>,
+) -> Result<Pending, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let inserted: Option<Row> = sqlx::query_as(&format!(
+        "INSERT INTO orders (id, owner_sub, status, lines, idempotency_key) VALUES ($1, $2, 'pending', $3, $4)
+         ON CONFLICT (owner_sub, idempotency_key) DO NOTHING RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(owner)
+    .bind(Json(lines))
+    .bind(key.map(Key::as_str))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = inserted else {
+        let existing: Option<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM orders WHERE owner_sub = $1 AND idempotency_key = $2"
+        ))
+        .bind(owner)
+        .bind(key.map(Key::as_str))
+        .fetch_optional(&mut *tx)
+        .await?;
+        return Ok(existing.map_or(Pending::Gone, |row| Pending::Existing(row.into())));
+    };
+    let order = Order::from(row);
+    let detail = serde_json::json!({ "lines": lines });
+    audit::record(&mut tx, who, "order.create", &order.id.to_string(), detail).await?;
+    tx.commit().await?;
+    Ok(Pending::New(order))
+}
+
+/// What a paid order records.
+pub struct Payment<'a> {
+    pub lines: &'a [OrderLine],
+    pub total_cents: i64,
+    pub reservation_id: Uuid,
+    pub charge_id: Uuid,
+    /// Whether inventory confirmed the stock as sold.
+    pub reservation_committed: bool,
+    pub relay: &'a [Hop],
+}
+
+pub async fn mark_paid(
+    pool: &PgPool,
+    who: &Initiator,
+    id: Uuid,
+    paid: Payment<'_>,
+) -> Result<Order, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let row: Row = sqlx::query_as(&format!(
+        "UPDATE orders SET status = 'paid', lines = $2, total_cents = $3, reservation_id = $4, charge_id = $5,
+             relay = $6, updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(Json(paid.lines))
+    .bind(paid.total_cents)
+    .bind(paid.reservation_id)
+    .bind(paid.charge_id)
+    .bind(Json(paid.relay))
+    .fetch_one(&mut *tx)
+    .await?;
+    let detail = serde_json::json!({
+        "total_cents": paid.total_cents,
+        "reservation": paid.reservation_id,
+        "charge": paid.charge_id,
+        "reservation_committed": paid.reservation_committed,
+    });
+    audit::record(&mut tx, who, "order.paid", &id.to_string(), detail).await?;
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+/// Deletes a pending order that failed (after its reservation was released)
+/// and records why.
+pub async fn discard(
+    pool: &PgPool,
+    who: &Initiator,
+    id: Uuid,
+    detail: serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM orders WHERE id = $1 AND status = 'pending'")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(&mut tx, who, "order.fail", &id.to_string(), detail).await?;
+    tx.commit().await
+}
+
+/// Newest first, at most `limit`; everyone's orders when `owner` is `None`.
+pub async fn list(
+    pool: &PgPool,
+    owner: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Order>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE $1::TEXT IS NULL OR owner_sub = $1
+         ORDER BY created_at DESC, id DESC LIMIT $2"
+    ))
+    .bind(owner)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Order::from).collect())
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Order>, sqlx::Error> {
+    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(Order::from))
+}
+
+/// Marks the orders pending for longer than `ttl` failed, each audited as
+/// `order.expire` by `who`; returns how many.
+pub async fn fail_pending_older_than(
+    pool: &PgPool,
+    who: &Initiator,
+    ttl: std::time::Duration,
+) -> Result<u64, sqlx::Error> {
+    let seconds = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+    let mut tx = pool.begin().await?;
+    let failed: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE orders SET status = 'failed', updated_at = now()
+         WHERE status = 'pending' AND created_at < now() - $1 * interval '1 second'
+         RETURNING id",
+    )
+    .bind(seconds)
+    .fetch_all(&mut *tx)
+    .await?;
+    let detail =
+        serde_json::json!({ "reason": "left pending", "pending_longer_than_secs": seconds });
+    for id in &failed {
+        audit::record(
+            &mut tx,
+            who,
+            "order.expire",
+            &id.to_string(),
+            detail.clone(),
+        )
+        .await?;
+        tracing::warn!(order = %id, "pending order left unfinished marked failed");
+    }
+    tx.commit().await?;
+    Ok(failed.len() as u64)
+}

@@ -1,0 +1,204 @@
+use std::time::Duration;
+
+use guard::Guard;
+use guard::relay::RelayClient;
+use guard::server::Running;
+use guard::testing::TestIssuer;
+pub use guard::testing::{ALICE, BOB, CAROL, expect};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use url::Url;
+
+/// order, inventory and payment, each a real server with its own database
+/// (here: its own schema of the test database) and guard, all trusting one issuer.
+pub struct Stack {
+    pub issuer: TestIssuer,
+    pub order_url: String,
+    pub order_pool: PgPool,
+    pub inventory_pool: PgPool,
+    pub payment_pool: PgPool,
+    pub http: reqwest::Client,
+    pub inventory: Option<Running>,
+    pub payment: Option<Running>,
+    _order: Running,
+}
+
+impl Stack {
+    pub async fn start(order_pool: PgPool) -> Self {
+        Self::start_with(order_pool, None, Duration::from_secs(5)).await
+    }
+
+    /// order's calls to payment go to `payment` instead of the real payment
+    /// service, and time out after `relay_timeout`.
+    pub async fn start_with(
+        order_pool: PgPool,
+        payment_override: Option<Url>,
+        relay_timeout: Duration,
+    ) -> Self {
+        let issuer = TestIssuer::start().await;
+        let inventory_pool = own_schema(&order_pool, "inventory", &inventory::MIGRATOR).await;
+        let payment_pool = own_schema(&order_pool, "payment", &payment::MIGRATOR).await;
+        let inventory = inventory::spawn(
+            listener().await,
+            inventory::AppState {
+                pool: inventory_pool.clone(),
+                guard: Guard::new(issuer.config("inventory")),
+            },
+        )
+        .unwrap();
+        let payment = payment::spawn(
+            listener().await,
+            payment::AppState {
+                pool: payment_pool.clone(),
+                guard: Guard::new(issuer.config("payment")),
+                rules: payment::Rules::default(),
+            },
+        )
+        .unwrap();
+        let state = order::AppState::new(
+            order_pool.clone(),
+            Guard::new(issuer.config("order")),
+            &RelayClient::with_timeouts(relay_timeout, Duration::from_secs(1)).unwrap(),
+            Url::parse(&inventory.url()).unwrap(),
+            payment_override.unwrap_or_else(|| Url::parse(&payment.url()).unwrap()),
+        );
+        let order = order::spawn(listener().await, state).unwrap();
+        Self {
+            issuer,
+            order_url: order.url(),
+            order_pool,
+            inventory_pool,
+            payment_pool,
+            http: reqwest::Client::new(),
+            inventory: Some(inventory),
+            payment: Some(payment),
+            _order: order,
+        }
+    }
+
+    /// A valid token for all three services.
+    pub fn token(&self, sub: &str, roles: &[&str]) -> String {
+        self.issuer
+            .token()
+            .sub(sub)
+            .roles(roles)
+            .scope("openid orders:write")
+            .sign()
+    }
+
+    pub fn alice(&self) -> String {
+        self.token(ALICE, &["customer"])
+    }
+
+    pub fn carol(&self) -> String {
+        self.token(CAROL, &["customer", "support"])
+    }
+
+    pub fn bob(&self) -> String {
+        self.token(BOB, &["admin"])
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.order_url));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    pub async fn order(&self, token: &str, lines: Value) -> Response {
+        self.request(Method::POST, "/orders", Some(token))
+            .json(&json!({ "lines": lines }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn stock(&self, sku: &str) -> i64 {
+        let sql = "SELECT stock::BIGINT FROM items WHERE sku = $1";
+        sqlx::query_scalar(sql)
+            .bind(sku)
+            .fetch_one(&self.inventory_pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn set_stock(&self, sku: &str, stock: i32) {
+        sqlx::query("UPDATE items SET stock = $2 WHERE sku = $1")
+            .bind(sku)
+            .bind(stock)
+            .execute(&self.inventory_pool)
+            .await
+            .unwrap();
+    }
+
+    pub async fn count(pool: &PgPool, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+    }
+
+    pub async fn orders(&self) -> i64 {
+        Self::count(&self.order_pool, "SELECT count(*) FROM orders").await
+    }
+
+    pub async fn charges(&self) -> i64 {
+        Self::count(&self.payment_pool, "SELECT count(*) FROM charges").await
+    }
+
+    pub async fn held_reservations(&self) -> i64 {
+        Self::count(
+            &self.inventory_pool,
+            "SELECT count(*) FROM reservations WHERE status = 'held'",
+        )
+        .await
+    }
+
+    pub async fn stop_payment(&mut self) {
+        self.payment.take().unwrap().stop().await.unwrap();
+    }
+
+    pub async fn stop_inventory(&mut self) {
+        self.inventory.take().unwrap().stop().await.unwrap();
+    }
+}
+
+/// A schema of the test database standing in for the service's own database,
+/// with the service's migrations applied.
+async fn own_schema(pool: &PgPool, schema: &str, migrator: &Migrator) -> PgPool {
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(pool)
+        .await
+        .unwrap();
+    let options = (*pool.connect_options())
+        .clone()
+        .options([("search_path", schema)]);
+    let pool = PgPoolOptions::new()
+        .max_connections(5)
+        .connect_with(options)
+        .await
+        .unwrap();
+    migrator.run(&pool).await.unwrap();
+    pool
+}
+
+async fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.unwrap()
+}
+
+/// A server that accepts connections and never answers: a hung service.
+pub async fn hung_server() -> Url {
+    let listener = listener().await;
+    let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    url
+}

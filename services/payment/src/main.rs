@@ -1,0 +1,38 @@
+use anyhow::Context;
+use guard::Guard;
+use guard::idempotency;
+use guard::server::serve;
+use payment::{AppState, Config, MIGRATOR, SERVICE, router};
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    guard::telemetry::init(SERVICE);
+    let config = Config::from_env()?;
+    let pool = guard::db::connect_and_migrate(
+        &config.database_url,
+        config.database_max_connections,
+        &MIGRATOR,
+    )
+    .await
+    .context("payment database")?;
+    let guard = Guard::new(config.guard);
+    tokio::spawn(idempotency::sweep(pool.clone()));
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    tracing::info!(addr = %listener.local_addr()?, rules = ?config.rules, "payment listening");
+    serve(
+        listener,
+        router(AppState {
+            pool: pool.clone(),
+            guard,
+            rules: config.rules,
+        }),
+        guard::shutdown::signal(),
+    )
+    .await?;
+    // Requests have drained; let PostgreSQL see the connections close.
+    pool.close().await;
+    Ok(())
+}

@@ -1,0 +1,114 @@
+use guard::Guard;
+use guard::server::Running;
+use guard::testing::TestIssuer;
+pub use guard::testing::{ALICE, BOB, CAROL, expect};
+use payment::{AppState, Rules, spawn};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+/// The rules the tests run with: declines above 500.00, support refunds up to 100.00.
+pub const RULES: Rules = Rules {
+    support_refund_limit_cents: 10_000,
+    decline_above_cents: 50_000,
+};
+
+/// A running payment service with its own database and issuer.
+pub struct TestApp {
+    pub url: String,
+    pub pool: PgPool,
+    pub issuer: TestIssuer,
+    pub http: reqwest::Client,
+    _server: Running,
+}
+
+impl TestApp {
+    pub async fn spawn(pool: PgPool) -> Self {
+        let issuer = TestIssuer::start().await;
+        let guard = Guard::new(issuer.config("payment"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let state = AppState {
+            pool: pool.clone(),
+            guard,
+            rules: RULES,
+        };
+        let server = spawn(listener, state).unwrap();
+        Self {
+            url: server.url(),
+            pool,
+            issuer,
+            http: reqwest::Client::new(),
+            _server: server,
+        }
+    }
+
+    pub fn token(&self, sub: &str, roles: &[&str]) -> String {
+        self.issuer
+            .token()
+            .sub(sub)
+            .roles(roles)
+            .scope("openid payments:write")
+            .sign()
+    }
+
+    /// alice: customer.
+    pub fn alice(&self) -> String {
+        self.token(ALICE, &["customer"])
+    }
+
+    /// carol: customer and support.
+    pub fn carol(&self) -> String {
+        self.token(CAROL, &["customer", "support"])
+    }
+
+    /// bob: admin.
+    pub fn bob(&self) -> String {
+        self.token(BOB, &["admin"])
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.url));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    pub async fn charge(&self, token: &str, key: &str, body: Value) -> Response {
+        self.request(Method::POST, "/charges", Some(token))
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A succeeded charge of `amount_cents` for alice; its id.
+    pub async fn alice_charged(&self, amount_cents: i64) -> String {
+        let key = format!("setup-{amount_cents}");
+        let body = json!({ "amount_cents": amount_cents });
+        let charged = expect(
+            self.charge(&self.alice(), &key, body).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        charged["charge"]["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn refund(&self, token: &str, charge: &str, body: Value) -> Response {
+        self.request(
+            Method::POST,
+            &format!("/charges/{charge}/refund"),
+            Some(token),
+        )
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+    }
+}

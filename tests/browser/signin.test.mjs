@@ -1,0 +1,81 @@
+// A person's first visit, in a real browser: open the gateway, click Sign in,
+// fill the IdP's login page, place an order, see it listed, sign out.
+// Any console error or uncaught exception on any page fails the test.
+//
+// Run by the end-to-end suite (tests/e2e/browser.rs), which starts the stack
+// and passes its URLs; by hand: BATON_GATEWAY_URL=http://localhost:8080 node --test
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const gateway = process.env.BATON_GATEWAY_URL ?? 'http://localhost:8080';
+const idp = process.env.BATON_IDP_URL ?? 'http://localhost:9000';
+
+// Debian's Chromium, never a downloaded browser; flags that keep it off the
+// network it does not need (background services, updates, sync).
+// Playwright gives every launch a fresh, empty profile.
+async function launch() {
+  return chromium.launch({
+    executablePath: process.env.BATON_CHROMIUM ?? '/usr/bin/chromium',
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+}
+
+test('alice signs in, places an order, sees it listed and signs out', { timeout: 90_000 }, async () => {
+  const browser = await launch();
+  const problems = [];
+  try {
+    const page = await browser.newPage();
+    page.setDefaultTimeout(15_000);
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') {
+        const source = msg.location()?.url;
+        problems.push(`console error on ${page.url()}: ${msg.text()}${source ? ` (${source})` : ''}`);
+      }
+    });
+    page.on('pageerror', (err) => problems.push(`uncaught exception on ${page.url()}: ${err.message}`));
+
+    // Signed out: the gateway offers to sign in.
+    await page.goto(gateway);
+    await page.locator('#sign-in').click();
+
+    // The IdP's own login page.
+    await page.waitForURL((url) => url.href.startsWith(idp));
+    await page.getByLabel('Username').fill('alice');
+    await page.getByLabel('Password').fill('alice-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+
+    // Back on the gateway, signed in as alice the customer, with the products.
+    await page.waitForURL((url) => url.href.startsWith(gateway));
+    await page.locator('#user-name').filter({ hasText: /alice/i }).waitFor();
+    assert.match(await page.locator('#user-roles').innerText(), /customer/);
+    await page.getByText('No orders yet.').waitFor();
+
+    // Two mugs into the cart, place the order.
+    await page.getByLabel('Quantity of Baton mug').fill('2');
+    await page.getByRole('button', { name: 'Place order' }).click();
+
+    // The trace shows the relay, and the order is listed.
+    await page.locator('#trace-action').filter({ hasText: /Place order.*HTTP 201/ }).waitFor();
+    const validated = (await page.locator('#trace .hop.ok .hop-name').allTextContents()).map((h) => h.toLowerCase());
+    assert.deepEqual(validated, ['browser', 'gateway', 'order', 'inventory', 'payment'], 'every hop validated');
+    assert.match(await page.locator('#trace-footer').innerText(), /Every service validated the same access token/);
+    const rows = page.locator('#orders table.orders tbody tr');
+    await rows.first().waitFor();
+    assert.equal(await rows.count(), 1, 'one order listed');
+    assert.match(await rows.first().innerText(), /2 × baton-mug/);
+
+    // Sign out: through the IdP's end-session endpoint back to a signed-out page.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.locator('#sign-in').waitFor();
+    assert.ok(page.url().startsWith(gateway), `back on the gateway: ${page.url()}`);
+    const session = await page.evaluate(async () => (await fetch('/auth/session')).json());
+    assert.equal(session.authenticated, false, 'the session is gone');
+  } finally {
+    await browser.close();
+  }
+  assert.deepEqual(problems, [], 'no console errors');
+});

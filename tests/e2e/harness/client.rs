@@ -1,0 +1,314 @@
+//! Acting as the stack's users: a cookie-jar client that signs in through the
+//! gateway exactly as a browser does, and the authorization-code + PKCE flow
+//! of the public `cli` client for API-client tests.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::header::{HeaderMap, HeaderValue, ORIGIN};
+use reqwest::{Method, Response, StatusCode, redirect};
+use serde_json::Value;
+use url::Url;
+
+use super::html::{self, Control};
+use super::stack::Stack;
+
+/// The demo users of `idp seed` (CONTRIBUTING.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum User {
+    Alice,
+    Bob,
+    Carol,
+}
+
+impl User {
+    pub fn name(self) -> &'static str {
+        match self {
+            User::Alice => "alice",
+            User::Bob => "bob",
+            User::Carol => "carol",
+        }
+    }
+    pub fn password(self) -> String {
+        format!("{}-password", self.name())
+    }
+}
+
+/// A browser-like HTTP client: cookie jar, follows redirects, sends `Origin`
+/// on state-changing requests as browsers do, and the session's CSRF token in
+/// `X-CSRF-Token` as the page's script does.
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub gateway: Url,
+    csrf_token: Option<String>,
+}
+
+impl Browser {
+    pub fn new(stack: &Stack) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(redirect::Policy::limited(10))
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("http client"),
+            gateway: stack.gateway.clone(),
+            csrf_token: None,
+        }
+    }
+
+    /// Signs in as `user`: GET / → "Sign in" → the IdP's login form → POST
+    /// with its CSRF token → the gateway's callback → back on the gateway.
+    pub async fn sign_in(stack: &Stack, user: User) -> Browser {
+        let mut browser = Browser::new(stack);
+        let home = browser
+            .http
+            .get(stack.gateway.clone())
+            .send()
+            .await
+            .expect("GET /");
+        assert_eq!(home.status(), StatusCode::OK, "GET / on the gateway");
+        let home_url = home.url().clone();
+        let page = home.text().await.expect("home page");
+        let login_page = match html::control(&page, "Sign in") {
+            Some(Control::Link(href)) => browser.http.get(resolve(&home_url, &href)).send().await,
+            Some(Control::Form(form)) => submit(&browser.http, &home_url, &form).await,
+            None => panic!("no \"Sign in\" control on the gateway's page:\n{page}"),
+        }
+        .expect("follow Sign in");
+        let login_url = login_page.url().clone();
+        assert_eq!(
+            login_url.port(),
+            stack.idp.port(),
+            "Sign in leads to the IdP, got {login_url}"
+        );
+        let answer = fill_login_form(&browser.http, login_page, user).await;
+        assert_eq!(
+            answer.url().port(),
+            stack.gateway.port(),
+            "after the login form the browser is back on the gateway"
+        );
+        assert_eq!(
+            answer.status(),
+            StatusCode::OK,
+            "the gateway's page after sign-in"
+        );
+
+        // What the page's script asks first: who am I, and the CSRF token.
+        let (status, session) = browser.get("/auth/session").await;
+        assert_eq!(status, StatusCode::OK, "GET /auth/session: {session}");
+        assert_eq!(
+            session["authenticated"],
+            true,
+            "signed in as {}: {session}",
+            user.name()
+        );
+        browser.csrf_token = Some(
+            session["csrf_token"]
+                .as_str()
+                .expect("the session's CSRF token")
+                .to_owned(),
+        );
+        browser
+    }
+
+    /// A call to the gateway, as the page's script makes it.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(
+            method.clone(),
+            self.gateway
+                .join(path.trim_start_matches('/'))
+                .expect("path"),
+        );
+        if method != Method::GET {
+            req = req.header(ORIGIN, origin(&self.gateway));
+            if let Some(token) = &self.csrf_token {
+                req = req.header("x-csrf-token", token);
+            }
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        json_answer(req.send().await.expect("call the gateway")).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+}
+
+/// Status and JSON body (`Null` when the body is not JSON).
+pub async fn json_answer(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Fills and posts the IdP's login form shown by `page`; returns where the
+/// redirects end.
+async fn fill_login_form(http: &reqwest::Client, page: Response, user: User) -> Response {
+    let page_url = page.url().clone();
+    let body = page.text().await.expect("login page");
+    let mut form =
+        html::login_form(&body).unwrap_or_else(|| panic!("no login form at {page_url}:\n{body}"));
+    form.set("username", user.name());
+    form.set("password", &user.password());
+    submit(http, &page_url, &form)
+        .await
+        .expect("post the login form")
+}
+
+async fn submit(
+    http: &reqwest::Client,
+    page: &Url,
+    form: &html::Form,
+) -> reqwest::Result<Response> {
+    let action = if form.action.is_empty() {
+        page.clone()
+    } else {
+        resolve(page, &form.action)
+    };
+    if form.method == "post" {
+        http.post(action)
+            .header(ORIGIN, origin(page))
+            .form(&form.fields)
+            .send()
+            .await
+    } else {
+        http.get(action).query(&form.fields).send().await
+    }
+}
+
+fn resolve(base: &Url, href: &str) -> Url {
+    base.join(href)
+        .unwrap_or_else(|e| panic!("bad link {href:?}: {e}"))
+}
+
+pub fn origin(url: &Url) -> HeaderValue {
+    HeaderValue::from_str(&url.origin().ascii_serialization()).expect("origin header")
+}
+
+/// Runs the authorization-code + PKCE (S256) flow of the public `cli`
+/// client for `user` with `scope`, through the real login form, and redeems
+/// the code: what a command-line tool does to call the API directly. Returns
+/// the access token.
+pub async fn cli_token(stack: &Stack, user: User, scope: &str) -> String {
+    cli_tokens(stack, user, scope).await["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
+}
+
+/// [`cli_token`]'s whole token response (access, refresh and ID tokens).
+pub async fn cli_tokens(stack: &Stack, user: User, scope: &str) -> Value {
+    let redirect_uri = CLI_REDIRECT_URI;
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        // Follow redirects inside the IdP, stop at the client's redirect URI.
+        .redirect(redirect::Policy::custom(|attempt| {
+            if attempt.url().as_str().starts_with(CLI_REDIRECT_URI) || attempt.previous().len() > 10
+            {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        }))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("http client");
+    let mut random = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut random).expect("system randomness");
+    let verifier = URL_SAFE_NO_PAD.encode(random); // 43 characters, RFC 7636 §4.1
+    let challenge = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        verifier.as_bytes(),
+    ));
+    let state = uuid::Uuid::new_v4().simple().to_string();
+    let mut authorize = stack.idp.join("authorize").expect("authorize url");
+    authorize
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", "cli")
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("scope", scope)
+        .append_pair("state", &state)
+        .append_pair("nonce", &uuid::Uuid::new_v4().simple().to_string())
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let login_page = http.get(authorize).send().await.expect("GET /authorize");
+    assert_eq!(
+        login_page.status(),
+        StatusCode::OK,
+        "the IdP shows its login form"
+    );
+    let answer = fill_login_form(&http, login_page, user).await;
+    assert!(
+        answer.status().is_redirection(),
+        "login redirects to the client: {}",
+        answer.status()
+    );
+    let location = answer
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .expect("Location");
+    let callback = Url::parse(location).expect("callback url");
+    let param = |name: &str| {
+        callback
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| panic!("no {name} in {callback}"))
+    };
+    assert_eq!(param("state"), state, "state is echoed");
+    let (status, json) = json_answer(
+        http.post(stack.idp.join("token").expect("token url"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &param("code")),
+                ("redirect_uri", redirect_uri),
+                ("client_id", "cli"),
+                ("code_verifier", &verifier),
+            ])
+            .send()
+            .await
+            .expect("POST /token"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "token response: {json}");
+    json
+}
+
+/// The `cli` client's registered redirect URI (`idp seed`).
+pub const CLI_REDIRECT_URI: &str = "http://127.0.0.1:8976/callback";
+
+/// A plain client for calls with an explicit bearer token (or none).
+pub async fn call_with_token(
+    method: Method,
+    url: Url,
+    token: Option<&str>,
+    body: Option<&Value>,
+    extra: HeaderMap,
+) -> (StatusCode, Value, HeaderMap) {
+    let mut req = reqwest::Client::new().request(method, url).headers(extra);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        req = req.json(body);
+    }
+    let response = req.send().await.expect("send");
+    let headers = response.headers().clone();
+    let (status, json) = json_answer(response).await;
+    (status, json, headers)
+}

@@ -1,0 +1,9 @@
+//! The end-to-end harness: the real stack ([`stack::Stack`]) and its users
+//! ([`client`]).
+
+pub mod client;
+pub mod html;
+pub mod stack;
+
+pub use client::{Browser, User, call_with_token, cli_token, cli_tokens};
+pub use stack::{Options, Stack};

@@ -1,0 +1,383 @@
+//! Starts the five real binaries of the stack on free loopback ports, each with
+//! a fresh, uniquely named database, and stops them (and drops the databases)
+//! when the [`Stack`] is dropped.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+use url::Url;
+
+/// The parts, in start order.
+const PARTS: [&str; 5] = ["idp", "inventory", "payment", "order", "gateway"];
+
+/// How long a part may take to answer `/readyz` with 200.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The confidential client secret `idp seed` gives the gateway by default.
+pub const GATEWAY_CLIENT_SECRET: &str = "gateway-dev-secret";
+
+/// One running part.
+struct Part {
+    name: &'static str,
+    port: u16,
+    child: Child,
+    log: PathBuf,
+    /// Arguments and environment, kept so [`Stack::restart`] starts it the same way.
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+/// What [`Stack::start_with`] may change: the PostgreSQL server and extra
+/// environment for some parts (`(part, variable, value)`; `"*"` for all).
+#[derive(Default)]
+pub struct Options {
+    pub admin_url: Option<String>,
+    pub env: Vec<(&'static str, String, String)>,
+}
+
+/// The running stack. Every URL uses `localhost`, as `make up` does, so the
+/// IdP and the gateway share a host name (cookie scoping is exercised as a
+/// person meets it).
+pub struct Stack {
+    pub idp: Url,
+    pub gateway: Url,
+    pub order: Url,
+    pub payment: Url,
+    pub inventory: Url,
+    parts: Vec<Part>,
+    databases: Vec<String>,
+    admin_url: String,
+    /// The IdP's database URL and key-encryption key (for [`Stack::idp_cli`]).
+    pub idp_database_url: String,
+    pub key_encryption_key: String,
+}
+
+impl Stack {
+    /// Starts idp, inventory, payment, order and gateway and waits for every `/readyz`.
+    pub async fn start() -> Stack {
+        Stack::start_with(Options::default()).await
+    }
+
+    /// [`Stack::start`] with [`Options`].
+    pub async fn start_with(options: Options) -> Stack {
+        let admin_url = options.admin_url.clone().unwrap_or_else(|| {
+            std::env::var("DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+        });
+        let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+        let log_dir = target_dir().join("e2e-logs").join(&id);
+        std::fs::create_dir_all(&log_dir).expect("create the log directory");
+
+        let ports: Vec<u16> = PARTS.iter().map(|_| free_port()).collect();
+        let port = |name: &str| ports[PARTS.iter().position(|p| *p == name).expect("known part")];
+        let url = |name: &str| {
+            Url::parse(&format!("http://localhost:{}/", port(name))).expect("valid url")
+        };
+        let database = |name: &str| format!("baton_e2e_{id}_{name}");
+        let db_url = |name: &str| with_database(&admin_url, &database(name));
+
+        let mut stack = Stack {
+            idp: url("idp"),
+            gateway: url("gateway"),
+            order: url("order"),
+            payment: url("payment"),
+            inventory: url("inventory"),
+            parts: Vec::new(),
+            databases: PARTS.iter().map(|p| database(p)).collect(),
+            admin_url: admin_url.clone(),
+            idp_database_url: String::new(),
+            key_encryption_key: String::new(),
+        };
+        let issuer = stack.idp.as_str().trim_end_matches('/').to_owned();
+        // Fresh secrets per stack, as a real deployment has (never the dev defaults).
+        let key_encryption_key = random_key();
+        stack.idp_database_url = db_url("idp");
+        stack.key_encryption_key = key_encryption_key.clone();
+        let session_key = random_key();
+        let gateway_origin = stack.gateway.as_str().trim_end_matches('/').to_owned();
+
+        // The demo realm, with the gateway client's redirect URI on this stack's port.
+        let seed_log = log_dir.join("idp-seed.log");
+        let status = Command::new(binary("idp"))
+            .arg("seed")
+            .current_dir(workspace_dir())
+            .env("IDP_DATABASE_URL", db_url("idp"))
+            .env("IDP_KEY_ENCRYPTION_KEY", &key_encryption_key)
+            .env("IDP_ISSUER", &issuer)
+            .env("IDP_SEED_GATEWAY_URL", &gateway_origin)
+            .env("IDP_SEED_GATEWAY_SECRET", GATEWAY_CLIENT_SECRET)
+            .env("IDP_SEED_CLI_REDIRECT_URI", super::client::CLI_REDIRECT_URI)
+            .stdout(log_file(&seed_log))
+            .stderr(log_file(&seed_log))
+            .status()
+            .expect("run `idp seed`");
+        assert!(status.success(), "`idp seed` failed:\n{}", tail(&seed_log));
+
+        for name in PARTS {
+            let upper = name.to_ascii_uppercase();
+            let mut env: Vec<(String, String)> = vec![
+                (format!("{upper}_BIND"), format!("127.0.0.1:{}", port(name))),
+                (format!("{upper}_DATABASE_URL"), db_url(name)),
+                ("GUARD_ISSUER".into(), issuer.clone()),
+                ("RUST_LOG".into(), "info".into()),
+            ];
+            let base = |u: &Url| u.as_str().trim_end_matches('/').to_owned();
+            let mut set = |k: &str, v: String| env.push((k.to_owned(), v));
+            match name {
+                "idp" => {
+                    set("IDP_ISSUER", issuer.clone());
+                    set("IDP_KEY_ENCRYPTION_KEY", key_encryption_key.clone());
+                }
+                "order" => {
+                    set("ORDER_INVENTORY_URL", base(&stack.inventory));
+                    set("ORDER_PAYMENT_URL", base(&stack.payment));
+                }
+                "gateway" => {
+                    set("GATEWAY_PUBLIC_URL", gateway_origin.clone());
+                    set("GATEWAY_CLIENT_SECRET", GATEWAY_CLIENT_SECRET.into());
+                    set("GATEWAY_SESSION_KEY", session_key.clone());
+                    set(
+                        "GATEWAY_ROUTES",
+                        workspace_dir()
+                            .join("deploy/routes.toml")
+                            .display()
+                            .to_string(),
+                    );
+                    set("GATEWAY_ORDER_URL", base(&stack.order));
+                    set("GATEWAY_PAYMENT_URL", base(&stack.payment));
+                    set("GATEWAY_INVENTORY_URL", base(&stack.inventory));
+                }
+                _ => {}
+            }
+            for (part, key, value) in &options.env {
+                if *part == name || *part == "*" {
+                    set(key, value.clone());
+                }
+            }
+            let args = if name == "idp" {
+                vec!["serve".to_owned()]
+            } else {
+                Vec::new()
+            };
+            let log = log_dir.join(format!("{name}.log"));
+            let child = spawn_part(name, &args, &env, &log);
+            stack.parts.push(Part {
+                name,
+                port: port(name),
+                child,
+                log,
+                args,
+                env,
+            });
+        }
+        stack.wait_ready().await;
+        stack
+    }
+
+    /// Stops one part (SIGKILL: an outage, not a goodbye).
+    pub fn stop(&mut self, name: &str) {
+        let part = self.part(name);
+        let _ = part.child.kill();
+        let _ = part.child.wait();
+    }
+
+    /// Starts a stopped part again, the same way, and waits for its `/readyz`.
+    pub async fn restart(&mut self, name: &str) {
+        self.stop(name);
+        let part = self.part(name);
+        part.child = spawn_part(part.name, &part.args, &part.env, &part.log);
+        self.wait_part_ready(name).await;
+    }
+
+    fn part(&mut self, name: &str) -> &mut Part {
+        self.parts
+            .iter_mut()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no part {name}"))
+    }
+
+    /// Runs the IdP's admin CLI with the IdP's environment (its database,
+    /// key-encryption key and options; `stdin` is its standard input, e.g. a
+    /// new password); panics unless it succeeds.
+    pub fn idp_cli(&self, args: &[&str], stdin: &str) -> String {
+        use std::io::Write;
+        let idp = self
+            .parts
+            .iter()
+            .find(|p| p.name == "idp")
+            .expect("the idp part");
+        let mut child = Command::new(binary("idp"))
+            .args(args)
+            .current_dir(workspace_dir())
+            .envs(idp.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the idp CLI");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("idp CLI output");
+        assert!(
+            out.status.success(),
+            "idp {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    async fn wait_ready(&mut self) {
+        for name in PARTS {
+            self.wait_part_ready(name).await;
+        }
+    }
+
+    async fn wait_part_ready(&mut self, name: &str) {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("http client");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let part = self.part(name);
+        let url = format!("http://127.0.0.1:{}/readyz", part.port);
+        loop {
+            if let Some(status) = part.child.try_wait().expect("poll child") {
+                panic!(
+                    "{} exited during start-up ({status}):\n{}",
+                    part.name,
+                    tail(&part.log)
+                );
+            }
+            let last = match http.get(&url).send().await {
+                Ok(r) if r.status().is_success() => break,
+                Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                Instant::now() < deadline,
+                "{} not ready after {READY_TIMEOUT:?} (last answer: {last}):\n{}",
+                part.name,
+                tail(&part.log)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for part in &mut self.parts {
+            let _ = part.child.kill();
+            let _ = part.child.wait();
+        }
+        // Drop is synchronous and may run inside the test's runtime: drop the
+        // databases from a thread with a runtime of its own.
+        let admin_url = self.admin_url.clone();
+        let databases = std::mem::take(&mut self.databases);
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin_url).await?;
+                for db in databases {
+                    sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{db}" WITH (FORCE)"#))
+                        .execute(&mut conn)
+                        .await?;
+                }
+                Ok::<_, sqlx::Error>(())
+            })
+            .map_err(std::io::Error::other)
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("could not drop the test databases: {e}");
+        }
+    }
+}
+
+fn spawn_part(name: &str, args: &[String], env: &[(String, String)], log: &Path) -> Child {
+    Command::new(binary(name))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(workspace_dir())
+        .stdin(Stdio::null())
+        .stdout(log_file(log))
+        .stderr(log_file(log))
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {name}: {e}"))
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// `postgres://u@h:p/x?q` with the database `db` instead of `x`.
+fn with_database(admin_url: &str, db: &str) -> String {
+    let mut url = Url::parse(admin_url).expect("DATABASE_URL is a URL");
+    url.set_path(db);
+    url.to_string()
+}
+
+/// The repository root: the processes run there, as under `make up`.
+fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_dir().join("target"))
+}
+
+/// 32 random bytes, base64: a key-encryption or session key.
+fn random_key() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).expect("system randomness");
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The debug binary of a part; `make test` builds them before the tests run.
+fn binary(name: &str) -> PathBuf {
+    let dir = std::env::var_os("BATON_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("debug"));
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the binaries first with `cargo build --workspace --bins` (make test does)",
+        path.display()
+    );
+    path
+}
+
+fn log_file(path: &Path) -> File {
+    File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open a log file")
+}
+
+/// The last 40 lines of a log.
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}

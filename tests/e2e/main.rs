@@ -1,0 +1,19 @@
+//! Baton's end-to-end suite: the five real binaries (built by
+//! `cargo build --workspace --bins`, which `make test` runs first) on free
+//! loopback ports, each with a fresh database, driven over real HTTP the way a
+//! browser, an API client and an attacker inside the network would.
+//!
+//! One test binary (CONTRIBUTING.md); each test starts its own stack, so
+//! tests are independent and run in parallel.
+
+mod attacks;
+mod browser;
+mod deploy_manifests;
+mod failures;
+mod happy_path;
+mod harness;
+mod rbac;
+mod revocation;
+mod revocation_paths;
+mod rotation;
+mod zero_trust;
