@@ -91,18 +91,20 @@ fn load_or_create_dev_key(path: &Path) -> Result<MasterKey, StartError> {
                 std::fs::create_dir_all(dir)?;
             }
             let key = MasterKey::generate();
+            // Written whole under a private name, then linked into place: a
+            // process starting at the same time sees no file or a whole one.
+            let staging = path.with_extension(format!("{}.tmp", uuid::Uuid::new_v4()));
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            match options.open(path) {
-                Ok(mut file) => {
-                    std::io::Write::write_all(
-                        &mut file,
-                        format!("{}\n", key.to_base64()).as_bytes(),
-                    )?;
-                    Ok(key)
-                }
+            let mut file = options.open(&staging)?;
+            std::io::Write::write_all(&mut file, format!("{}\n", key.to_base64()).as_bytes())?;
+            file.sync_all()?;
+            let linked = std::fs::hard_link(&staging, path);
+            let _ = std::fs::remove_file(&staging);
+            match linked {
+                Ok(()) => Ok(key),
                 // Another process created it first: use theirs.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     load_or_create_dev_key(path)

@@ -539,3 +539,39 @@ pub fn set_cookie<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a
         .filter_map(|v| v.to_str().ok())
         .find(|c| c.starts_with(&format!("{name}=")))
 }
+
+/// A local port that refuses connections, and the socket that holds it: bound
+/// but not listening, so no other server can take the port meanwhile (a port
+/// found free and released could be).
+pub fn closed_port() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}
+
+/// A local address where a connection attempt is never answered: a listener
+/// that never accepts and whose accept queue is full, so the kernel drops each
+/// new SYN (as a firewall would) instead of refusing it. Keep the returned
+/// sockets alive for as long as the address is used.
+pub async fn blackhole() -> (
+    (tokio::net::TcpListener, Vec<tokio::net::TcpStream>),
+    std::net::SocketAddr,
+) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    // Connections complete (queued, never accepted) until the queue is full.
+    while let Ok(Ok(stream)) = tokio::time::timeout(
+        Duration::from_millis(500),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    {
+        queued.push(stream);
+        assert!(queued.len() < 64, "the accept queue never filled up");
+    }
+    ((listener, queued), addr)
+}

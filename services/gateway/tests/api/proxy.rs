@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode, header};
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::helpers::{Options, Stack, raw_get_status};
+use crate::helpers::{Options, Stack, blackhole, closed_port, raw_get_status};
 
 #[sqlx::test(migrations = false)]
 async fn each_route_relays_the_session_token_rewritten_and_without_the_browsers_credentials(
@@ -231,10 +231,8 @@ async fn upstream_errors_pass_through_and_a_down_or_hung_upstream_fails_fast(
     pool: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let (_closed_socket, closed) = closed_port();
+    let (_blackhole, blackhole) = blackhole().await;
     let extra = format!(
         r#"
 [[route]]
@@ -248,7 +246,7 @@ timeout_ms = 2000
 [[route]]
 name = "blackhole"
 prefix = "/api/blackhole"
-upstreams = ["http://192.0.2.1:9"]
+upstreams = ["http://{blackhole}"]
 audience = "order"
 timeout_ms = 8000
   [[route.allow]]
@@ -303,8 +301,8 @@ audience = "order"
     assert_eq!(down.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(down.json::<Value>().await.unwrap()["error"], "bad_gateway");
 
-    // An address that never answers (TEST-NET-1: nothing there): down too,
-    // after the connect timeout rather than the route's 8 s.
+    // An address that never answers a connection attempt: down too, after
+    // the connect timeout rather than the route's 8 s.
     let blackhole = browser.get("/api/blackhole").await;
     assert_eq!(blackhole.status(), StatusCode::BAD_GATEWAY);
 
