@@ -57,7 +57,11 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 pub struct AppState {
     pub config: Arc<Config>,
     pub routes: Arc<RouteTable>,
-    /// One validator per route audience (a guard checks one `aud`).
+    /// The gateway's guard: the one JWKS cache and revocation-stream
+    /// subscription every validator below shares, and the ID-token verifier's keys.
+    pub guard: Guard,
+    /// One validator per route audience (a guard checks one `aud`), each
+    /// [`Guard::for_audience`] of `guard`.
     pub guards: Arc<HashMap<String, Guard>>,
     pub sessions: SessionStore,
     pub oidc: Oidc,
@@ -110,16 +114,14 @@ impl Application {
         pool: PgPool,
         listener: TcpListener,
     ) -> Result<Self, StartError> {
+        // One key cache and one revocation subscription for every audience.
+        let guard = Guard::new(config.guard_config(&config.client_id)?);
         let mut guards = HashMap::new();
         for route in routes.routes() {
             if !guards.contains_key(&route.audience) {
-                guards.insert(
-                    route.audience.clone(),
-                    Guard::new(config.guard_config(&route.audience)?),
-                );
+                guards.insert(route.audience.clone(), guard.for_audience(&route.audience));
             }
         }
-        let any_guard = config.guard_config("gateway")?;
         let oidc = Oidc::new(OidcSettings {
             issuer: config.issuer.clone(),
             client_id: config.client_id.clone(),
@@ -127,8 +129,7 @@ impl Application {
             redirect_uri: config.redirect_uri(),
             post_logout_redirect_uri: format!("{}/", config.public_origin()),
             scopes: config.scopes.clone(),
-            algorithms: any_guard.algorithms().to_vec(),
-            leeway: any_guard.leeway(),
+            id_tokens: guard.id_token_verifier(&config.client_id),
             timeout: config.idp_timeout,
         })?;
         let sessions = SessionStore::new(
@@ -140,6 +141,7 @@ impl Application {
         let state = AppState {
             config: Arc::new(config),
             routes: Arc::new(routes),
+            guard,
             guards: Arc::new(guards),
             sessions,
             oidc,

@@ -1,19 +1,16 @@
 //! The gateway as a confidential OpenID Connect client of the IdP:
 //! discovery, the authorization request (code + PKCE S256 + state + nonce),
-//! code redemption, ID token validation, refresh, revocation and end-session.
+//! code redemption, ID token validation (guard's [`IdTokenVerifier`], on the
+//! gateway's shared key cache), refresh, revocation and end-session.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use guard::unix_now;
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use guard::{IdTokenClaims, IdTokenError, IdTokenVerifier, unix_now};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::crypto::constant_time_eq;
-
-/// Largest discovery/JWKS/token response read from the IdP.
+/// Largest discovery/token response read from the IdP.
 const MAX_IDP_RESPONSE: usize = 256 * 1024;
 
 /// What the IdP says about itself (OIDC Discovery 1.0).
@@ -22,7 +19,6 @@ pub struct Metadata {
     pub issuer: String,
     pub authorization_endpoint: Url,
     pub token_endpoint: Url,
-    pub jwks_uri: Url,
     pub end_session_endpoint: Option<Url>,
     pub revocation_endpoint: Option<Url>,
 }
@@ -32,7 +28,6 @@ struct DiscoveryDocument {
     issuer: String,
     authorization_endpoint: String,
     token_endpoint: String,
-    jwks_uri: String,
     end_session_endpoint: Option<String>,
     revocation_endpoint: Option<String>,
 }
@@ -43,7 +38,6 @@ impl DiscoveryDocument {
         Ok(Metadata {
             authorization_endpoint: url(&self.authorization_endpoint)?,
             token_endpoint: url(&self.token_endpoint)?,
-            jwks_uri: url(&self.jwks_uri)?,
             end_session_endpoint: self.end_session_endpoint.as_deref().map(url).transpose()?,
             revocation_endpoint: self.revocation_endpoint.as_deref().map(url).transpose()?,
             issuer: self.issuer,
@@ -108,27 +102,6 @@ pub struct AccessInfo {
     pub scope: String,
 }
 
-/// The validated claims of an ID token that the gateway uses.
-#[derive(Debug, Clone, Deserialize)]
-pub struct IdClaims {
-    pub sub: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub sid: Option<String>,
-    #[serde(default)]
-    nonce: Option<String>,
-    #[serde(default)]
-    azp: Option<String>,
-    /// A string or an array (checked by jsonwebtoken); only its size matters here.
-    #[serde(default)]
-    aud: serde_json::Value,
-    #[serde(default)]
-    at_hash: Option<String>,
-}
-
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
@@ -159,8 +132,7 @@ struct Inner {
     redirect_uri: String,
     post_logout_redirect_uri: String,
     scopes: String,
-    algorithms: Vec<Algorithm>,
-    leeway: u64,
+    id_tokens: IdTokenVerifier,
     metadata: tokio::sync::OnceCell<Arc<Metadata>>,
 }
 
@@ -180,8 +152,9 @@ pub struct OidcSettings {
     pub redirect_uri: String,
     pub post_logout_redirect_uri: String,
     pub scopes: String,
-    pub algorithms: Vec<Algorithm>,
-    pub leeway: Duration,
+    /// Verifies the IdP's ID tokens for `client_id` (made from the gateway's
+    /// guard: same issuer, algorithms, leeway and key cache).
+    pub id_tokens: IdTokenVerifier,
     pub timeout: Duration,
 }
 
@@ -201,8 +174,7 @@ impl Oidc {
                 redirect_uri: s.redirect_uri,
                 post_logout_redirect_uri: s.post_logout_redirect_uri,
                 scopes: s.scopes,
-                algorithms: s.algorithms,
-                leeway: s.leeway.as_secs(),
+                id_tokens: s.id_tokens,
                 metadata: tokio::sync::OnceCell::new(),
             }),
         })
@@ -285,7 +257,7 @@ impl Oidc {
         code: &str,
         code_verifier: &str,
         nonce: &str,
-    ) -> Result<(TokenSet, IdClaims), IdpError> {
+    ) -> Result<(TokenSet, IdTokenClaims), IdpError> {
         let tokens = self
             .token_request(&[
                 ("grant_type", "authorization_code"),
@@ -364,65 +336,27 @@ impl Oidc {
         Ok(set)
     }
 
-    /// OIDC Core §3.1.3.7: signature with the IdP's current JWKS (algorithm
-    /// allow-list), `iss`, `aud` contains us, `azp` is us when present (and
-    /// required with several audiences), `exp`/`iat`, `nonce`, and `at_hash`
-    /// when present.
+    /// OIDC Core §3.1.3.7, by guard's [`IdTokenVerifier`]: the header rules
+    /// of access tokens but `typ` never `at+jwt`, the signature with the IdP's
+    /// keys from the shared cache (algorithm allow-list), `iss`, `aud` contains
+    /// us, `azp` is us when present (and required with several audiences),
+    /// `exp`/`iat`, `nonce`, and `at_hash` when present.
     pub async fn validate_id_token(
         &self,
         id_token: &str,
         nonce: &str,
         access_token: &str,
-    ) -> Result<IdClaims, IdpError> {
-        let reject = |why: &str| IdpError::Rejected(format!("invalid ID token: {why}"));
-        let header = jsonwebtoken::decode_header(id_token).map_err(|_| reject("malformed"))?;
-        if !self.inner.algorithms.contains(&header.alg) {
-            return Err(reject("algorithm not allowed"));
-        }
-        let kid = header.kid.as_deref().ok_or_else(|| reject("no kid"))?;
-        // Sign-in is rare: fetching the key set each time keeps it current
-        // (rotation) with no cache to go stale.
-        let metadata = self.metadata().await?;
-        let jwks: JwkSet = serde_json::from_slice(&self.get(metadata.jwks_uri.as_str()).await?)
-            .map_err(|e| IdpError::Unavailable(format!("bad JWKS: {e}")))?;
-        let jwk = jwks.find(kid).ok_or_else(|| reject("unknown kid"))?;
-        if jwk
-            .common
-            .key_algorithm
-            .is_some_and(|a| a.to_string() != format!("{:?}", header.alg))
-        {
-            return Err(reject("key does not match the algorithm"));
-        }
-        let key = DecodingKey::from_jwk(jwk).map_err(|_| reject("unusable key"))?;
-        let mut validation = Validation::new(header.alg);
-        validation.set_issuer(&[&self.inner.issuer]);
-        validation.set_audience(&[&self.inner.client_id]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        validation.leeway = self.inner.leeway;
-        let claims = jsonwebtoken::decode::<IdClaims>(id_token, &key, &validation)
-            .map_err(|e| reject(&e.to_string()))?
-            .claims;
-        let audiences = claims.aud.as_array().map_or(1, Vec::len);
-        match (&claims.azp, audiences) {
-            (Some(azp), _) if azp != &self.inner.client_id => {
-                return Err(reject("azp is another client"));
-            }
-            (None, n) if n > 1 => return Err(reject("azp is required with several audiences")),
-            _ => {}
-        }
-        if !claims
-            .nonce
-            .as_deref()
-            .is_some_and(|n| constant_time_eq(n.as_bytes(), nonce.as_bytes()))
-        {
-            return Err(reject("nonce does not match"));
-        }
-        if let Some(at_hash) = &claims.at_hash
-            && !at_hash_matches(at_hash, access_token, header.alg)
-        {
-            return Err(reject("at_hash does not match the access token"));
-        }
-        Ok(claims)
+    ) -> Result<IdTokenClaims, IdpError> {
+        self.inner
+            .id_tokens
+            .verify(id_token, nonce, Some(access_token))
+            .await
+            .map_err(|e| match e {
+                IdTokenError::KeysUnavailable => {
+                    IdpError::Unavailable("the IdP's signing keys are not available".into())
+                }
+                e => IdpError::Rejected(format!("invalid ID token: {e}")),
+            })
     }
 
     /// Revokes a refresh token (RFC 7009), best effort: sign-out never waits on it failing.
@@ -472,22 +406,6 @@ impl Oidc {
     }
 }
 
-/// OIDC Core §3.1.3.6: the left half of the hash of the access token.
-fn at_hash_matches(at_hash: &str, access_token: &str, alg: Algorithm) -> bool {
-    use aws_lc_rs::digest;
-    let algorithm = match alg {
-        Algorithm::RS256 | Algorithm::ES256 | Algorithm::PS256 => &digest::SHA256,
-        Algorithm::RS384 | Algorithm::ES384 | Algorithm::PS384 => &digest::SHA384,
-        // EdDSA (Ed25519) uses SHA-512 per OIDC's convention for Ed25519.
-        _ => &digest::SHA512,
-    };
-    let d = digest::digest(algorithm, access_token.as_bytes());
-    let half = &d.as_ref()[..d.as_ref().len() / 2];
-    use base64::Engine;
-    let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(half);
-    constant_time_eq(expected.as_bytes(), at_hash.as_bytes())
-}
-
 /// RFC 6749 §2.3.1: client id and secret are form-encoded before Basic auth.
 fn form_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -513,18 +431,6 @@ async fn read_bounded(mut response: reqwest::Response) -> Result<bytes::Bytes, I
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::sha256;
-
-    #[test]
-    fn at_hash_is_the_left_half_of_the_token_hash() {
-        // OIDC Core example-style check with a known SHA-256.
-        let token = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
-        let full = sha256(token.as_bytes());
-        use base64::Engine;
-        let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&full[..16]);
-        assert!(at_hash_matches(&expected, token, Algorithm::RS256));
-        assert!(!at_hash_matches(&expected, "other", Algorithm::RS256));
-    }
 
     #[test]
     fn token_sets_know_when_they_expire_and_never_print_tokens() {

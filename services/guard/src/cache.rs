@@ -1,8 +1,9 @@
 //! Verified tokens, so a hot token is not RSA-verified on every hop.
 //!
-//! Keyed by the SHA-256 of the token (the token itself is never a key), bounded
-//! in size (TinyLFU eviction), and each entry expires at the token's `exp` — a
-//! cached verdict never outlives the token. Revocations drop matching entries,
+//! Keyed by the SHA-256 of the audience and the token (the token itself is
+//! never a key; guards sharing the cache through `Guard::for_audience` never
+//! see each other's verdicts), bounded in size (TinyLFU eviction), and each
+//! entry expires at the token's `exp` — a cached verdict never outlives the token. Revocations drop matching entries,
 //! and a hit whose signing key has left the JWKS is validated afresh.
 
 use std::sync::Arc;
@@ -17,8 +18,14 @@ use crate::revocation::Revocation;
 
 pub(crate) type TokenHash = [u8; 32];
 
-pub(crate) fn hash(token: &str) -> TokenHash {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+/// The key of `token` validated for `audience` (length-prefixed, so no two
+/// pairs share a key): guards sharing one cache never see each other's verdicts.
+pub(crate) fn hash_for(audience: &str, token: &str) -> TokenHash {
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    context.update(&(audience.len() as u64).to_be_bytes());
+    context.update(audience.as_bytes());
+    context.update(token.as_bytes());
+    let digest = context.finish();
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
     out

@@ -10,7 +10,8 @@ use http::{HeaderMap, header};
 use crate::cache::{self, VerifiedCache};
 use crate::config::{GuardConfig, MAX_TOKEN_BYTES};
 use crate::error::{AuthError, TokenError};
-use crate::jwks::{Jwks, JwksStatus};
+use crate::id_token::IdTokenVerifier;
+use crate::jwks::{Jwks, JwksStatus, VerifyKey};
 use crate::principal::{Principal, Verified};
 use crate::revocation::{Denylist, Revocation};
 use crate::subscriber::{self, RevocationStatus};
@@ -21,19 +22,23 @@ use crate::validator::Validator;
 ///
 /// Cheap to clone (an `Arc`); make one per process and put it in the state.
 /// Creating it never fails and never waits for the IdP: keys are fetched in
-/// the background and on demand, and retried.
+/// the background and on demand, and retried. A process that checks several
+/// audiences (the gateway) makes one and derives the others with
+/// [`for_audience`](Self::for_audience): one key cache, one revocation stream.
 #[derive(Clone)]
 pub struct Guard {
     inner: Arc<Inner>,
 }
 
+/// The `Arc`ed members are shared by the guards of [`Guard::for_audience`].
 struct Inner {
     config: GuardConfig,
     jwks: Arc<Jwks>,
     validator: Validator,
-    verified: VerifiedCache,
-    denylist: Denylist,
-    started: Once,
+    /// Keyed by audience and token (see [`Guard::cache_key`]).
+    verified: Arc<VerifiedCache>,
+    denylist: Arc<Denylist>,
+    started: Arc<Once>,
     /// Present when the revocation stream is configured.
     stream: Option<subscriber::Status>,
 }
@@ -46,8 +51,8 @@ impl Guard {
             inner: Arc::new(Inner {
                 jwks: Arc::new(Jwks::new(&config)),
                 validator: Validator::new(&config),
-                verified: VerifiedCache::new(config.cache_capacity),
-                denylist: Denylist::new(config.revocation_retention),
+                verified: Arc::new(VerifiedCache::new(config.cache_capacity)),
+                denylist: Arc::new(Denylist::new(config.revocation_retention)),
                 stream: config.revocation_stream.as_ref().map(|url| {
                     Arc::new(Mutex::new(RevocationStatus {
                         url: url.to_string(),
@@ -55,13 +60,52 @@ impl Guard {
                     }))
                 }),
                 config,
-                started: Once::new(),
+                started: Arc::new(Once::new()),
             }),
         };
         if tokio::runtime::Handle::try_current().is_ok() {
             guard.start();
         }
         guard
+    }
+
+    /// A guard for another audience sharing this one's key cache, revocation
+    /// denylist and stream subscription, and verified-token cache — whose
+    /// entries are keyed by audience, so a token validated for one audience
+    /// is never taken from the cache for another. Every other setting is this
+    /// guard's.
+    pub fn for_audience(&self, audience: &str) -> Guard {
+        let inner = &*self.inner;
+        let mut config = inner.config.clone();
+        config.audience = audience.to_owned();
+        Guard {
+            inner: Arc::new(Inner {
+                jwks: inner.jwks.clone(),
+                validator: Validator::new(&config),
+                verified: inner.verified.clone(),
+                denylist: inner.denylist.clone(),
+                stream: inner.stream.clone(),
+                config,
+                started: inner.started.clone(),
+            }),
+        }
+    }
+
+    /// A verifier of the issuer's ID tokens for the OpenID Connect client
+    /// `client_id`, sharing this guard's key cache (see [`crate::id_token`]).
+    pub fn id_token_verifier(&self, client_id: &str) -> IdTokenVerifier {
+        IdTokenVerifier::new(self.clone(), &self.inner.config, client_id)
+    }
+
+    /// The published key `kid` (refetched, rate-limited, when unknown).
+    pub(crate) async fn signing_key(&self, kid: &str) -> Result<Arc<VerifyKey>, AuthError> {
+        self.start();
+        self.inner.jwks.key(kid).await
+    }
+
+    /// The verified-token cache's key of `token` for this guard's audience.
+    fn cache_key(&self, token: &str) -> cache::TokenHash {
+        cache::hash_for(&self.inner.config.audience, token)
     }
 
     /// Starts the background key refresher (once).
@@ -71,14 +115,16 @@ impl Guard {
             if let (Some(url), Some(status)) =
                 (&self.inner.config.revocation_stream, &self.inner.stream)
             {
-                // Holds the guard weakly: the subscriber stops when the guard is dropped.
-                let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-                let apply = move |revocation| match weak.upgrade() {
-                    Some(inner) => {
-                        Guard { inner }.revoke(revocation);
+                // Holds the guards' denylist and cache weakly: the subscriber
+                // stops when every guard sharing them is dropped.
+                let denylist: Weak<Denylist> = Arc::downgrade(&self.inner.denylist);
+                let verified: Weak<VerifiedCache> = Arc::downgrade(&self.inner.verified);
+                let apply = move |revocation| match (denylist.upgrade(), verified.upgrade()) {
+                    (Some(denylist), Some(verified)) => {
+                        revoke(&denylist, &verified, revocation);
                         true
                     }
-                    None => false,
+                    _ => false,
                 };
                 tokio::spawn(subscriber::run(url.clone(), status.clone(), apply));
             }
@@ -130,7 +176,7 @@ impl Guard {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge(MAX_TOKEN_BYTES).into());
         }
-        let key = cache::hash(token);
+        let key = self.cache_key(token);
         if let Some(verified) = inner.verified.get(&key) {
             if inner.denylist.is_revoked(&verified.claims) {
                 inner.verified.forget(&key);
@@ -201,18 +247,17 @@ impl Guard {
     /// Drops `token` from the verified-token cache (it will be fully
     /// validated again next time). Use [`revoke`](Self::revoke) to refuse it.
     pub fn forget(&self, token: &str) {
-        self.inner.verified.forget(&cache::hash(token));
+        self.inner.verified.forget(&self.cache_key(token));
     }
 
     /// Refuses every token matching `revocation` from now on, cached or not.
     pub fn revoke(&self, revocation: Revocation) {
-        self.inner.denylist.add(&revocation);
-        self.inner.verified.forget_matching(revocation);
+        revoke(&self.inner.denylist, &self.inner.verified, revocation);
     }
 
     /// Whether `token` is in the verified-token cache (for tests and metrics).
     pub fn is_cached(&self, token: &str) -> bool {
-        self.inner.verified.contains(&cache::hash(token))
+        self.inner.verified.contains(&self.cache_key(token))
     }
 
     /// A layer that makes this guard available to the route guards
@@ -229,6 +274,11 @@ impl std::fmt::Debug for Guard {
             .field("audience", &self.inner.config.audience)
             .finish_non_exhaustive()
     }
+}
+
+fn revoke(denylist: &Denylist, verified: &VerifiedCache, revocation: Revocation) {
+    denylist.add(&revocation);
+    verified.forget_matching(revocation);
 }
 
 /// What [`Guard::authenticate`] reads of a request: its headers, and the

@@ -52,7 +52,11 @@
 //!
 //! # Modules
 //!
-//! * [`Guard`] — validation, JWKS cache, verified-token cache, revocation.
+//! * [`Guard`] — validation, JWKS cache, verified-token cache, revocation;
+//!   [`Guard::for_audience`] — more audiences on the same caches and stream.
+//! * [`id_token`] — [`IdTokenVerifier`]: OpenID Connect ID tokens for a
+//!   client, verified with a guard's key cache (`typ` never `at+jwt`, exact
+//!   `iss`, `aud`/`azp`, `exp`/`iat`, `nonce`, `at_hash`).
 //! * [`Principal`] — the caller (extractor); [`require_role`] & co. — route guards.
 //! * [`AuthError`] — 400/401/403/503 with RFC 6750 `WWW-Authenticate`.
 //! * [`relay`] — [`RelayClient`]: calls other services with the caller's token
@@ -91,6 +95,7 @@ mod guard;
 pub mod guards;
 pub mod health;
 pub mod hop;
+pub mod id_token;
 pub mod idempotency;
 #[cfg(feature = "bench-insecure-no-auth")]
 mod insecure;
@@ -118,6 +123,7 @@ pub use guards::{
     Requirement, require, require_all, require_any, require_any_role, require_any_scope,
     require_role, require_scope,
 };
+pub use id_token::{IdTokenClaims, IdTokenError, IdTokenVerifier};
 pub use jsonwebtoken::Algorithm;
 pub use jwks::{JwksState, JwksStatus, unix_now};
 pub use principal::Principal;

@@ -20,7 +20,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::claims::{AccessClaims, Actor};
 use crate::config::GuardConfig;
@@ -43,6 +43,18 @@ pub(crate) struct Validator {
 
 impl Validator {
     pub(crate) fn new(config: &GuardConfig) -> Self {
+        Self::with_audience(
+            config,
+            &config.audience,
+            &["exp", "nbf", "iss", "aud", "sub"],
+        )
+    }
+
+    /// Signatures and registered claims as for access tokens, but `aud` must
+    /// contain `audience` and only the `required` registered claims must be
+    /// present (`nbf` is checked when present) — for ID tokens, see
+    /// [`crate::id_token`].
+    pub(crate) fn with_audience(config: &GuardConfig, audience: &str, required: &[&str]) -> Self {
         let validations = config
             .algorithms
             .iter()
@@ -53,9 +65,9 @@ impl Validator {
                 v.validate_nbf = true;
                 v.validate_aud = true;
                 v.set_issuer(&[&config.issuer]);
-                v.set_audience(&[&config.audience]);
+                v.set_audience(&[audience]);
                 // set_audience alone does not make `aud` mandatory.
-                v.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+                v.set_required_spec_claims(required);
                 (alg, v)
             })
             .collect();
@@ -68,6 +80,16 @@ impl Validator {
 
     /// Steps 1–2: shape and header rules.
     pub(crate) fn check_header(&self, token: &str) -> Result<CheckedHeader, TokenError> {
+        self.check_header_typed(token, is_access_token_typ)
+    }
+
+    /// Steps 1–2 with another `typ` rule (ID tokens: see [`crate::id_token`]);
+    /// a `typ` that `typ_ok` refuses is [`TokenError::WrongType`].
+    pub(crate) fn check_header_typed(
+        &self,
+        token: &str,
+        typ_ok: fn(&str) -> bool,
+    ) -> Result<CheckedHeader, TokenError> {
         let mut segments = token.split('.');
         let (Some(header), Some(_payload), Some(_signature), None) = (
             segments.next(),
@@ -100,9 +122,7 @@ impl Validator {
         if !self.allowed.contains(&alg) {
             return Err(TokenError::AlgNotAllowed);
         }
-        // RFC 9068 §4: "at+jwt" or "application/at+jwt" (media types are case-insensitive).
-        let typ = header.typ.as_deref().unwrap_or_default();
-        if !(typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")) {
+        if !typ_ok(header.typ.as_deref().unwrap_or_default()) {
             return Err(TokenError::WrongType);
         }
         // RFC 7515 §4.1.11: we understand no extension, so any `crit` is refused.
@@ -136,6 +156,18 @@ impl Validator {
         alg: Algorithm,
         key: &VerifyKey,
     ) -> Result<AccessClaims, TokenError> {
+        let raw = self.decode::<RawClaims>(token, alg, key)?;
+        self.claims(raw)
+    }
+
+    /// Steps 3–4 into any claims type: key/algorithm match, signature, and
+    /// the registered claims of [`with_audience`](Self::with_audience).
+    pub(crate) fn decode<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        key: &VerifyKey,
+    ) -> Result<T, TokenError> {
         if !key.algorithms.contains(&alg) {
             return Err(TokenError::KeyAlgorithmMismatch);
         }
@@ -144,22 +176,22 @@ impl Validator {
             .iter()
             .find_map(|(a, v)| (*a == alg).then_some(v))
             .ok_or(TokenError::AlgNotAllowed)?;
-        let raw = jsonwebtoken::decode::<RawClaims>(token, &key.key, validation)
+        Ok(jsonwebtoken::decode::<T>(token, &key.key, validation)
             .map_err(|e| token_error(e.into_kind()))?
-            .claims;
-        self.claims(raw)
+            .claims)
     }
 
-    fn claims(&self, raw: RawClaims) -> Result<AccessClaims, TokenError> {
-        let iat = raw.iat.ok_or(TokenError::MissingClaim("iat"))?;
+    /// Step 5's `iat`: required, and not in the future (beyond the leeway).
+    pub(crate) fn issued_at(&self, iat: Option<i64>) -> Result<i64, TokenError> {
+        let iat = iat.ok_or(TokenError::MissingClaim("iat"))?;
         if iat > unix_now() + self.leeway {
             return Err(TokenError::IssuedInFuture);
         }
-        let present = |value: Option<String>, name: &'static str| match value {
-            None => Err(TokenError::MissingClaim(name)),
-            Some(v) if v.is_empty() => Err(TokenError::InvalidClaim(name)),
-            Some(v) => Ok(v),
-        };
+        Ok(iat)
+    }
+
+    fn claims(&self, raw: RawClaims) -> Result<AccessClaims, TokenError> {
+        let iat = self.issued_at(raw.iat)?;
         Ok(AccessClaims {
             iss: present(raw.iss, "iss")?,
             sub: present(raw.sub, "sub")?,
@@ -179,6 +211,20 @@ impl Validator {
             act: raw.act,
         })
     }
+}
+
+/// A required string claim: present and not empty.
+pub(crate) fn present(value: Option<String>, name: &'static str) -> Result<String, TokenError> {
+    match value {
+        None => Err(TokenError::MissingClaim(name)),
+        Some(v) if v.is_empty() => Err(TokenError::InvalidClaim(name)),
+        Some(v) => Ok(v),
+    }
+}
+
+/// RFC 9068 §4: "at+jwt" or "application/at+jwt" (media types are case-insensitive).
+pub(crate) fn is_access_token_typ(typ: &str) -> bool {
+    typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
 }
 
 /// The JOSE header members we look at; any others are ignored.
@@ -217,13 +263,13 @@ struct RawClaims {
 
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum OneOrMany {
+pub(crate) enum OneOrMany {
     One(String),
     Many(Vec<String>),
 }
 
 impl OneOrMany {
-    fn into_vec(self) -> Vec<String> {
+    pub(crate) fn into_vec(self) -> Vec<String> {
         match self {
             Self::One(s) => vec![s],
             Self::Many(v) => v,

@@ -7,13 +7,12 @@ use guard::health::{CheckResult, Readiness};
 use crate::AppState;
 
 pub fn router(state: &AppState) -> Router {
-    let mut readiness = Readiness::new().database(state.sessions.pool().clone());
-    // Every guard reads the same JWKS; one stands for all.
-    if let Some(guard) = state.guards.values().next() {
-        readiness = readiness.jwks(guard).revocations(guard);
-    }
     let oidc = state.oidc.clone();
-    readiness
+    // Every validator shares the gateway guard's key cache and revocation stream.
+    Readiness::new()
+        .database(state.sessions.pool().clone())
+        .jwks(&state.guard)
+        .revocations(&state.guard)
         .check("idp", move || {
             let oidc = oidc.clone();
             async move {

@@ -1,5 +1,7 @@
 //! ID token validation (OIDC Core §3.1.3.7), rule by rule, with tokens minted
-//! by guard's test issuer (real keys, real JWKS over HTTP) and forged variants.
+//! by guard's test issuer (real keys, real JWKS over HTTP) and forged variants;
+//! the gateway's [`Oidc`] verifies them with guard's `IdTokenVerifier` on the
+//! key cache of the gateway's guard.
 
 use std::time::Duration;
 
@@ -9,6 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gateway::oidc::{IdpError, Oidc, OidcSettings};
 use guard::testing::{KeyKind, TestIssuer, TestKey, TokenBuilder};
+use guard::{Guard, GuardConfig};
 use serde_json::json;
 
 const NONCE: &str = "nonce-of-this-sign-in";
@@ -50,8 +53,7 @@ async fn provider() -> Provider {
         redirect_uri: "http://localhost:8080/auth/callback".into(),
         post_logout_redirect_uri: "http://localhost:8080/".into(),
         scopes: "openid".into(),
-        algorithms: guard::GuardConfig::new(&issuer, "x").algorithms().to_vec(),
-        leeway: Duration::from_secs(30),
+        id_tokens: Guard::new(GuardConfig::new(&issuer, "gateway")).id_token_verifier("gateway"),
         timeout: Duration::from_secs(5),
     })
     .unwrap();
@@ -126,7 +128,7 @@ async fn a_valid_id_token_is_accepted_and_each_broken_rule_refused() {
             p.id_token().without_claim("nonce").sign(),
         ),
         (
-            "InvalidAudience",
+            "token audience does not include",
             p.id_token()
                 .aud(&["another-client"])
                 .claim("azp", "another-client")
@@ -144,27 +146,30 @@ async fn a_valid_id_token_is_accepted_and_each_broken_rule_refused() {
                 .sign(),
         ),
         (
-            "InvalidIssuer",
+            "token issuer is not trusted",
             p.id_token().claim("iss", p.keys.issuer()).sign(),
         ),
-        ("ExpiredSignature", p.id_token().valid(-900, -600).sign()),
+        ("token has expired", p.id_token().valid(-900, -600).sign()),
         (
-            "Missing required claim: exp",
+            "token lacks the required claim exp",
             p.id_token().without_claim("exp").sign(),
         ),
-        ("InvalidSignature", tampered),
-        ("InvalidSignature", p.id_token().key(&forged_key).sign()),
+        ("signature is invalid", tampered),
+        ("signature is invalid", p.id_token().key(&forged_key).sign()),
         (
-            "unknown kid",
+            "signing key is unknown",
             p.id_token().header("kid", "not-published").sign(),
         ),
-        ("no kid", p.id_token().without_header("kid").sign()),
         (
-            "malformed",
+            "token header has no kid",
+            p.id_token().without_header("kid").sign(),
+        ),
+        (
+            "alg \"none\" is not accepted",
             p.id_token().header("alg", "none").sign_unsigned(),
         ),
         (
-            "algorithm not allowed",
+            "symmetric algorithms (HS*) are not accepted",
             p.id_token()
                 .header("alg", "HS256")
                 .sign_hs256(public_pem.as_bytes()),
@@ -175,7 +180,11 @@ async fn a_valid_id_token_is_accepted_and_each_broken_rule_refused() {
                 .claim("at_hash", "AAAAAAAAAAAAAAAAAAAAAA")
                 .sign(),
         ),
-        ("malformed", "not.a.jwt".to_owned()),
+        ("not a compact JWS", "not.a.jwt".to_owned()),
+        (
+            "not an ID token",
+            p.id_token().header("typ", "at+jwt").sign(),
+        ),
     ];
     for (expected, token) in cases {
         let refused = p.check(&token).await.expect_err(expected);
@@ -208,14 +217,13 @@ async fn a_provider_naming_another_issuer_in_discovery_is_not_trusted() {
         let _ = axum::serve(listener, app).await;
     });
     let oidc = Oidc::new(OidcSettings {
-        issuer,
+        issuer: issuer.clone(),
         client_id: "gateway".into(),
         client_secret: "unused".into(),
         redirect_uri: "http://localhost:8080/auth/callback".into(),
         post_logout_redirect_uri: "http://localhost:8080/".into(),
         scopes: "openid".into(),
-        algorithms: vec![guard::Algorithm::RS256],
-        leeway: Duration::from_secs(30),
+        id_tokens: Guard::new(GuardConfig::new(&issuer, "gateway")).id_token_verifier("gateway"),
         timeout: Duration::from_secs(5),
     })
     .unwrap();

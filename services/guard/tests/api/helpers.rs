@@ -23,6 +23,20 @@ pub async fn ready_guard(config: GuardConfig) -> Guard {
     guard
 }
 
+/// A ready guard for audience `order` whose revocation-stream subscriber
+/// has connected to `issuer`.
+pub async fn subscribed_guard(issuer: &TestIssuer) -> Guard {
+    let guard = ready_guard(
+        issuer
+            .config("order")
+            .with_revocation_stream(issuer.revocation_stream_url()),
+    )
+    .await;
+    let connected = || guard.revocation_status().is_some_and(|s| s.connected);
+    eventually("the subscriber connects", connected).await;
+    guard
+}
+
 /// Serves `router` on 127.0.0.1:0 until the test ends; returns its base URL.
 pub async fn serve(router: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

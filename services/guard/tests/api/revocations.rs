@@ -3,19 +3,7 @@
 use guard::testing::TestIssuer;
 use guard::{AuthError, Guard, Revocation, TokenError};
 
-use crate::helpers::{eventually, ready_guard};
-
-async fn subscribed_guard(issuer: &TestIssuer) -> Guard {
-    let guard = ready_guard(
-        issuer
-            .config("order")
-            .with_revocation_stream(issuer.revocation_stream_url()),
-    )
-    .await;
-    let connected = || guard.revocation_status().is_some_and(|s| s.connected);
-    eventually("the subscriber connects", connected).await;
-    guard
-}
+use crate::helpers::{eventually, subscribed_guard};
 
 fn revoked(result: Result<guard::Principal, AuthError>) -> bool {
     result.unwrap_err() == AuthError::InvalidToken(TokenError::Revoked)
