@@ -4,6 +4,7 @@
 //! other crates) start a real IdP on an ephemeral port with [`spawn`].
 
 pub mod blocking;
+pub mod cache;
 pub mod config;
 pub mod crypto;
 pub mod error;
@@ -141,6 +142,7 @@ pub async fn build_state(config: Config, pool: PgPool) -> Result<AppState, Start
         passwords,
         revocation_hub: revocations::Hub::new(),
         shutdown: tokio::sync::watch::channel(false).0,
+        auth_cache: cache::AuthCache::default(),
     }))
 }
 

@@ -9,6 +9,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::crypto::{random_token, sha256};
+use crate::flow::AuthRequest;
+use crate::throttle::AuthEvent;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Session {
@@ -52,6 +54,57 @@ pub async fn create(db: &PgPool, user: Uuid, ttl: Duration) -> sqlx::Result<(Ses
     .fetch_one(db)
     .await?;
     Ok((session, token))
+}
+
+/// A sign-in without a live session, in one statement (one round trip, one
+/// commit, where it took three): clears the account's failure counter
+/// `cleared_key` and records the audit line `event` (as
+/// [`throttle::succeeded`](crate::throttle::succeeded)), starts a session for
+/// `user` authenticated now (as [`create`]), and stores the authorization code
+/// of `request` for it (as [`grants::create_code`](crate::grants::create_code)).
+/// Answers the session, its cookie value and the code.
+pub async fn sign_in(
+    db: &PgPool,
+    user: Uuid,
+    ttl: Duration,
+    request: &AuthRequest,
+    code_ttl: Duration,
+    cleared_key: &str,
+    event: AuthEvent<'_>,
+) -> sqlx::Result<(Session, String, String)> {
+    let (token, code) = (random_token(), random_token());
+    let session = sqlx::query_as(
+        "WITH cleared AS (DELETE FROM auth_throttle WHERE key = $1),
+         audit AS (INSERT INTO auth_events (kind, username, client_id, addr) VALUES ($2, $3, $4, $5)),
+         s AS (INSERT INTO sso_sessions (id, token_hash, user_id, auth_time, expires_at)
+               VALUES ($6, $7, $8, now(), now() + make_interval(secs => $9))
+               RETURNING id, user_id, auth_time, expires_at),
+         c AS (INSERT INTO authorization_codes
+                   (code_hash, client_id, user_id, session_id, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at)
+               SELECT $10, $11, s.user_id, s.id, $12, $13, $14, $15, s.auth_time, now() + make_interval(secs => $16)
+               FROM s)
+         SELECT id, user_id, auth_time, expires_at FROM s",
+    )
+    .bind(cleared_key)
+    .bind(event.kind)
+    .bind(event.username)
+    .bind(event.client_id)
+    .bind(event.addr)
+    .bind(Uuid::new_v4())
+    .bind(&sha256(token.as_bytes())[..])
+    .bind(user)
+    .bind(ttl.as_secs_f64())
+    .bind(&sha256(code.as_bytes())[..])
+    .bind(&request.client_id)
+    .bind(&request.redirect_uri)
+    .bind(&request.scope)
+    .bind(&request.nonce)
+    .bind(&request.code_challenge)
+    .bind(code_ttl.as_secs_f64())
+    .fetch_one(db)
+    .await?;
+    crate::throttle::log_event(&event);
+    Ok((session, token, code))
 }
 
 /// The same person signed in again (prompt=login, max_age): a fresh

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+use crate::cache::AuthCache;
 use crate::config::Config;
 use crate::crypto::Sealer;
 use crate::keys::KeyStore;
@@ -25,6 +26,8 @@ pub struct Inner {
     pub revocation_hub: crate::revocations::Hub,
     /// Turns true when the server stops, so long-lived streams end.
     pub shutdown: watch::Sender<bool>,
+    /// Client records and "not locked" verdicts, briefly (see [`crate::cache`]).
+    pub auth_cache: AuthCache,
 }
 
 impl AppState {

@@ -156,6 +156,24 @@ pub async fn clear(db: &PgPool, key: &str) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// A successful sign-in in one round trip: clears `key`'s counter (as
+/// [`clear`]) and writes the audit line (as [`audit`]).
+pub async fn succeeded(db: &PgPool, key: &str, e: AuthEvent<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH cleared AS (DELETE FROM auth_throttle WHERE key = $5)
+         INSERT INTO auth_events (kind, username, client_id, addr) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(e.kind)
+    .bind(e.username)
+    .bind(e.client_id)
+    .bind(e.addr)
+    .bind(key)
+    .execute(db)
+    .await?;
+    log_event(&e);
+    Ok(())
+}
+
 /// One line of the audit trail.
 pub struct AuthEvent<'a> {
     pub kind: &'static str,
@@ -174,8 +192,12 @@ pub async fn audit(db: &PgPool, e: AuthEvent<'_>) -> sqlx::Result<()> {
     .bind(e.addr)
     .execute(db)
     .await?;
-    tracing::info!(target: "audit", kind = e.kind, client_id = e.client_id.unwrap_or(""), addr = e.addr, "authentication event");
+    log_event(&e);
     Ok(())
+}
+
+pub(crate) fn log_event(e: &AuthEvent<'_>) {
+    tracing::info!(target: "audit", kind = e.kind, client_id = e.client_id.unwrap_or(""), addr = e.addr, "authentication event");
 }
 
 #[cfg(test)]

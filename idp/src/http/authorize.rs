@@ -77,7 +77,12 @@ async fn authorize(
     // Until client and redirect URI are verified, every error is a page.
     let client_id = trusted(&params, "client_id")?;
     let client = match client_id.len() {
-        1..=64 => realm::client(&state.db, client_id).await?,
+        1..=64 => {
+            state
+                .auth_cache
+                .client_or_load(&state.db, client_id)
+                .await?
+        }
         _ => None,
     }
     .ok_or_else(|| PageError::bad_request("The application is not registered here."))?;
@@ -281,7 +286,17 @@ async fn issue_code(
     request: &AuthRequest,
     session: &Session,
 ) -> Result<Response, PageError> {
-    let code = grants::create_code(
+    let code = create_code(state, request, session).await?;
+    redirect_with_code(state, request, session, &code)
+}
+
+/// Stores a code for this request and session; answers the code.
+async fn create_code(
+    state: &AppState,
+    request: &AuthRequest,
+    session: &Session,
+) -> Result<String, PageError> {
+    Ok(grants::create_code(
         &state.db,
         &Code {
             client_id: request.client_id.clone(),
@@ -295,12 +310,21 @@ async fn issue_code(
             expires_at: OffsetDateTime::now_utc() + CODE_TTL,
         },
     )
-    .await?;
+    .await?)
+}
+
+/// Sends the browser back to the client with `code`.
+fn redirect_with_code(
+    state: &AppState,
+    request: &AuthRequest,
+    session: &Session,
+    code: &str,
+) -> Result<Response, PageError> {
     let mut url = url::Url::parse(&request.redirect_uri)
         .map_err(|_| PageError::bad_request("The application's redirect URI is invalid."))?;
     {
         let mut q = url.query_pairs_mut();
-        q.append_pair("code", &code);
+        q.append_pair("code", code);
         if let Some(s) = &request.state {
             q.append_pair("state", s);
         }
@@ -340,7 +364,9 @@ async fn login_inner(
             "The form could not be verified (CSRF check failed). Please try again.",
         ));
     }
-    let client = realm::client(&state.db, &flow.request.client_id)
+    let client = state
+        .auth_cache
+        .client_or_load(&state.db, &flow.request.client_id)
         .await?
         .ok_or_else(|| PageError::bad_request("The application is no longer registered here."))?;
     let username = params
@@ -372,12 +398,15 @@ async fn login_inner(
     // Brute-force defence: the submitted name and the address, whether or not
     // the account exists, so the lock-out reveals nothing either.
     let (account_key, addr_key) = (throttle::account_key(username), throttle::addr_key(&addr));
-    if throttle::locked(&state.db, &[&account_key, &addr_key])
-        .await?
-        .is_some()
-    {
-        throttle::audit(&state.db, event("login_locked")).await?;
-        return Ok(form_again(LOGIN_LOCKED));
+    let keys = [account_key.as_str(), addr_key.as_str()];
+    let cache = &state.auth_cache;
+    if !cache.all_unlocked(&keys) {
+        let failures_before = cache.failure_count();
+        if throttle::locked(&state.db, &keys).await?.is_some() {
+            throttle::audit(&state.db, event("login_locked")).await?;
+            return Ok(form_again(LOGIN_LOCKED));
+        }
+        cache.mark_unlocked(&keys, failures_before);
     }
 
     let user = realm::user_by_username(&state.db, username)
@@ -394,23 +423,28 @@ async fn login_inner(
         Some(u) if ok => u,
         _ => {
             tracing::info!(client_id = %client.id, %addr, "sign-in failed");
+            cache.failed(&account_key);
+            cache.failed(&addr_key);
             throttle::fail(&state.db, &account_key, throttle::ACCOUNT).await?;
             throttle::fail(&state.db, &addr_key, throttle::ADDRESS).await?;
             throttle::audit(&state.db, event("login_failed")).await?;
             return Ok(form_again(LOGIN_FAILED));
         }
     };
-    throttle::clear(&state.db, &account_key).await?;
-    throttle::audit(&state.db, event("login_succeeded")).await?;
-
     // Same person again: a fresh auth_time and cookie, same sid. Someone else:
     // the previous session ends and a new one starts.
     let previous = match cookies::session_value(&state.config, &jar) {
         Some(v) => sessions::find(&state.db, &v).await?,
         None => None,
     };
-    let (session, token) = match previous {
-        Some(p) if p.user_id == user.id => sessions::reauthenticate(&state.db, p.id).await?,
+    let succeeded = event("login_succeeded");
+    let (session, token, code) = match previous {
+        Some(p) if p.user_id == user.id => {
+            throttle::succeeded(&state.db, &account_key, succeeded).await?;
+            let (session, token) = sessions::reauthenticate(&state.db, p.id).await?;
+            let code = create_code(state, &flow.request, &session).await?;
+            (session, token, code)
+        }
         other => {
             if let Some(p) = other {
                 sessions::end(
@@ -421,13 +455,23 @@ async fn login_inner(
                 )
                 .await?;
             }
-            sessions::create(&state.db, user.id, state.config.session_ttl).await?
+            // The common case: every write of the sign-in in one statement.
+            sessions::sign_in(
+                &state.db,
+                user.id,
+                state.config.session_ttl,
+                &flow.request,
+                CODE_TTL,
+                &account_key,
+                succeeded,
+            )
+            .await?
         }
     };
     tracing::info!(user = %user.id, sid = %session.id, client_id = %client.id, "signed in");
     let jar = cookies::clear_flow(&state.config, jar);
     let jar = cookies::set_session(&state.config, jar, token);
-    let redirect = issue_code(state, &flow.request, &session).await?;
+    let redirect = redirect_with_code(state, &flow.request, &session, &code)?;
     Ok((jar, redirect).into_response())
 }
 

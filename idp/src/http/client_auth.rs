@@ -2,6 +2,8 @@
 //! endpoints: `client_secret_basic`, `client_secret_post`, and `none` for
 //! public clients (who then must prove possession with PKCE).
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -29,7 +31,7 @@ pub async fn authenticate(
     headers: &HeaderMap,
     params: &Params,
     addr: &str,
-) -> Result<(Client, Method), OAuthError> {
+) -> Result<(Arc<Client>, Method), OAuthError> {
     let basic = basic_credentials(headers)?;
     let body_id = params.get("client_id");
     let body_secret = params.get("client_secret");
@@ -64,9 +66,25 @@ pub async fn authenticate(
         throttle::client_key(&id),
         throttle::addr_key(&format!("client-{addr}")),
     );
-    // The client and the lock check in one query: one round trip, one connection.
+    // Usually both from memory (see `crate::cache`); otherwise the client and
+    // the lock check in one query: one round trip, one connection.
     let keys = [client_key.as_str(), addr_key.as_str()];
-    let (client, locked) = throttle::client_and_lock(&state.db, &id, &keys).await?;
+    let cache = &state.auth_cache;
+    let failures_before = cache.failure_count();
+    let unlocked = cache.all_unlocked(&keys);
+    let (client, locked) = match cache.client(&id) {
+        Some(client) if unlocked => (client, None),
+        Some(client) => (client, throttle::locked(&state.db, &keys).await?),
+        None => {
+            let (client, locked) = throttle::client_and_lock(&state.db, &id, &keys).await?;
+            let client = client.map(Arc::new);
+            cache.put_client(&id, client.clone());
+            (client, locked)
+        }
+    };
+    if locked.is_none() && !unlocked {
+        cache.mark_unlocked(&keys, failures_before);
+    }
     let event = |kind| throttle::AuthEvent {
         kind,
         username: None,
@@ -92,6 +110,8 @@ pub async fn authenticate(
     match ok {
         Some(found) => Ok(found),
         None => {
+            cache.failed(&client_key);
+            cache.failed(&addr_key);
             throttle::fail(&state.db, &client_key, throttle::CLIENT).await?;
             throttle::fail(&state.db, &addr_key, throttle::ADDRESS).await?;
             throttle::audit(&state.db, event("client_auth_failed")).await?;
