@@ -7,7 +7,7 @@ use axum::Extension;
 use http::request::Parts;
 use http::{HeaderMap, header};
 
-use crate::cache::{self, VerifiedCache};
+use crate::cache::{TokenKey, VerifiedCache};
 use crate::config::{GuardConfig, MAX_TOKEN_BYTES};
 use crate::error::{AuthError, TokenError};
 use crate::id_token::IdTokenVerifier;
@@ -104,8 +104,8 @@ impl Guard {
     }
 
     /// The verified-token cache's key of `token` for this guard's audience.
-    fn cache_key(&self, token: &str) -> cache::TokenHash {
-        cache::hash_for(&self.inner.config.audience, token)
+    fn cache_key(&self, token: &str) -> TokenKey {
+        self.inner.verified.key(&self.inner.config.audience, token)
     }
 
     /// Starts the background key refresher (once).
@@ -176,17 +176,18 @@ impl Guard {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge(MAX_TOKEN_BYTES).into());
         }
+        let audience = &*inner.config.audience;
         let key = self.cache_key(token);
-        if let Some(verified) = inner.verified.get(&key) {
+        if let Some(verified) = inner.verified.get(key, audience, token) {
             if inner.denylist.is_revoked(&verified.claims) {
-                inner.verified.forget(&key);
+                inner.verified.forget(key);
                 return Err(TokenError::Revoked.into());
             }
             if inner.jwks.trusts(&verified.kid) {
                 return Ok(Principal::new(verified, trace));
             }
             // Its key was withdrawn from the JWKS: judge the token afresh.
-            inner.verified.forget(&key);
+            inner.verified.forget(key);
         }
         let header = inner.validator.check_header(token)?;
         let signing_key = inner.jwks.key(&header.kid).await?;
@@ -199,7 +200,7 @@ impl Guard {
             token: Arc::from(token),
             kid: header.kid.into_boxed_str(),
         });
-        inner.verified.insert(key, verified.clone());
+        inner.verified.insert(key, audience, verified.clone());
         Ok(Principal::new(verified, trace))
     }
 
@@ -247,7 +248,15 @@ impl Guard {
     /// Drops `token` from the verified-token cache (it will be fully
     /// validated again next time). Use [`revoke`](Self::revoke) to refuse it.
     pub fn forget(&self, token: &str) {
-        self.inner.verified.forget(&self.cache_key(token));
+        let inner = &*self.inner;
+        let key = self.cache_key(token);
+        if inner
+            .verified
+            .get(key, &inner.config.audience, token)
+            .is_some()
+        {
+            inner.verified.forget(key);
+        }
     }
 
     /// Refuses every token matching `revocation` from now on, cached or not.
@@ -257,7 +266,11 @@ impl Guard {
 
     /// Whether `token` is in the verified-token cache (for tests and metrics).
     pub fn is_cached(&self, token: &str) -> bool {
-        self.inner.verified.contains(&self.cache_key(token))
+        let inner = &*self.inner;
+        inner
+            .verified
+            .get(self.cache_key(token), &inner.config.audience, token)
+            .is_some()
     }
 
     /// A layer that makes this guard available to the route guards
