@@ -57,6 +57,16 @@ struct Args {
     /// Skip the oidc-provider peer.
     #[arg(long)]
     no_peer: bool,
+    /// Run only these figures (comma-separated numbers, e.g. `--only 1,3`),
+    /// to iterate on one figure; a full run measures them all.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<u8>,
+}
+
+impl Args {
+    fn wants(&self, figure: u8) -> bool {
+        self.only.is_empty() || self.only.contains(&figure)
+    }
 }
 
 #[derive(Subcommand)]
@@ -201,9 +211,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
          [README.md](README.md) for what each figure means and what limits it.\n\n## Machine\n\n{}- load average \
          (1/5/15 min) before: {load_before}; after: {load_after}\n\n## Results\n\n{table}",
         if args.quick {
-            "`--quick`: short loops, numbers indicative only"
+            "`--quick`: short loops, numbers indicative only".to_owned()
+        } else if !args.only.is_empty() {
+            format!("partial run, figures {:?} only", args.only)
         } else {
-            "full run"
+            "full run".to_owned()
         },
         report::machine(),
     );
@@ -247,35 +259,45 @@ async fn measure(args: &Args, env: Env) -> anyhow::Result<Vec<Row>> {
     let idp_rss = |phase: &str| {
         b.say(format!("idp RSS after {phase}: {}", mib(b.idp.proc.rss())));
     };
-    eprintln!("1. token endpoint");
-    issuance::token_endpoint(b, &mut rows).await?;
-    idp_rss("1");
-    eprintln!("2. login");
-    issuance::login(b, &mut rows).await?;
-    idp_rss("2");
-    eprintln!("3. validation");
-    validation::run(b, &mut rows).await?;
-    eprintln!("7. revocation propagation");
+    if args.wants(1) {
+        eprintln!("1. token endpoint");
+        issuance::token_endpoint(b, &mut rows).await?;
+        idp_rss("1");
+    }
+    if args.wants(2) {
+        eprintln!("2. login");
+        issuance::login(b, &mut rows).await?;
+        idp_rss("2");
+    }
+    if args.wants(3) {
+        eprintln!("3. validation");
+        validation::run(b, &mut rows).await?;
+    }
     let mut revocation_rows = Vec::new();
-    revocation::run(b, &services, &mut revocation_rows).await?;
-    idp_rss("7");
-    let off = match &args.insecure_bin_dir {
-        Some(dir) => {
-            eprintln!("   starting the auth-off chain ({})", dir.display());
-            let port = procs::free_port()?;
-            Some(stack::start_services(&b.env, dir, "noauth", &b.idp.issuer, port).await?)
-        }
-        None => None,
-    };
-    eprintln!("4. chain: relay + validation vs auth off, alternating");
-    let (customer, _) =
-        oauth::login_tokens(&b.http, &b.idp.issuer, "alice", "alice-password").await?;
-    let (on, off_run) = chain::run(b, &services, off.as_ref(), &customer).await?;
-    chain::rows(&on, off_run.as_ref(), &mut rows);
-    drop(off);
+    if args.wants(7) {
+        eprintln!("7. revocation propagation");
+        revocation::run(b, &services, &mut revocation_rows).await?;
+        idp_rss("7");
+    }
+    if args.wants(4) {
+        let off = match &args.insecure_bin_dir {
+            Some(dir) => {
+                eprintln!("   starting the auth-off chain ({})", dir.display());
+                let port = procs::free_port()?;
+                Some(stack::start_services(&b.env, dir, "noauth", &b.idp.issuer, port).await?)
+            }
+            None => None,
+        };
+        eprintln!("4. chain: relay + validation vs auth off, alternating");
+        let (customer, _) =
+            oauth::login_tokens(&b.http, &b.idp.issuer, "alice", "alice-password").await?;
+        let (on, off_run) = chain::run(b, &services, off.as_ref(), &customer).await?;
+        chain::rows(&on, off_run.as_ref(), &mut rows);
+        drop(off);
+    }
 
-    // 5 (under load): the peaks over figures 1–4 and 7.
-    for (name, rss) in &idle {
+    // 5 (under load): the peaks over the figures above.
+    for (name, rss) in idle.iter().filter(|_| args.wants(5)) {
         let limit = if name == "idp" {
             60_000_000
         } else {
@@ -290,7 +312,7 @@ async fn measure(args: &Args, env: Env) -> anyhow::Result<Vec<Row>> {
     drop(peaks);
     drop(services);
 
-    if !args.no_peer {
+    if !args.no_peer && args.wants(6) {
         eprintln!("6. peer (oidc-provider)");
         let peer = peer::run(b).await?;
         if let Some(cc) = b.recall("baton_cc") {
