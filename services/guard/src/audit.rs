@@ -1,5 +1,7 @@
 //! The audit trail: one row per state change, written in the same transaction
 //! as the change itself, so there is never a change without its audit row.
+//! The table (`audit_log`) is guard's: `migrations/guard`, applied in every
+//! resource server's database by [`crate::db::with_guard_migrations`].
 
 use crate::{AuthError, Guard, Principal};
 use axum::extract::rejection::QueryRejection;

@@ -1,12 +1,78 @@
 //! Database start-up shared by every part: create the database when it is
 //! missing, connect with a bounded pool, and apply the part's migrations; and
 //! [`every`], for periodic housekeeping (expired keys, stale reservations).
+//!
+//! # guard's own tables
+//!
+//! [`audit`](crate::audit) and [`idempotency`](crate::idempotency) keep their
+//! rows in tables of guard's migration set (`migrations/guard`), which every
+//! resource server applies beside its own, as one migrator:
+//!
+//! ```ignore
+//! pub static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
+//!     guard::db::with_guard_migrations(&sqlx::migrate!("../../migrations/order"))
+//! });
+//! let pool = guard::db::connect_and_migrate(&url, 10, &MIGRATOR).await?;
+//! #[sqlx::test(migrator = "order::MIGRATOR")] // tests get both sets too
+//! ```
+//!
+//! Both sets share the database's `_sqlx_migrations` table, so their versions
+//! must differ: guard's are timestamps (`20261123120000_…`), the services'
+//! small numbers (`0001_…`); a clash stops the process at start-up.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
-use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{MigrateDatabase, Migration, MigrationSource, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
+
+/// guard's migration set (`migrations/guard`): the `audit_log` and
+/// `idempotency_keys` tables. Use it through [`with_guard_migrations`].
+pub static GUARD_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/guard");
+
+/// One migrator for a resource server's database: guard's migrations, then
+/// `service`'s own. Run it like any migrator ([`connect_and_migrate`], or
+/// `#[sqlx::test(migrator = "…")]`); running it again changes nothing.
+///
+/// Migrations applied before but known to neither set are tolerated
+/// (`ignore_missing`): databases made while the services still carried copies
+/// of guard's tables keep working (guard's migration creates its tables only
+/// if they do not exist).
+///
+/// # Panics
+///
+/// When a version is in both sets: a mistake in the source tree, caught by
+/// the first start-up or test, never by a request.
+pub fn with_guard_migrations(service: &Migrator) -> Migrator {
+    let mut migrations: Vec<Migration> = GUARD_MIGRATIONS.iter().cloned().collect();
+    for migration in service.iter() {
+        assert!(
+            !GUARD_MIGRATIONS.version_exists(migration.version),
+            "migration version {} is both guard's and the service's: renumber the service's",
+            migration.version
+        );
+        migrations.push(migration.clone());
+    }
+    // The source resolves at once: no I/O, nothing to wait for.
+    let mut migrator = futures::executor::block_on(Migrator::new(Resolved(migrations)))
+        .unwrap_or_else(|e| unreachable!("an in-memory migration source cannot fail: {e}"));
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
+/// Migrations already in memory, in the order they are to be applied.
+#[derive(Debug)]
+struct Resolved(Vec<Migration>);
+
+impl MigrationSource<'static> for Resolved {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 'static>> {
+        Box::pin(std::future::ready(Ok(self.0)))
+    }
+}
 
 /// What can go wrong while bringing a database up.
 #[derive(Debug, thiserror::Error)]
@@ -66,5 +132,34 @@ where
             Ok(rows) => tracing::info!(rows, "{done}"),
             Err(e) => tracing::warn!(error = %e, "housekeeping failed, not {done}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_versions_clash_with_no_service_set() {
+        let services = [
+            sqlx::migrate!("../../migrations/order"),
+            sqlx::migrate!("../../migrations/payment"),
+            sqlx::migrate!("../../migrations/inventory"),
+        ];
+        for service in &services {
+            let merged = with_guard_migrations(service);
+            let versions: Vec<i64> = merged.iter().map(|m| m.version).collect();
+            let guard: Vec<i64> = GUARD_MIGRATIONS.iter().map(|m| m.version).collect();
+            let own: Vec<i64> = service.iter().map(|m| m.version).collect();
+            // guard's tables first, then the service's, each in its own order.
+            assert_eq!(versions, [guard, own].concat());
+            assert!(merged.ignore_missing);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "both guard's and the service's")]
+    fn a_clash_is_refused() {
+        with_guard_migrations(&GUARD_MIGRATIONS);
     }
 }

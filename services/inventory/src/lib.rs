@@ -18,6 +18,7 @@ pub mod expiry;
 pub mod http;
 
 use std::net::SocketAddr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use axum::Router;
@@ -34,8 +35,11 @@ use guard::server::{Running, resource_server};
 /// This service's resource name: the audience its tokens must name.
 pub const SERVICE: &str = "inventory";
 
-/// The inventory database's migrations (`migrations/inventory`).
-pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/inventory");
+/// The inventory database's migrations: guard's (`migrations/guard`: the audit
+/// and idempotency tables) then inventory's own (`migrations/inventory`), as one migrator.
+pub static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
+    guard::db::with_guard_migrations(&sqlx::migrate!("../../migrations/inventory"))
+});
 
 /// Settings, from the environment.
 #[derive(Debug, Clone)]

@@ -20,6 +20,7 @@ pub mod http;
 pub mod store;
 
 use std::net::SocketAddr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use axum::Router;
@@ -39,8 +40,10 @@ pub use error::AppError;
 /// This service's resource name: the audience its tokens must name.
 pub const SERVICE: &str = "order";
 
-/// The order database's migrations (`migrations/order`).
-pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/order");
+/// The order database's migrations: guard's (`migrations/guard`: the audit
+/// and idempotency tables) then order's own (`migrations/order`), as one migrator.
+pub static MIGRATOR: LazyLock<Migrator> =
+    LazyLock::new(|| guard::db::with_guard_migrations(&sqlx::migrate!("../../migrations/order")));
 
 /// Settings, from the environment.
 #[derive(Debug, Clone)]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 
 use std::net::SocketAddr;
+use std::sync::LazyLock;
 
 use axum::Router;
 use axum::extract::FromRef;
@@ -27,8 +28,10 @@ pub use error::AppError;
 /// This service's resource name: the audience its tokens must name.
 pub const SERVICE: &str = "payment";
 
-/// The payment database's migrations (`migrations/payment`).
-pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/payment");
+/// The payment database's migrations: guard's (`migrations/guard`: the audit
+/// and idempotency tables) then payment's own (`migrations/payment`), as one migrator.
+pub static MIGRATOR: LazyLock<Migrator> =
+    LazyLock::new(|| guard::db::with_guard_migrations(&sqlx::migrate!("../../migrations/payment")));
 
 /// Settings, from the environment.
 #[derive(Debug, Clone)]

@@ -2,6 +2,7 @@
 //! and JWKS, real axum servers, reqwest), real keys, real PostgreSQL, no mocks.
 
 mod audiences;
+mod db;
 mod extractor;
 mod health;
 mod helpers;

@@ -6,7 +6,7 @@ use crate::helpers::{ALICE, TestApp, expect};
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn each_change_is_audited_with_who_which_token_and_trace_and_only_admins_read_it(
     pool: PgPool,
 ) {
@@ -88,7 +88,7 @@ async fn each_change_is_audited_with_who_which_token_and_trace_and_only_admins_r
     assert_eq!(older["entries"][0]["action"], "reservation.create");
 }
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn health_is_public_and_readiness_reports_the_database_and_keys(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let health = app

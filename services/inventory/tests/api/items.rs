@@ -4,7 +4,7 @@ use sqlx::PgPool;
 
 use crate::helpers::{TestApp, expect};
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn any_valid_token_lists_the_seeded_demo_items(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let token = app.alice();
@@ -51,7 +51,7 @@ async fn any_valid_token_lists_the_seeded_demo_items(pool: PgPool) {
     assert_eq!(skus, ["gold-keyboard", "oidc-handbook"]);
 }
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn every_endpoint_refuses_a_request_without_a_token_even_with_identity_headers(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let calls = [
@@ -86,7 +86,7 @@ async fn every_endpoint_refuses_a_request_without_a_token_even_with_identity_hea
     assert_eq!(app.stock("baton-mug").await, 100);
 }
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn a_token_for_another_audience_or_a_forged_one_is_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let other_audience = app
@@ -114,7 +114,7 @@ async fn a_token_for_another_audience_or_a_forged_one_is_refused(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn putting_an_item_needs_role_admin_and_scope_inventory_write(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let item = json!({ "name": "Baton mug", "description": "Now bigger.", "price_cents": 1500, "stock": 7 });
@@ -161,7 +161,7 @@ async fn putting_an_item_needs_role_admin_and_scope_inventory_write(pool: PgPool
     assert_eq!(app.audit_actions().await, ["item.put", "item.put"]);
 }
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn an_invalid_item_is_refused_and_changes_nothing(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let bob = app.bob();

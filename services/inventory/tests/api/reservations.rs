@@ -7,7 +7,7 @@ use tokio::task::JoinSet;
 
 use crate::helpers::{ALICE, TestApp, expect};
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn a_reservation_holds_stock_at_current_prices_and_releasing_gives_it_back_once(
     pool: PgPool,
 ) {
@@ -48,7 +48,7 @@ async fn a_reservation_holds_stock_at_current_prices_and_releasing_gives_it_back
     );
 }
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn only_the_owner_or_an_admin_releases_a_reservation(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let lines = json!([{ "sku": "baton-mug", "quantity": 1 }]);
@@ -80,7 +80,7 @@ async fn only_the_owner_or_an_admin_releases_a_reservation(pool: PgPool) {
     assert_eq!(app.stock("baton-mug").await, 100);
 }
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn reserving_needs_the_customer_role_and_an_idempotency_key(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let lines = json!([{ "sku": "baton-mug", "quantity": 1 }]);
@@ -103,7 +103,7 @@ async fn reserving_needs_the_customer_role_and_an_idempotency_key(pool: PgPool) 
     assert_eq!(app.stock("baton-mug").await, 100);
 }
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn too_little_stock_or_bad_lines_reserve_nothing(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let alice = app.alice();
@@ -169,7 +169,7 @@ async fn too_little_stock_or_bad_lines_reserve_nothing(pool: PgPool) {
     assert_eq!(app.audit_actions().await, ["reservation.create"]);
 }
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn the_same_key_replays_the_first_answer_and_a_different_body_is_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let alice = app.alice();
@@ -209,7 +209,7 @@ async fn the_same_key_replays_the_first_answer_and_a_different_body_is_refused(p
     assert_eq!(app.stock("baton-mug").await, 97);
 }
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn concurrent_retries_of_one_key_reserve_once(pool: PgPool) {
     let app = Arc::new(TestApp::spawn(pool).await);
     let alice = app.alice();
@@ -232,7 +232,7 @@ async fn concurrent_retries_of_one_key_reserve_once(pool: PgPool) {
     assert_eq!(app.stock("baton-tee").await, 45);
 }
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn ten_concurrent_reservations_of_the_last_unit_sell_it_exactly_once(pool: PgPool) {
     let app = Arc::new(TestApp::spawn(pool).await);
     app.set_stock("oidc-handbook", 1).await;
@@ -270,7 +270,7 @@ async fn ten_concurrent_reservations_of_the_last_unit_sell_it_exactly_once(pool:
     assert_eq!(app.stock("oidc-handbook").await, 0);
 }
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn a_committed_reservation_is_sold_and_can_no_longer_be_released(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let alice = app.alice();
@@ -327,7 +327,7 @@ async fn a_committed_reservation_is_sold_and_can_no_longer_be_released(pool: PgP
     );
 }
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn idempotency_keys_are_forgotten_after_the_retention(pool: PgPool) {
     use guard::idempotency::{RETENTION, forget_older_than};
     let app = TestApp::spawn(pool).await;
@@ -356,7 +356,7 @@ async fn idempotency_keys_are_forgotten_after_the_retention(pool: PgPool) {
     assert_eq!(app.stock("baton-mug").await, 97);
 }
 
-#[sqlx::test(migrations = "../../migrations/inventory")]
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn reservations_held_past_the_ttl_give_their_stock_back_once(pool: PgPool) {
     use std::time::Duration;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::helpers::{ALICE, Stack, expect, hung_server};
 
-#[sqlx::test(migrations = "../../migrations/order")]
+#[sqlx::test(migrator = "order::MIGRATOR")]
 async fn a_declined_charge_releases_the_reservation_and_leaves_no_order(pool: PgPool) {
     let stack = Stack::start(pool).await;
     // The gold keyboard costs more than payment's default decline threshold.
@@ -53,7 +53,7 @@ async fn a_declined_charge_releases_the_reservation_and_leaves_no_order(pool: Pg
     assert_eq!(released, 1);
 }
 
-#[sqlx::test(migrations = "../../migrations/order")]
+#[sqlx::test(migrator = "order::MIGRATOR")]
 async fn payment_down_answers_503_and_puts_the_stock_back(pool: PgPool) {
     let mut stack = Stack::start(pool).await;
     stack.stop_payment().await;
@@ -78,7 +78,7 @@ async fn payment_down_answers_503_and_puts_the_stock_back(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "../../migrations/order")]
+#[sqlx::test(migrator = "order::MIGRATOR")]
 async fn inventory_down_answers_503_and_charges_nothing(pool: PgPool) {
     let mut stack = Stack::start(pool).await;
     stack.stop_inventory().await;
@@ -93,7 +93,7 @@ async fn inventory_down_answers_503_and_charges_nothing(pool: PgPool) {
     assert_eq!((stack.orders().await, stack.charges().await), (0, 0));
 }
 
-#[sqlx::test(migrations = "../../migrations/order")]
+#[sqlx::test(migrator = "order::MIGRATOR")]
 async fn sold_out_or_unknown_items_are_refused_and_nothing_is_charged(pool: PgPool) {
     let stack = Stack::start(pool).await;
     let alice = stack.alice();
@@ -142,7 +142,7 @@ async fn sold_out_or_unknown_items_are_refused_and_nothing_is_charged(pool: PgPo
     assert_eq!(stack.stock("oidc-handbook").await, 20);
 }
 
-#[sqlx::test(migrations = "../../migrations/order")]
+#[sqlx::test(migrator = "order::MIGRATOR")]
 async fn a_token_payment_refuses_releases_the_stock_and_is_passed_on(pool: PgPool) {
     let stack = Stack::start(pool).await;
     // Valid for order and inventory, but not meant for payment.
@@ -175,7 +175,7 @@ async fn a_token_payment_refuses_releases_the_stock_and_is_passed_on(pool: PgPoo
     );
 }
 
-#[sqlx::test(migrations = "../../migrations/order")]
+#[sqlx::test(migrator = "order::MIGRATOR")]
 async fn payment_hanging_past_the_timeout_answers_503_and_puts_the_stock_back(pool: PgPool) {
     let stack =
         Stack::start_with(pool, Some(hung_server().await), Duration::from_millis(300)).await;
@@ -194,7 +194,7 @@ async fn payment_hanging_past_the_timeout_answers_503_and_puts_the_stock_back(po
     );
 }
 
-#[sqlx::test(migrations = "../../migrations/order")]
+#[sqlx::test(migrator = "order::MIGRATOR")]
 async fn an_order_left_pending_by_a_crash_is_failed_after_the_ttl_and_not_placed_twice(
     pool: PgPool,
 ) {

@@ -10,7 +10,7 @@ use crate::helpers::{ALICE, CAROL, Stack, expect};
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
-#[sqlx::test(migrations = "../../migrations/order")]
+#[sqlx::test(migrator = "order::MIGRATOR")]
 async fn an_order_reserves_and_charges_with_the_callers_token_and_every_hop_saw_the_same_identity(
     pool: PgPool,
 ) {
@@ -107,7 +107,7 @@ async fn an_order_reserves_and_charges_with_the_callers_token_and_every_hop_saw_
     assert_eq!(payment_audit, [row("charge.create")]);
 }
 
-#[sqlx::test(migrations = "../../migrations/order")]
+#[sqlx::test(migrator = "order::MIGRATOR")]
 async fn only_customers_order_and_nobody_gets_in_without_a_token(pool: PgPool) {
     let stack = Stack::start(pool).await;
     let lines = json!([{ "sku": "baton-mug", "quantity": 1 }]);
@@ -154,7 +154,7 @@ async fn only_customers_order_and_nobody_gets_in_without_a_token(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "../../migrations/order")]
+#[sqlx::test(migrator = "order::MIGRATOR")]
 async fn orders_are_seen_by_their_owner_support_and_admin_and_are_404_for_anyone_else(
     pool: PgPool,
 ) {
@@ -230,7 +230,7 @@ async fn orders_are_seen_by_their_owner_support_and_admin_and_are_404_for_anyone
     assert_eq!(shown, placed["order"]);
 }
 
-#[sqlx::test(migrations = "../../migrations/order")]
+#[sqlx::test(migrator = "order::MIGRATOR")]
 async fn ten_concurrent_orders_for_the_last_unit_make_exactly_one_order(pool: PgPool) {
     let stack = Arc::new(Stack::start(pool).await);
     stack.set_stock("oidc-handbook", 1).await;
@@ -276,7 +276,7 @@ async fn ten_concurrent_orders_for_the_last_unit_make_exactly_one_order(pool: Pg
     assert_eq!(stack.held_reservations().await, 0);
 }
 
-#[sqlx::test(migrations = "../../migrations/order")]
+#[sqlx::test(migrator = "order::MIGRATOR")]
 async fn the_same_idempotency_key_places_one_order(pool: PgPool) {
     let stack = Stack::start(pool).await;
     let alice = stack.alice();
@@ -313,7 +313,7 @@ async fn the_same_idempotency_key_places_one_order(pool: PgPool) {
     assert_eq!(stack.stock("baton-tee").await, 48);
 }
 
-#[sqlx::test(migrations = "../../migrations/order")]
+#[sqlx::test(migrator = "order::MIGRATOR")]
 async fn only_admins_read_the_order_audit_trail(pool: PgPool) {
     let stack = Stack::start(pool).await;
     expect(
@@ -353,7 +353,7 @@ async fn only_admins_read_the_order_audit_trail(pool: PgPool) {
     assert_eq!(actions, ["order.paid", "order.create"]);
 }
 
-#[sqlx::test(migrations = "../../migrations/order")]
+#[sqlx::test(migrator = "order::MIGRATOR")]
 async fn a_retry_while_the_first_attempt_is_still_running_is_told_to_wait(pool: PgPool) {
     let stack = Stack::start(pool).await;
     // The first attempt has written its pending row and is talking to inventory.

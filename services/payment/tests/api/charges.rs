@@ -4,7 +4,7 @@ use sqlx::PgPool;
 
 use crate::helpers::{ALICE, BOB, CAROL, TestApp, expect};
 
-#[sqlx::test(migrations = "../../migrations/payment")]
+#[sqlx::test(migrator = "payment::MIGRATOR")]
 async fn a_customer_is_charged_for_themself_and_the_answer_shows_what_was_validated(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let token = app.issuer.token().sub(ALICE).roles(&["customer"]);
@@ -39,7 +39,7 @@ async fn a_customer_is_charged_for_themself_and_the_answer_shows_what_was_valida
     assert_eq!(audited, 2);
 }
 
-#[sqlx::test(migrations = "../../migrations/payment")]
+#[sqlx::test(migrator = "payment::MIGRATOR")]
 async fn nobody_can_charge_another_user(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     for token in [app.alice(), app.carol()] {
@@ -54,7 +54,7 @@ async fn nobody_can_charge_another_user(pool: PgPool) {
     assert_eq!(app.count("SELECT count(*) FROM charges").await, 0);
 }
 
-#[sqlx::test(migrations = "../../migrations/payment")]
+#[sqlx::test(migrator = "payment::MIGRATOR")]
 async fn charging_needs_a_customer_token_and_an_idempotency_key(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let body = json!({ "amount_cents": 100 });
@@ -121,7 +121,7 @@ async fn charging_needs_a_customer_token_and_an_idempotency_key(pool: PgPool) {
     assert_eq!(app.count("SELECT count(*) FROM charges").await, 0);
 }
 
-#[sqlx::test(migrations = "../../migrations/payment")]
+#[sqlx::test(migrator = "payment::MIGRATOR")]
 async fn a_charge_above_the_card_limit_is_declined_recorded_and_replayed(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let alice = app.alice();
@@ -159,7 +159,7 @@ async fn a_charge_above_the_card_limit_is_declined_recorded_and_replayed(pool: P
     assert_eq!(limit.status(), StatusCode::CREATED);
 }
 
-#[sqlx::test(migrations = "../../migrations/payment")]
+#[sqlx::test(migrator = "payment::MIGRATOR")]
 async fn the_same_key_charges_once_and_a_different_body_is_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let alice = app.alice();
@@ -184,7 +184,7 @@ async fn the_same_key_charges_once_and_a_different_body_is_refused(pool: PgPool)
     assert_eq!(app.count("SELECT count(*) FROM charges").await, 1);
 }
 
-#[sqlx::test(migrations = "../../migrations/payment")]
+#[sqlx::test(migrator = "payment::MIGRATOR")]
 async fn customers_list_their_own_charges_and_support_and_admin_see_all(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     app.alice_charged(100).await;

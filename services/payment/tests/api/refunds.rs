@@ -4,7 +4,7 @@ use sqlx::PgPool;
 
 use crate::helpers::{BOB, CAROL, TestApp, expect};
 
-#[sqlx::test(migrations = "../../migrations/payment")]
+#[sqlx::test(migrator = "payment::MIGRATOR")]
 async fn customers_cannot_refund_even_their_own_charges(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let charge = app.alice_charged(5_000).await;
@@ -20,7 +20,7 @@ async fn customers_cannot_refund_even_their_own_charges(pool: PgPool) {
     assert_eq!(app.count("SELECT refunded_cents FROM charges").await, 0);
 }
 
-#[sqlx::test(migrations = "../../migrations/payment")]
+#[sqlx::test(migrator = "payment::MIGRATOR")]
 async fn support_refunds_up_to_the_limit_in_total_and_admin_refunds_any_amount(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let charge = app.alice_charged(40_000).await;
@@ -79,7 +79,7 @@ async fn support_refunds_up_to_the_limit_in_total_and_admin_refunds_any_amount(p
     assert_eq!((refunds, audited), (3, 3));
 }
 
-#[sqlx::test(migrations = "../../migrations/payment")]
+#[sqlx::test(migrator = "payment::MIGRATOR")]
 async fn refunds_of_missing_declined_or_overdrawn_charges_are_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let bob = app.bob();
@@ -116,7 +116,7 @@ async fn refunds_of_missing_declined_or_overdrawn_charges_are_refused(pool: PgPo
     assert_eq!(app.count("SELECT count(*) FROM refunds").await, 0);
 }
 
-#[sqlx::test(migrations = "../../migrations/payment")]
+#[sqlx::test(migrator = "payment::MIGRATOR")]
 async fn a_refund_with_an_idempotency_key_happens_once(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let charge = app.alice_charged(5_000).await;
@@ -137,7 +137,7 @@ async fn a_refund_with_an_idempotency_key_happens_once(pool: PgPool) {
     assert_eq!(app.count("SELECT refunded_cents FROM charges").await, 1_000);
 }
 
-#[sqlx::test(migrations = "../../migrations/payment")]
+#[sqlx::test(migrator = "payment::MIGRATOR")]
 async fn only_admins_read_the_audit_trail_of_charges_and_refunds(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let charge = app.alice_charged(2_000).await;
