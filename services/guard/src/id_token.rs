@@ -19,8 +19,10 @@
 //!    with the guard's leeway, `nbf` when present, `iat` required and not in
 //!    the future, `sub` present;
 //! 5. `azp` is the client when present, and required when `aud` names
-//!    several audiences;
-//! 6. `nonce` equals the sign-in's (compared in constant time);
+//!    several audiences; every audience is the client (§3.1.3.7 step 3: an
+//!    audience the client does not trust refuses the token);
+//! 6. `nonce` equals the sign-in's (compared in constant time; an empty
+//!    expected nonce matches nothing);
 //! 7. `at_hash`, when present and an access token is given, is the left half
 //!    of the access token's hash (§3.1.3.8).
 //!
@@ -54,6 +56,8 @@ pub enum IdTokenError {
     WrongAzp,
     #[error("azp is required with several audiences")]
     AzpRequired,
+    #[error("aud names an audience other than this client")]
+    UntrustedAudience,
     #[error("at_hash does not match the access token")]
     AtHashMismatch,
     /// No signing keys could be loaded (the IdP has not answered): the token
@@ -187,10 +191,14 @@ impl IdTokenVerifier {
             None if aud.len() > 1 => return Err(IdTokenError::AzpRequired),
             _ => {}
         }
-        let nonce_matches = raw.nonce.as_deref().is_some_and(|n| {
-            aws_lc_rs::constant_time::verify_slices_are_equal(n.as_bytes(), nonce.as_bytes())
-                .is_ok()
-        });
+        if aud.iter().any(|a| *a != inner.client_id) {
+            return Err(IdTokenError::UntrustedAudience);
+        }
+        let nonce_matches = !nonce.is_empty()
+            && raw.nonce.as_deref().is_some_and(|n| {
+                aws_lc_rs::constant_time::verify_slices_are_equal(n.as_bytes(), nonce.as_bytes())
+                    .is_ok()
+            });
         if !nonce_matches {
             return Err(IdTokenError::NonceMismatch);
         }

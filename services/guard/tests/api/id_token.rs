@@ -58,12 +58,13 @@ async fn a_valid_id_token_is_accepted_with_its_claims() {
         assert_eq!(claims.email.as_deref(), Some("alice@example.com"));
         assert!(claims.sid.is_some());
     }
-    // With at_hash; without typ; a single-string aud; several audiences with azp.
+    // With at_hash; without typ; a single-string aud; the client listed twice
+    // (only the client); without azp.
     let valid = [
         id_token(&issuer).sign(),
         id_token(&issuer).without_header("typ").sign(),
         id_token(&issuer).claim("aud", "gateway").sign(),
-        id_token(&issuer).aud(&["gateway", "other"]).sign(),
+        id_token(&issuer).aud(&["gateway", "gateway"]).sign(),
         id_token(&issuer).without_claim("azp").sign(),
     ];
     for token in valid {
@@ -72,6 +73,17 @@ async fn a_valid_id_token_is_accepted_with_its_claims() {
     // at_hash is only checked against an access token given.
     let token = id_token(&issuer).claim("at_hash", "AAAA").sign();
     assert!(verifier.verify(&token, NONCE, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn an_empty_expected_nonce_matches_no_token() {
+    let (issuer, guard) = issuer_and_guard().await;
+    let verifier = guard.id_token_verifier("gateway");
+    let token = id_token(&issuer).claim("nonce", "").sign();
+    assert_eq!(
+        verifier.verify(&token, "", None).await.unwrap_err(),
+        IdTokenError::NonceMismatch
+    );
 }
 
 #[tokio::test]
@@ -98,6 +110,13 @@ async fn each_broken_rule_is_refused_with_its_reason() {
             id_token(&issuer)
                 .aud(&["gateway", "other"])
                 .without_claim("azp")
+                .sign(),
+        ),
+        (
+            IdTokenError::UntrustedAudience,
+            id_token(&issuer)
+                .aud(&["gateway", "other"])
+                .claim("azp", "gateway")
                 .sign(),
         ),
         (
