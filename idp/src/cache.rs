@@ -4,12 +4,11 @@
 //! Without them each `POST /token` costs a PostgreSQL round trip (the client
 //! and its lock-out) before any signing starts. Rules:
 //!
-//! - **Clients** (found or not) are kept at most [`CLIENT_TTL`]. A client
-//!   changed through this process's state ([`AuthCache::forget_client`]) is
-//!   dropped at once; a change made by the CLI (`idp clients add`) or another
-//!   replica applies within the TTL — a rotated secret keeps working that long.
-//!   Unknown ids are cached too, so an id's answer time does not reveal
-//!   whether it exists.
+//! - **Clients** (found or not) are kept at most [`CLIENT_TTL`]. Clients are
+//!   changed by the CLI (`idp clients …`, another process), so a change applies
+//!   within the TTL on every replica — a rotated secret or a removed redirect
+//!   URI keeps working that long. Unknown ids are cached too: a repeated probe
+//!   of an unknown id costs no database lookup.
 //! - **Lock-outs**: only the verdict *not locked* is cached, per throttle key,
 //!   at most [`UNLOCKED_TTL`]; a locked key is always read from the database.
 //!   Every failure counted by this process drops its keys at once (and a
@@ -117,11 +116,6 @@ impl AuthCache {
         Ok(found)
     }
 
-    /// Drops a client changed through this process.
-    pub fn forget_client(&self, id: &str) {
-        lock(&self.clients).map.remove(id);
-    }
-
     /// Read before asking the database about lock-outs; pass it to
     /// [`mark_unlocked`](Self::mark_unlocked).
     pub fn failure_count(&self) -> u64 {
@@ -175,7 +169,7 @@ mod tests {
     }
 
     #[test]
-    fn clients_are_cached_found_or_not_until_forgotten_or_expired() {
+    fn clients_are_cached_found_or_not_until_expired() {
         let c = AuthCache::default();
         assert!(c.client("a").is_none());
         c.put_client("a", Some(client("a")));
@@ -185,8 +179,6 @@ mod tests {
             Some("a".into())
         );
         assert!(matches!(c.client("nobody"), Some(None)));
-        c.forget_client("a");
-        assert!(c.client("a").is_none());
 
         let expired = AuthCache::new(Duration::ZERO, Duration::ZERO);
         expired.put_client("a", Some(client("a")));
@@ -210,6 +202,28 @@ mod tests {
         let before = c.failure_count();
         c.failed("client:b");
         c.mark_unlocked(&["addr:x"], before);
+        assert!(!c.all_unlocked(&["addr:x"]));
+    }
+
+    #[test]
+    fn a_lookup_between_a_failure_and_its_lock_out_is_not_kept() {
+        // Request B fails (throttle::record_failures: keys dropped, database
+        // written, keys dropped again); request C looks the lock-out up in
+        // between, before B's lock is written, and sees none.
+        let c = AuthCache::default();
+        c.failed("addr:x"); // B, before writing
+        let before = c.failure_count(); // C reads the count…
+        // …and the database: not locked yet. B writes the lock-out, then:
+        c.failed("addr:x"); // B, after writing
+        c.mark_unlocked(&["addr:x"], before); // C
+        assert!(!c.all_unlocked(&["addr:x"]));
+
+        // C stores its verdict before B's second drop: the drop removes it.
+        let c = AuthCache::default();
+        c.failed("addr:x");
+        let before = c.failure_count();
+        c.mark_unlocked(&["addr:x"], before);
+        c.failed("addr:x");
         assert!(!c.all_unlocked(&["addr:x"]));
     }
 

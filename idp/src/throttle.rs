@@ -11,6 +11,7 @@ use std::time::Duration;
 use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 
+use crate::cache::AuthCache;
 use crate::realm::{CLIENT_COLUMNS, Client};
 
 /// How many failures a key may have in a window before it is locked, and
@@ -104,8 +105,34 @@ pub async fn client_and_lock(
     }
 }
 
+/// Counts a failed attempt against each key (locking those past their
+/// policy's limit), keeping `cache`'s "not locked" verdicts honest: the keys
+/// are dropped from it before the database is written and again after, so a
+/// lock-out lookup that read the database in between (and could have seen no
+/// lock yet) is neither cached then nor kept.
+pub async fn record_failures(
+    db: &PgPool,
+    cache: &AuthCache,
+    keys: &[(&str, Policy)],
+) -> sqlx::Result<()> {
+    for (key, _) in keys {
+        cache.failed(key);
+    }
+    let mut written = Ok(());
+    for (key, policy) in keys {
+        written = fail(db, key, *policy).await;
+        if written.is_err() {
+            break;
+        }
+    }
+    for (key, _) in keys {
+        cache.failed(key);
+    }
+    written
+}
+
 /// Counts a failure; locks the key once it passes the policy's limit.
-pub async fn fail(db: &PgPool, key: &str, policy: Policy) -> sqlx::Result<()> {
+async fn fail(db: &PgPool, key: &str, policy: Policy) -> sqlx::Result<()> {
     let window = policy.window.as_secs_f64();
     let failures: i32 = sqlx::query_scalar(
         "INSERT INTO auth_throttle (key, failures, window_start) VALUES ($1, 1, now())

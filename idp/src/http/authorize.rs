@@ -423,10 +423,15 @@ async fn login_inner(
         Some(u) if ok => u,
         _ => {
             tracing::info!(client_id = %client.id, %addr, "sign-in failed");
-            cache.failed(&account_key);
-            cache.failed(&addr_key);
-            throttle::fail(&state.db, &account_key, throttle::ACCOUNT).await?;
-            throttle::fail(&state.db, &addr_key, throttle::ADDRESS).await?;
+            throttle::record_failures(
+                &state.db,
+                cache,
+                &[
+                    (&account_key, throttle::ACCOUNT),
+                    (&addr_key, throttle::ADDRESS),
+                ],
+            )
+            .await?;
             throttle::audit(&state.db, event("login_failed")).await?;
             return Ok(form_again(LOGIN_FAILED));
         }

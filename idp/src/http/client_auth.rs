@@ -110,10 +110,15 @@ pub async fn authenticate(
     match ok {
         Some(found) => Ok(found),
         None => {
-            cache.failed(&client_key);
-            cache.failed(&addr_key);
-            throttle::fail(&state.db, &client_key, throttle::CLIENT).await?;
-            throttle::fail(&state.db, &addr_key, throttle::ADDRESS).await?;
+            throttle::record_failures(
+                &state.db,
+                cache,
+                &[
+                    (&client_key, throttle::CLIENT),
+                    (&addr_key, throttle::ADDRESS),
+                ],
+            )
+            .await?;
             throttle::audit(&state.db, event("client_auth_failed")).await?;
             Err(OAuthError::invalid_client("client authentication failed"))
         }

@@ -88,8 +88,11 @@ impl VerifiedCache {
     pub(crate) fn get(&self, key: TokenKey, audience: &str, token: &str) -> Option<Arc<Verified>> {
         let entry = self.cache.get(&key)?;
         let v = &entry.verified;
-        (*v.token == *token && *entry.audience == *audience && v.claims.exp > unix_now())
-            .then(|| v.clone())
+        // The token is a secret: compared in constant time.
+        let same_token =
+            aws_lc_rs::constant_time::verify_slices_are_equal(v.token.as_bytes(), token.as_bytes())
+                .is_ok();
+        (same_token && *entry.audience == *audience && v.claims.exp > unix_now()).then(|| v.clone())
     }
 
     pub(crate) fn insert(&self, key: TokenKey, audience: &str, verified: Arc<Verified>) {
