@@ -65,6 +65,29 @@ pub async fn user_by_id(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Optio
         .await
 }
 
+/// The user `id` if not disabled, with their roles (sorted), in one statement:
+/// what every grant issued for a person needs.
+pub async fn active_user_with_roles(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+) -> sqlx::Result<Option<(User, Vec<String>)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        user: User,
+        roles: Vec<String>,
+    }
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS},
+                ARRAY(SELECT role FROM user_roles WHERE user_id = users.id ORDER BY role) AS roles
+         FROM users WHERE id = $1 AND NOT disabled"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| (r.user, r.roles)))
+}
+
 pub async fn roles_of(db: impl PgExecutor<'_>, user: Uuid) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
         .bind(user)

@@ -31,12 +31,17 @@ pub async fn find(db: &PgPool, cookie: &str) -> sqlx::Result<Option<Session>> {
     .await
 }
 
-/// Whether the session `id` is live.
-pub async fn is_live(db: impl sqlx::PgExecutor<'_>, id: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sso_sessions WHERE id = $1 AND ended_at IS NULL AND expires_at > now())")
-        .bind(id)
-        .fetch_one(db)
-        .await
+/// When the session `id` expires, if it is live (neither ended nor expired).
+pub async fn live_until(
+    db: impl sqlx::PgExecutor<'_>,
+    id: Uuid,
+) -> sqlx::Result<Option<OffsetDateTime>> {
+    sqlx::query_scalar(
+        "SELECT expires_at FROM sso_sessions WHERE id = $1 AND ended_at IS NULL AND expires_at > now()",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await
 }
 
 /// Starts a session for `user` authenticated now; answers it and the cookie value.

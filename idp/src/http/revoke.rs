@@ -111,7 +111,9 @@ async fn introspect(
                     && r.rotated_at.is_none()
                     && r.revoked_at.is_none()
                     && r.expires_at > OffsetDateTime::now_utc()
-                    && sessions::is_live(&state.db, r.session_id).await? =>
+                    && sessions::live_until(&state.db, r.session_id)
+                        .await?
+                        .is_some() =>
             {
                 let username = realm::user_by_id(&state.db, r.user_id)
                     .await?

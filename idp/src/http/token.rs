@@ -135,14 +135,12 @@ async fn authorization_code(
         (None, None) if client.public => return Err(OAuthError::invalid_grant("PKCE is required")),
         (None, None) => {}
     }
-    if !sessions::is_live(&state.db, code.session_id).await? {
-        return Err(OAuthError::invalid_grant("the sign-in session has ended"));
-    }
-    let user = realm::user_by_id(&state.db, code.user_id)
+    let session_expires_at = sessions::live_until(&state.db, code.session_id)
         .await?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| OAuthError::invalid_grant("the user is no longer active"))?;
-    let roles = realm::roles_of(&state.db, user.id).await?;
+        .ok_or_else(session_ended)?;
+    let (user, roles) = realm::active_user_with_roles(&state.db, code.user_id)
+        .await?
+        .ok_or_else(user_inactive)?;
     let subject = Subject {
         sub: user.id.to_string(),
         roles,
@@ -167,7 +165,6 @@ async fn authorization_code(
     let mut tx = state.db.begin().await?;
     let (refresh_token, family) = if client.allows_grant("refresh_token") {
         let family = Uuid::new_v4();
-        let session_expires_at = session_expiry(&mut tx, code.session_id).await?;
         let token = grants::create_refresh(
             &mut tx,
             &NewRefresh {
@@ -218,16 +215,12 @@ async fn authorization_code(
     })
 }
 
-async fn session_expiry(
-    db: &mut sqlx::PgConnection,
-    sid: Uuid,
-) -> Result<OffsetDateTime, OAuthError> {
-    Ok(
-        sqlx::query_scalar("SELECT expires_at FROM sso_sessions WHERE id = $1")
-            .bind(sid)
-            .fetch_one(db)
-            .await?,
-    )
+fn session_ended() -> OAuthError {
+    OAuthError::invalid_grant("the sign-in session has ended")
+}
+
+fn user_inactive() -> OAuthError {
+    OAuthError::invalid_grant("the user is no longer active")
 }
 
 async fn refresh_token(
@@ -260,9 +253,9 @@ async fn refresh_token(
     if old.expires_at <= OffsetDateTime::now_utc() {
         return Err(OAuthError::invalid_grant("refresh token expired"));
     }
-    if !sessions::is_live(&mut *tx, old.session_id).await? {
-        return Err(OAuthError::invalid_grant("the sign-in session has ended"));
-    }
+    let session_expires_at = sessions::live_until(&mut *tx, old.session_id)
+        .await?
+        .ok_or_else(session_ended)?;
     let scope = match params.get("scope") {
         None => old.scope.clone(),
         Some(requested) => {
@@ -278,11 +271,9 @@ async fn refresh_token(
             requested
         }
     };
-    let user = realm::user_by_id(&mut *tx, old.user_id)
+    let (user, roles) = realm::active_user_with_roles(&mut *tx, old.user_id)
         .await?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| OAuthError::invalid_grant("the user is no longer active"))?;
-    let roles = realm::roles_of(&mut *tx, user.id).await?;
+        .ok_or_else(user_inactive)?;
     let subject = Subject {
         sub: user.id.to_string(),
         roles,
@@ -302,7 +293,6 @@ async fn refresh_token(
     } else {
         None
     };
-    let session_expires_at = session_expiry(&mut tx, old.session_id).await?;
     let new_token = grants::create_refresh(
         &mut tx,
         &NewRefresh {

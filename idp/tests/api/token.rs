@@ -437,6 +437,63 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations/idp")]
+async fn a_grant_needs_an_active_user_and_a_live_session(pool: PgPool) {
+    let t = spawn(pool).await;
+    let refresh = |rt: String| {
+        let t = &t;
+        async move {
+            let r = t
+                .token(&[("grant_type", "refresh_token"), ("refresh_token", &rt)])
+                .await;
+            let status = r.status();
+            let body: Value = r.json().await.unwrap();
+            (status, body)
+        }
+    };
+    let set_disabled = |disabled: bool| {
+        sqlx::query("UPDATE users SET disabled = $1 WHERE username = 'alice'")
+            .bind(disabled)
+            .execute(&t.pool)
+    };
+    let tokens = t.gateway_tokens("openid orders:read offline_access").await;
+    let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    // A disabled user gets nothing, and the refused refresh does not use up the token.
+    set_disabled(true).await.unwrap();
+    let (status, body) = refresh(rt.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body["error_description"], "the user is no longer active");
+    set_disabled(false).await.unwrap();
+    let (status, body) = refresh(rt.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        payload(body["access_token"].as_str().unwrap())["roles"],
+        serde_json::json!(["customer"])
+    );
+    let rt = body["refresh_token"].as_str().unwrap().to_owned();
+
+    // A code redeemed for a user disabled since the sign-in: refused too.
+    let code = code_for(&t, "openid").await;
+    set_disabled(true).await.unwrap();
+    let r = t.token(&redeem(&code)).await;
+    assert_eq!(
+        error_of(r).await,
+        (StatusCode::BAD_REQUEST, "invalid_grant".into())
+    );
+    set_disabled(false).await.unwrap();
+
+    // The sign-in session ended (signed out elsewhere): refused.
+    sqlx::query("UPDATE sso_sessions SET ended_at = now()")
+        .execute(&t.pool)
+        .await
+        .unwrap();
+    let (status, body) = refresh(rt).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error_description"], "the sign-in session has ended");
+}
+
+#[sqlx::test(migrations = "../migrations/idp")]
 async fn a_refresh_token_only_works_for_its_own_client(pool: PgPool) {
     let t = spawn(pool).await;
     let tokens = t.gateway_tokens("openid offline_access").await;
