@@ -346,16 +346,17 @@ impl KeyStore {
     }
 
     /// Signs a compact JWS with the active key: `header.payload.signature`.
+    /// The key that signs now.
+    pub fn signing_key(&self) -> Option<Arc<SigningKey>> {
+        self.snapshot().signer(OffsetDateTime::now_utc()).cloned()
+    }
+
     pub async fn sign_jwt(
         &self,
         typ: &str,
         claims: &impl Serialize,
     ) -> Result<(String, Alg), KeyError> {
-        let key = self
-            .snapshot()
-            .signer(OffsetDateTime::now_utc())
-            .cloned()
-            .ok_or(KeyError::NoActiveKey)?;
+        let key = self.signing_key().ok_or(KeyError::NoActiveKey)?;
         let header = json!({"alg": key.alg.as_str(), "typ": typ, "kid": key.kid});
         let payload = serde_json::to_vec(claims).map_err(|e| KeyError::Sign(e.to_string()))?;
         let mut jwt = b64url(header.to_string().as_bytes());
