@@ -97,11 +97,11 @@ impl AuthCache {
 
     /// `Some(found)` when the lookup of `id` is cached (`found` is `None` for
     /// an unknown id), `None` when the database must be asked.
-    pub fn client(&self, id: &str) -> Option<Option<Arc<Client>>> {
+    fn client(&self, id: &str) -> Option<Option<Arc<Client>>> {
         lock(&self.clients).get(id, Instant::now())
     }
 
-    pub fn put_client(&self, id: &str, client: Option<Arc<Client>>) {
+    fn put_client(&self, id: &str, client: Option<Arc<Client>>) {
         let now = Instant::now();
         lock(&self.clients).insert(id, client, now + self.client_ttl, now);
     }

@@ -345,12 +345,12 @@ impl KeyStore {
         set.public.iter().find(|k| k.kid == kid).map(f)
     }
 
-    /// Signs a compact JWS with the active key: `header.payload.signature`.
     /// The key that signs now.
     pub fn signing_key(&self) -> Option<Arc<SigningKey>> {
         self.snapshot().signer(OffsetDateTime::now_utc()).cloned()
     }
 
+    /// Signs a compact JWS with the active key: `header.payload.signature`.
     pub async fn sign_jwt(
         &self,
         typ: &str,

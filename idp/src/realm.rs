@@ -136,7 +136,7 @@ impl Client {
     }
 }
 
-pub(crate) const CLIENT_COLUMNS: &str = "id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris, grant_types, scopes, resources";
+const CLIENT_COLUMNS: &str = "id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris, grant_types, scopes, resources";
 
 pub async fn client(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Client>> {
     sqlx::query_as(&format!(

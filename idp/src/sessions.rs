@@ -44,28 +44,11 @@ pub async fn live_until(
     .await
 }
 
-/// Starts a session for `user` authenticated now; answers it and the cookie value.
-pub async fn create(db: &PgPool, user: Uuid, ttl: Duration) -> sqlx::Result<(Session, String)> {
-    let token = random_token();
-    let session = sqlx::query_as(
-        "INSERT INTO sso_sessions (id, token_hash, user_id, auth_time, expires_at)
-         VALUES ($1, $2, $3, now(), now() + make_interval(secs => $4))
-         RETURNING id, user_id, auth_time, expires_at",
-    )
-    .bind(Uuid::new_v4())
-    .bind(&sha256(token.as_bytes())[..])
-    .bind(user)
-    .bind(ttl.as_secs_f64())
-    .fetch_one(db)
-    .await?;
-    Ok((session, token))
-}
-
 /// A sign-in without a live session, in one statement (one round trip, one
 /// commit, where it took three): clears the account's failure counter
 /// `cleared_key` and records the audit line `event` (as
 /// [`throttle::succeeded`](crate::throttle::succeeded)), starts a session for
-/// `user` authenticated now (as [`create`]), and stores the authorization code
+/// `user` authenticated now, and stores the authorization code
 /// of `request` for it (as [`grants::create_code`](crate::grants::create_code)).
 /// Answers the session, its cookie value and the code.
 pub async fn sign_in(

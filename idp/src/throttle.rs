@@ -5,14 +5,11 @@
 //! or not it exists, so a lock-out says nothing about existence; and by the
 //! network address, so one address cannot try many accounts.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
-use sqlx::{PgExecutor, PgPool};
-use time::OffsetDateTime;
+use sqlx::PgPool;
 
 use crate::cache::AuthCache;
-use crate::realm::{CLIENT_COLUMNS, Client};
 
 /// How many failures a key may have in a window before it is locked, and
 /// how long: `base × 2^(failures − limit)`, at most `cap`.
@@ -60,49 +57,24 @@ pub fn addr_key(addr: &str) -> String {
     format!("addr:{addr}")
 }
 
-/// The lock-out of the first locked key, if any.
-pub async fn locked(
-    db: impl PgExecutor<'_>,
-    keys: &[&str],
-) -> sqlx::Result<Option<OffsetDateTime>> {
-    sqlx::query_scalar(
-        "SELECT max(locked_until) FROM auth_throttle WHERE key = ANY($1) AND locked_until > now()",
+/// Whether any of `keys` is locked out. From `cache` when it knows none is;
+/// otherwise from the database, and a "not locked" answer is remembered unless
+/// a failure was counted meanwhile (see [`record_failures`]).
+pub async fn is_locked(db: &PgPool, cache: &AuthCache, keys: &[&str]) -> sqlx::Result<bool> {
+    if cache.all_unlocked(keys) {
+        return Ok(false);
+    }
+    let failures_before = cache.failure_count();
+    let locked: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM auth_throttle WHERE key = ANY($1) AND locked_until > now())",
     )
     .bind(keys)
     .fetch_one(db)
-    .await
-}
-
-/// Client authentication's hot path in one round trip: the client `id` and
-/// the lock-out of the first locked key (as [`locked`]). The lock is looked
-/// up whether or not the client exists.
-pub async fn client_and_lock(
-    db: &PgPool,
-    id: &str,
-    keys: &[&str],
-) -> sqlx::Result<(Option<Client>, Option<OffsetDateTime>)> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        client: Client,
-        locked_until: Option<OffsetDateTime>,
+    .await?;
+    if !locked {
+        cache.mark_unlocked(keys, failures_before);
     }
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {CLIENT_COLUMNS}, (SELECT max(locked_until) FROM auth_throttle \
-             WHERE key = ANY($2) AND locked_until > now()) AS locked_until \
-             FROM clients WHERE id = $1"
-        )
-    });
-    let row: Option<Row> = sqlx::query_as(SQL.as_str())
-        .bind(id)
-        .bind(keys)
-        .fetch_optional(db)
-        .await?;
-    match row {
-        Some(r) => Ok((Some(r.client), r.locked_until)),
-        None => Ok((None, locked(db, keys).await?)),
-    }
+    Ok(locked)
 }
 
 /// Counts a failed attempt against each key (locking those past their
@@ -173,18 +145,9 @@ pub fn lock_for(failures: i32, policy: Policy) -> Option<Duration> {
     Some(policy.base.saturating_mul(factor).min(policy.cap))
 }
 
-/// A success clears the counter (not the address's: one success does not
-/// excuse many failures from the same place).
-pub async fn clear(db: &PgPool, key: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM auth_throttle WHERE key = $1")
-        .bind(key)
-        .execute(db)
-        .await?;
-    Ok(())
-}
-
-/// A successful sign-in in one round trip: clears `key`'s counter (as
-/// [`clear`]) and writes the audit line (as [`audit`]).
+/// A successful sign-in in one round trip: clears `key`'s counter (not the
+/// address's: one success does not excuse many failures from the same place)
+/// and writes the audit line (as [`audit`]).
 pub async fn succeeded(db: &PgPool, key: &str, e: AuthEvent<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "WITH cleared AS (DELETE FROM auth_throttle WHERE key = $5)

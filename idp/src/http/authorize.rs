@@ -400,13 +400,9 @@ async fn login_inner(
     let (account_key, addr_key) = (throttle::account_key(username), throttle::addr_key(&addr));
     let keys = [account_key.as_str(), addr_key.as_str()];
     let cache = &state.auth_cache;
-    if !cache.all_unlocked(&keys) {
-        let failures_before = cache.failure_count();
-        if throttle::locked(&state.db, &keys).await?.is_some() {
-            throttle::audit(&state.db, event("login_locked")).await?;
-            return Ok(form_again(LOGIN_LOCKED));
-        }
-        cache.mark_unlocked(&keys, failures_before);
+    if throttle::is_locked(&state.db, cache, &keys).await? {
+        throttle::audit(&state.db, event("login_locked")).await?;
+        return Ok(form_again(LOGIN_LOCKED));
     }
 
     let user = realm::user_by_username(&state.db, username)

@@ -66,32 +66,18 @@ pub async fn authenticate(
         throttle::client_key(&id),
         throttle::addr_key(&format!("client-{addr}")),
     );
-    // Usually both from memory (see `crate::cache`); otherwise the client and
-    // the lock check in one query: one round trip, one connection.
+    // Both usually from memory (see `crate::cache`). The lock is looked up
+    // whether or not the client exists.
     let keys = [client_key.as_str(), addr_key.as_str()];
     let cache = &state.auth_cache;
-    let failures_before = cache.failure_count();
-    let unlocked = cache.all_unlocked(&keys);
-    let (client, locked) = match cache.client(&id) {
-        Some(client) if unlocked => (client, None),
-        Some(client) => (client, throttle::locked(&state.db, &keys).await?),
-        None => {
-            let (client, locked) = throttle::client_and_lock(&state.db, &id, &keys).await?;
-            let client = client.map(Arc::new);
-            cache.put_client(&id, client.clone());
-            (client, locked)
-        }
-    };
-    if locked.is_none() && !unlocked {
-        cache.mark_unlocked(&keys, failures_before);
-    }
+    let client = cache.client_or_load(&state.db, &id).await?;
     let event = |kind| throttle::AuthEvent {
         kind,
         username: None,
         client_id: Some(&id),
         addr,
     };
-    if locked.is_some() {
+    if throttle::is_locked(&state.db, cache, &keys).await? {
         throttle::audit(&state.db, event("client_auth_locked")).await?;
         return Err(OAuthError::invalid_client(
             "too many failed attempts: try again later",
