@@ -336,11 +336,8 @@ impl Oidc {
         Ok(set)
     }
 
-    /// OIDC Core §3.1.3.7, by guard's [`IdTokenVerifier`]: the header rules
-    /// of access tokens but `typ` never `at+jwt`, the signature with the IdP's
-    /// keys from the shared cache (algorithm allow-list), `iss`, `aud` contains
-    /// us, `azp` is us when present (and required with several audiences),
-    /// `exp`/`iat`, `nonce`, and `at_hash` when present.
+    /// OIDC Core §3.1.3.7, by guard's [`IdTokenVerifier`] on the gateway's
+    /// shared key cache (its rules are listed in [`guard::id_token`]).
     pub async fn validate_id_token(
         &self,
         id_token: &str,

@@ -35,7 +35,7 @@ struct Inner {
     config: GuardConfig,
     jwks: Arc<Jwks>,
     validator: Validator,
-    /// Keyed by audience and token (see [`Guard::cache_key`]).
+    /// Keyed by audience and token (see [`Guard::cached`]).
     verified: Arc<VerifiedCache>,
     denylist: Arc<Denylist>,
     started: Arc<Once>,
@@ -103,9 +103,12 @@ impl Guard {
         self.inner.jwks.key(kid).await
     }
 
-    /// The verified-token cache's key of `token` for this guard's audience.
-    fn cache_key(&self, token: &str) -> TokenKey {
-        self.inner.verified.key(&self.inner.config.audience, token)
+    /// The verified-token cache's key of `token` for this guard's audience,
+    /// and the verdict cached under it for exactly this token, if any.
+    fn cached(&self, token: &str) -> (TokenKey, Option<Arc<Verified>>) {
+        let (verified, audience) = (&self.inner.verified, &*self.inner.config.audience);
+        let key = verified.key(audience, token);
+        (key, verified.get(key, audience, token))
     }
 
     /// Starts the background key refresher (once).
@@ -176,9 +179,8 @@ impl Guard {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge(MAX_TOKEN_BYTES).into());
         }
-        let audience = &*inner.config.audience;
-        let key = self.cache_key(token);
-        if let Some(verified) = inner.verified.get(key, audience, token) {
+        let (key, hit) = self.cached(token);
+        if let Some(verified) = hit {
             if inner.denylist.is_revoked(&verified.claims) {
                 inner.verified.forget(key);
                 return Err(TokenError::Revoked.into());
@@ -200,7 +202,9 @@ impl Guard {
             token: Arc::from(token),
             kid: header.kid.into_boxed_str(),
         });
-        inner.verified.insert(key, audience, verified.clone());
+        inner
+            .verified
+            .insert(key, &inner.config.audience, verified.clone());
         Ok(Principal::new(verified, trace))
     }
 
@@ -248,14 +252,8 @@ impl Guard {
     /// Drops `token` from the verified-token cache (it will be fully
     /// validated again next time). Use [`revoke`](Self::revoke) to refuse it.
     pub fn forget(&self, token: &str) {
-        let inner = &*self.inner;
-        let key = self.cache_key(token);
-        if inner
-            .verified
-            .get(key, &inner.config.audience, token)
-            .is_some()
-        {
-            inner.verified.forget(key);
+        if let (key, Some(_)) = self.cached(token) {
+            self.inner.verified.forget(key);
         }
     }
 
@@ -266,11 +264,7 @@ impl Guard {
 
     /// Whether `token` is in the verified-token cache (for tests and metrics).
     pub fn is_cached(&self, token: &str) -> bool {
-        let inner = &*self.inner;
-        inner
-            .verified
-            .get(self.cache_key(token), &inner.config.audience, token)
-            .is_some()
+        self.cached(token).1.is_some()
     }
 
     /// A layer that makes this guard available to the route guards
