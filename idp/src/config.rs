@@ -41,7 +41,7 @@ pub struct Config {
     pub key_publish_lead: Duration,
     /// `IDP_KEY_RELOAD_SECS` (default 10): how often a running server re-reads the keys.
     pub key_reload_interval: Duration,
-    /// `IDP_BLOCKING_THREADS` (default: CPU count): bound on concurrent argon2/RSA work.
+    /// `IDP_BLOCKING_THREADS` (default: CPU count): threads of each CPU pool (passwords, signing).
     pub blocking_threads: usize,
     /// `IDP_TRUSTED_PROXIES` (default none): comma-separated IP addresses of reverse proxies
     /// whose `X-Forwarded-For` is believed when throttling by address.
