@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::crypto::{random_token, sha256};
+use crate::realm::User;
 
 /// What a code stands for, as stored at `/authorize`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -156,29 +157,46 @@ pub struct NewRefresh<'a> {
     pub session_expires_at: OffsetDateTime,
 }
 
+/// Stores the first refresh token of a new family (a code redeemed); answers
+/// the token itself (returned to the client once).
 pub async fn create_refresh(db: &mut PgConnection, r: &NewRefresh<'_>) -> sqlx::Result<String> {
     let secret = random_token();
-    let expires_at = (OffsetDateTime::now_utc() + r.ttl).min(r.session_expires_at);
-    sqlx::query(
-        "INSERT INTO refresh_tokens (id, token_hash, family_id, parent_id, client_id, user_id, session_id, scope,
-             auth_time, access_jti, access_expires_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    let hash = sha256(secret.as_bytes());
+    bind_new(
+        sqlx::query(&format!(
+            "INSERT INTO refresh_tokens ({NEW_REFRESH_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        )),
+        r,
+        &hash,
     )
-    .bind(Uuid::new_v4())
-    .bind(&sha256(secret.as_bytes())[..])
-    .bind(r.family_id)
-    .bind(r.parent_id)
-    .bind(r.client_id)
-    .bind(r.user_id)
-    .bind(r.session_id)
-    .bind(r.scope)
-    .bind(r.auth_time)
-    .bind(r.access_jti)
-    .bind(r.access_expires_at)
-    .bind(expires_at)
     .execute(db)
     .await?;
     Ok(secret)
+}
+
+const NEW_REFRESH_COLUMNS: &str =
+    "id, token_hash, family_id, parent_id, client_id, user_id, session_id, scope,
+     auth_time, access_jti, access_expires_at, expires_at";
+
+/// Binds `$1`..`$12` in the order of [`NEW_REFRESH_COLUMNS`].
+fn bind_new<'q>(
+    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    r: &'q NewRefresh<'q>,
+    hash: &'q [u8],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    q.bind(Uuid::new_v4())
+        .bind(hash)
+        .bind(r.family_id)
+        .bind(r.parent_id)
+        .bind(r.client_id)
+        .bind(r.user_id)
+        .bind(r.session_id)
+        .bind(r.scope)
+        .bind(r.auth_time)
+        .bind(r.access_jti)
+        .bind(r.access_expires_at)
+        .bind((OffsetDateTime::now_utc() + r.ttl).min(r.session_expires_at))
 }
 
 pub async fn find_refresh(
@@ -193,17 +211,93 @@ pub async fn find_refresh(
     .await
 }
 
-/// Marks a refresh token used, atomically: `None` when it was already
-/// rotated or revoked (or does not exist).
-pub async fn rotate_refresh(db: &mut PgConnection, token: &str) -> sqlx::Result<Option<Refresh>> {
-    sqlx::query_as(&format!(
-        "UPDATE refresh_tokens SET rotated_at = now()
-         WHERE token_hash = $1 AND rotated_at IS NULL AND revoked_at IS NULL
-         RETURNING {REFRESH_COLUMNS}"
-    ))
+/// A refresh token that `client` may redeem now, with what the grant needs.
+pub struct Redeemable {
+    pub token: Refresh,
+    pub session_expires_at: OffsetDateTime,
+    pub user: User,
+    pub roles: Vec<String>,
+}
+
+/// The refresh token `token` if `client_id` can redeem it now, in one read
+/// that takes no lock: issued to that client, neither rotated, revoked nor
+/// expired, its session live and its user active. `None` otherwise (the
+/// caller tells which rule failed with [`find_refresh`]: errors are rare and
+/// may cost more reads).
+pub async fn find_redeemable(
+    db: &PgPool,
+    token: &str,
+    client_id: &str,
+) -> sqlx::Result<Option<Redeemable>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        token: Refresh,
+        session_expires_at: OffsetDateTime,
+        username: String,
+        password_hash: String,
+        name: String,
+        email: Option<String>,
+        email_verified: bool,
+        roles: Vec<String>,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT r.id, r.family_id, r.client_id, r.user_id, r.session_id, r.scope, r.auth_time,
+                r.expires_at, r.rotated_at, r.revoked_at, s.expires_at AS session_expires_at,
+                u.username, u.password_hash, u.name, u.email, u.email_verified,
+                ARRAY(SELECT role FROM user_roles WHERE user_id = u.id ORDER BY role) AS roles
+         FROM refresh_tokens r
+         JOIN sso_sessions s ON s.id = r.session_id AND s.ended_at IS NULL AND s.expires_at > now()
+         JOIN users u ON u.id = r.user_id AND NOT u.disabled
+         WHERE r.token_hash = $1 AND r.client_id = $2
+           AND r.rotated_at IS NULL AND r.revoked_at IS NULL AND r.expires_at > now()",
+    )
     .bind(&sha256(token.as_bytes())[..])
+    .bind(client_id)
     .fetch_optional(db)
-    .await
+    .await?;
+    Ok(row.map(|r| Redeemable {
+        user: User {
+            id: r.token.user_id,
+            username: r.username,
+            password_hash: r.password_hash,
+            name: r.name,
+            email: r.email,
+            email_verified: r.email_verified,
+            disabled: false,
+        },
+        token: r.token,
+        session_expires_at: r.session_expires_at,
+        roles: r.roles,
+    }))
+}
+
+/// Rotates refresh token `old` into `next` in one statement (one commit):
+/// marks `old` used and stores `next`, only if `old` was still unused and
+/// unrevoked. `None` when another request used or revoked it first.
+pub async fn rotate_refresh(
+    db: &PgPool,
+    old: Uuid,
+    next: &NewRefresh<'_>,
+) -> sqlx::Result<Option<String>> {
+    let secret = random_token();
+    let hash = sha256(secret.as_bytes());
+    let stored = bind_new(
+        sqlx::query(&format!(
+            "WITH old AS (
+                 UPDATE refresh_tokens SET rotated_at = now()
+                 WHERE id = $13 AND rotated_at IS NULL AND revoked_at IS NULL
+                 RETURNING id)
+             INSERT INTO refresh_tokens ({NEW_REFRESH_COLUMNS})
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM old"
+        )),
+        next,
+        &hash,
+    )
+    .bind(old)
+    .execute(db)
+    .await?;
+    Ok((stored.rows_affected() == 1).then_some(secret))
 }
 
 /// Revokes refresh tokens matching `condition` (on `$1`) and records a `jti`

@@ -223,39 +223,25 @@ fn user_inactive() -> OAuthError {
     OAuthError::invalid_grant("the user is no longer active")
 }
 
+/// Refresh (RFC 6749 §6) with rotation: one read, the signatures, then one
+/// statement that uses up the old token and stores the new one. No row stays
+/// locked while signing; if another request used the token first, what was
+/// signed here is never handed out and the reuse revokes the family.
 async fn refresh_token(
     state: &AppState,
     client: &Client,
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = params.require("refresh_token")?;
-    let mut tx = state.db.begin().await?;
-    let Some(old) = grants::rotate_refresh(&mut tx, presented).await? else {
-        drop(tx);
-        // Already rotated: somebody replays it. Revoke the whole family.
-        if let Some(found) = grants::find_refresh(&state.db, presented).await?
-            && found.client_id == client.id
-        {
-            if found.rotated_at.is_some() && found.revoked_at.is_none() {
-                grants::revoke_family(&state.db, found.family_id, "refresh token reuse").await?;
-                tracing::warn!(client_id = %client.id, family = %found.family_id, "refresh token reused; family revoked");
-            }
-            return Err(OAuthError::invalid_grant(
-                "refresh token is no longer valid",
-            ));
-        }
-        return Err(OAuthError::invalid_grant("unknown refresh token"));
+    let Some(grants::Redeemable {
+        token: old,
+        session_expires_at,
+        user,
+        roles,
+    }) = grants::find_redeemable(&state.db, presented, &client.id).await?
+    else {
+        return Err(refresh_refused(state, client, presented).await);
     };
-    if old.client_id != client.id {
-        // Leave the legitimate client's token untouched.
-        return Err(OAuthError::invalid_grant("unknown refresh token"));
-    }
-    if old.expires_at <= OffsetDateTime::now_utc() {
-        return Err(OAuthError::invalid_grant("refresh token expired"));
-    }
-    let session_expires_at = sessions::live_until(&mut *tx, old.session_id)
-        .await?
-        .ok_or_else(session_ended)?;
     let scope = match params.get("scope") {
         None => old.scope.clone(),
         Some(requested) => {
@@ -271,9 +257,6 @@ async fn refresh_token(
             requested
         }
     };
-    let (user, roles) = realm::active_user_with_roles(&mut *tx, old.user_id)
-        .await?
-        .ok_or_else(user_inactive)?;
     let subject = Subject {
         sub: user.id.to_string(),
         roles,
@@ -293,25 +276,23 @@ async fn refresh_token(
     } else {
         None
     };
-    let new_token = grants::create_refresh(
-        &mut tx,
-        &NewRefresh {
-            family_id: old.family_id,
-            parent_id: Some(old.id),
-            client_id: &client.id,
-            user_id: user.id,
-            session_id: old.session_id,
-            // The family keeps the original grant; a narrower request narrows only this access token.
-            scope: &old.scope,
-            auth_time: old.auth_time,
-            access_jti: &access.jti,
-            access_expires_at: access.expires_at,
-            ttl: state.config.refresh_token_ttl,
-            session_expires_at,
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let next = NewRefresh {
+        family_id: old.family_id,
+        parent_id: Some(old.id),
+        client_id: &client.id,
+        user_id: user.id,
+        session_id: old.session_id,
+        // The family keeps the original grant; a narrower request narrows only this access token.
+        scope: &old.scope,
+        auth_time: old.auth_time,
+        access_jti: &access.jti,
+        access_expires_at: access.expires_at,
+        ttl: state.config.refresh_token_ttl,
+        session_expires_at,
+    };
+    let Some(new_token) = grants::rotate_refresh(&state.db, old.id, &next).await? else {
+        return Err(refresh_refused(state, client, presented).await);
+    };
     tracing::info!(client_id = %client.id, sub = %user.id, jti = %access.jti, "tokens refreshed");
     Ok(TokenResponse {
         access_token: access.token,
@@ -322,6 +303,45 @@ async fn refresh_token(
         id_token,
         issued_token_type: None,
     })
+}
+
+/// Why `presented` cannot be redeemed by `client`. A token that was already
+/// used is being replayed: its whole family is revoked (RFC 9700 §4.14.2).
+/// A refusal for any other reason leaves the token as it was.
+async fn refresh_refused(state: &AppState, client: &Client, presented: &str) -> OAuthError {
+    let found = match grants::find_refresh(&state.db, presented).await {
+        Ok(Some(found)) if found.client_id == client.id => found,
+        // Another client's token is left untouched, and looks unknown.
+        Ok(_) => return OAuthError::invalid_grant("unknown refresh token"),
+        Err(e) => return e.into(),
+    };
+    if found.rotated_at.is_some() || found.revoked_at.is_some() {
+        if found.revoked_at.is_none() {
+            if let Err(e) =
+                grants::revoke_family(&state.db, found.family_id, "refresh token reuse").await
+            {
+                return e.into();
+            }
+            tracing::warn!(client_id = %client.id, family = %found.family_id, "refresh token reused; family revoked");
+        }
+        return OAuthError::invalid_grant("refresh token is no longer valid");
+    }
+    if found.expires_at <= OffsetDateTime::now_utc() {
+        return OAuthError::invalid_grant("refresh token expired");
+    }
+    let live = async {
+        Ok::<_, sqlx::Error>((
+            sessions::live_until(&state.db, found.session_id).await?,
+            realm::active_user_with_roles(&state.db, found.user_id).await?,
+        ))
+    };
+    match live.await {
+        Ok((None, _)) => session_ended(),
+        Ok((_, None)) => user_inactive(),
+        // Everything holds again: it changed while this request ran.
+        Ok(_) => OAuthError::invalid_grant("refresh token is no longer valid"),
+        Err(e) => e.into(),
+    }
 }
 
 /// The scope a token gets: everything `allowed` when none is requested,

@@ -520,6 +520,69 @@ async fn a_refresh_token_only_works_for_its_own_client(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations/idp")]
+async fn one_refresh_token_sent_twice_at_once_is_a_reuse(pool: PgPool) {
+    let t = spawn(pool).await;
+    let tokens = t.gateway_tokens("openid orders:read offline_access").await;
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let answers = futures::future::join_all((0..6).map(|_| async {
+        let r = t
+            .token(&[("grant_type", "refresh_token"), ("refresh_token", rt)])
+            .await;
+        let status = r.status();
+        (status, r.json::<Value>().await.unwrap())
+    }))
+    .await;
+    let won: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .map(|(_, body)| body)
+        .collect();
+    let statuses: Vec<StatusCode> = answers.iter().map(|(s, _)| *s).collect();
+    assert_eq!(won.len(), 1, "exactly one request rotates it: {statuses:?}");
+    for (status, body) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!(
+            (*status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        );
+    }
+    // The others were replays: the family is revoked, the winner's new tokens too.
+    let r = t
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", won[0]["refresh_token"].as_str().unwrap()),
+        ])
+        .await;
+    assert_eq!(error_of(r).await.1, "invalid_grant");
+    let access = won[0]["access_token"].as_str().unwrap();
+    assert_eq!(t.userinfo(access).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn an_expired_refresh_token_is_refused_and_not_a_reuse(pool: PgPool) {
+    let t = spawn(pool).await;
+    let tokens = t.gateway_tokens("openid offline_access").await;
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    sqlx::query("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'")
+        .execute(&t.pool)
+        .await
+        .unwrap();
+    let r = t
+        .token(&[("grant_type", "refresh_token"), ("refresh_token", rt)])
+        .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["error"].as_str(), body["error_description"].as_str()),
+        (Some("invalid_grant"), Some("refresh token expired"))
+    );
+    let (rotated, revoked): (i64, i64) =
+        sqlx::query_as("SELECT count(rotated_at), count(revoked_at) FROM refresh_tokens")
+            .fetch_one(&t.pool)
+            .await
+            .unwrap();
+    assert_eq!((rotated, revoked), (0, 0), "the refusal changed nothing");
+}
+
+#[sqlx::test(migrations = "../migrations/idp")]
 async fn bad_input_gets_standard_errors_never_a_500(pool: PgPool) {
     let t = spawn(pool).await;
     let post = |body: &'static str, content_type: &'static str| {
