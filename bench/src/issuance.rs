@@ -9,9 +9,10 @@ use anyhow::Context;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::Bench;
+use crate::cpu;
 use crate::load::{self, Sample};
 use crate::oauth;
-use crate::report::{Row, ms, rate};
+use crate::report::{Row, ms, rate, us};
 use crate::stack::REPORTER;
 
 /// The IdP's state over its own database, in this process: the same signing
@@ -47,6 +48,7 @@ pub async fn token_endpoint(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()
 
     let http = b.http.clone();
     let token_url = format!("{}/token", b.idp.issuer);
+    let cpu = cpu::Split::start(b);
     let cc = load::closed(32, 50_000, b.secs(8), move |_| {
         let (http, url) = (http.clone(), token_url.clone());
         async move {
@@ -56,38 +58,20 @@ pub async fn token_endpoint(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()
         }
     })
     .await;
-    b.say(format!("client_credentials {}", rate(cc.rps())));
+    let cc_cpu = cpu.per_request(cc.ok);
+    b.say(format!("client_credentials {} ({cc_cpu})", rate(cc.rps())));
     b.remember("baton_cc", &cc);
 
-    // Refresh: each worker keeps rotating its own refresh token (reuse would
-    // revoke the family), so the pool holds one token per worker.
-    let workers = 16;
-    let mut tokens = Vec::new();
-    for _ in 0..workers {
-        let (_, refresh) =
-            oauth::login_tokens(&b.http, &b.idp.issuer, "alice", "alice-password").await?;
-        tokens.push(refresh);
-    }
-    let pool = Arc::new(Mutex::new(tokens));
-    let http = b.http.clone();
-    let token_url = format!("{}/token", b.idp.issuer);
-    let refresh = load::closed(workers, 50_000, b.secs(8), move |_| {
-        let (http, url, pool) = (http.clone(), token_url.clone(), pool.clone());
-        async move {
-            let Some(token) = pool.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
-                return false;
-            };
-            match oauth::refresh(&http, &url, &token).await {
-                Ok((_, next)) => {
-                    pool.lock().unwrap_or_else(|e| e.into_inner()).push(next);
-                    true
-                }
-                Err(_) => false,
-            }
-        }
-    })
-    .await;
-    b.say(format!("refresh_token {}", rate(refresh.rps())));
+    let (refresh, refresh_cpu) = refresh_loop(b, None).await?;
+    b.say(format!(
+        "refresh_token {} ({refresh_cpu})",
+        rate(refresh.rps())
+    ));
+    let (access_only, access_only_cpu) = refresh_loop(b, Some("orders:read")).await?;
+    b.say(format!(
+        "refresh_token, access token only {} ({access_only_cpu})",
+        rate(access_only.rps())
+    ));
 
     rows.push(
         Row::new(
@@ -99,13 +83,26 @@ pub async fn token_endpoint(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()
         .ratio(signing.rps() / raw),
     );
     let limit = raw;
-    for (name, s) in [("client_credentials", &cc), ("refresh_token", &refresh)] {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for (name, s, cpu) in [
+        ("client_credentials", &cc, cc_cpu),
+        (
+            "refresh_token (access + ID token: two signatures)",
+            &refresh,
+            refresh_cpu,
+        ),
+        (
+            "refresh_token narrowed to `orders:read` (access token only)",
+            &access_only,
+            access_only_cpu,
+        ),
+    ] {
         let ratio = s.rps() / limit;
         rows.push(
             Row::new(
                 "1",
                 format!(
-                    "POST /token {name} (p50 {}, p99 {}){}",
+                    "POST /token {name} (p50 {}, p99 {}; {cpu}){}",
                     ms(s.p50()),
                     ms(s.p99()),
                     failures(s)
@@ -113,14 +110,51 @@ pub async fn token_endpoint(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()
                 rate(s.rps()),
             )
             .baseline(format!(
-                "raw RS256 signatures, same key, one thread per CPU: {}",
-                rate(limit)
+                "raw RS256 signatures, same key, one thread per CPU: {} ({} of CPU each)",
+                rate(limit),
+                us(Duration::from_secs_f64(cpus as f64 / limit))
             ))
             .ratio(ratio)
             .target(">= 70 % of signing", ratio >= 0.70 && s.failed == 0),
         );
     }
     Ok(())
+}
+
+/// Refresh grants of the `cli` client (its grant includes `openid`), for
+/// the whole scope (an ID token comes back too) or narrowed to `scope`
+/// (access token only). Each worker keeps rotating its own refresh token:
+/// reuse would revoke the family.
+async fn refresh_loop(b: &Bench, scope: Option<&'static str>) -> anyhow::Result<(Sample, String)> {
+    let workers = 16;
+    let mut tokens = Vec::new();
+    for _ in 0..workers {
+        let (_, refresh) =
+            oauth::login_tokens(&b.http, &b.idp.issuer, "alice", "alice-password").await?;
+        tokens.push(refresh);
+    }
+    let pool = Arc::new(Mutex::new(tokens));
+    let http = b.http.clone();
+    let token_url = format!("{}/token", b.idp.issuer);
+    let cpu = cpu::Split::start(b);
+    let sample = load::closed(workers, 50_000, b.secs(8), move |_| {
+        let (http, url, pool) = (http.clone(), token_url.clone(), pool.clone());
+        async move {
+            let Some(token) = pool.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
+                return false;
+            };
+            match oauth::refresh(&http, &url, &token, scope).await {
+                Ok((_, next)) => {
+                    pool.lock().unwrap_or_else(|e| e.into_inner()).push(next);
+                    true
+                }
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    let cpu = cpu.per_request(sample.ok);
+    Ok((sample, cpu))
 }
 
 /// Signatures per second of the IdP's current key, signing a typical
@@ -189,6 +223,7 @@ pub async fn login(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     // /token and /jwks.json probed at a fixed rate, idle first, then while
     // logins saturate the CPU.
     let idle = probes(b, None).await;
+    let cpu = cpu::Split::start(b);
     let http = b.http.clone();
     let issuer = b.idp.issuer.clone();
     let logins = tokio::spawn({
@@ -209,14 +244,16 @@ pub async fn login(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     tokio::time::sleep(b.secs(2)).await;
     let busy = probes(b, Some(b.secs(6))).await;
     let logins = logins.await?;
-    b.say(format!("logins {}", rate(logins.rps())));
+    // The probes (40 cheap requests/s) are in it too: a few per cent.
+    let login_cpu = cpu.per_request(logins.ok);
+    b.say(format!("logins {} ({login_cpu})", rate(logins.rps())));
 
     let ratio = logins.rps() / raw.rps();
     rows.push(
         Row::new(
             "2",
             format!(
-                "password logins (GET /authorize + POST /login, p99 {}){}",
+                "password logins (GET /authorize + POST /login, p99 {}; {login_cpu}){}",
                 ms(logins.p99()),
                 failures(&logins)
             ),

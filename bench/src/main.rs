@@ -4,6 +4,7 @@
 //! builds everything and runs it.
 
 mod chain;
+mod cpu;
 mod issuance;
 mod load;
 mod oauth;
@@ -89,6 +90,8 @@ pub struct Bench {
     pub idp: Idp,
     pub http: reqwest::Client,
     pub quick: bool,
+    /// The local PostgreSQL server's postmaster, for [`cpu::Split`].
+    pub postgres: Option<u32>,
     samples: Mutex<HashMap<&'static str, Sample>>,
 }
 
@@ -238,6 +241,7 @@ async fn measure(args: &Args, env: Env) -> anyhow::Result<Vec<Row>> {
         idp,
         http: oauth::http_client(),
         quick: args.quick,
+        postgres: cpu::postgres_pid(&args.database_url).await,
         samples: Mutex::new(HashMap::new()),
     };
     let b = &bench;

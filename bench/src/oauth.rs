@@ -48,21 +48,23 @@ pub async fn client_credentials(
     token_field(answer, "access_token").await
 }
 
-/// A refresh_token grant of the public `cli` client: (access, refresh).
+/// A refresh_token grant of the public `cli` client, for the grant's whole
+/// scope or a narrower `scope`: (access, refresh).
 pub async fn refresh(
     http: &reqwest::Client,
     token_url: &str,
     refresh_token: &str,
+    scope: Option<&str>,
 ) -> anyhow::Result<(String, String)> {
-    let answer = http
-        .post(token_url)
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-            ("client_id", "cli"),
-        ])
-        .send()
-        .await?;
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+        ("client_id", "cli"),
+    ];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    let answer = http.post(token_url).form(&form).send().await?;
     let json = json_ok(answer).await?;
     Ok((
         field(&json, "access_token")?,

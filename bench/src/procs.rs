@@ -122,30 +122,45 @@ pub fn tree_rss(pid: u32) -> u64 {
         })
         .unwrap_or(0)
         * 1024;
-    let children: u64 = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+    own + children(pid).into_iter().map(tree_rss).sum::<u64>()
+}
+
+/// The children of `pid` (none if gone).
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .unwrap_or_default()
         .split_whitespace()
         .filter_map(|c| c.parse().ok())
-        .map(tree_rss)
-        .sum();
-    own + children
+        .collect()
+}
+
+/// Field `i` of `/proc/<pid>/stat`, counted after the command name (which
+/// may contain spaces, in parentheses): 0 is the state, 1 the parent's pid.
+fn stat_field(pid: u32, i: usize) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    rest.split_whitespace()
+        .nth(i)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// CPU time (user + system) used so far by `pid`.
 pub fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may contain spaces) in parentheses.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of stat; 12 and 13 after the ")".
+    // utime and stime are fields 14 and 15 of stat; 11 and 12 after the ")".
     let hz = 100; // USER_HZ on Linux
-    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
+    Duration::from_millis((stat_field(pid, 11) + stat_field(pid, 12)) * 1000 / hz)
+}
+
+/// The parent of `pid` (0 if gone).
+pub fn parent(pid: u32) -> u32 {
+    stat_field(pid, 1) as u32
+}
+
+/// CPU time used so far by `pid` and its living descendants (a PostgreSQL
+/// server: the postmaster, its backends, WAL writer and checkpointer).
+pub fn tree_cpu(pid: u32) -> Duration {
+    cpu_time(pid) + children(pid).into_iter().map(tree_cpu).sum::<Duration>()
 }
 
 /// Databases created for one run, dropped at the end.

@@ -69,6 +69,12 @@ pub fn ms(d: Duration) -> String {
     }
 }
 
+/// `512 µs` (whole microseconds; CPU time is counted in 10 ms ticks, so a
+/// per-request figure is only as fine as the loop is long).
+pub fn us(d: Duration) -> String {
+    format!("{} µs", d.as_micros())
+}
+
 /// Signed difference in ms.
 pub fn ms_delta(a: Duration, b: Duration) -> String {
     let v = (a.as_secs_f64() - b.as_secs_f64()) * 1000.0;
