@@ -41,6 +41,9 @@ pub struct Config {
     pub key_publish_lead: Duration,
     /// `IDP_KEY_RELOAD_SECS` (default 10): how often a running server re-reads the keys.
     pub key_reload_interval: Duration,
+    /// `IDP_HOUSEKEEPING_SECS` (default 600): how often expired sessions, refresh-token
+    /// families and revocations are purged.
+    pub housekeeping_interval: Duration,
     /// `IDP_BLOCKING_THREADS` (default: CPU count): threads of each CPU pool (passwords, signing).
     pub blocking_threads: usize,
     /// `IDP_TRUSTED_PROXIES` (default none): comma-separated IP addresses of reverse proxies
@@ -153,6 +156,7 @@ impl Config {
             jwks_max_age: secs("IDP_JWKS_MAX_AGE_SECS", 300, 0)?,
             key_publish_lead: secs("IDP_KEY_PUBLISH_SECS", 600, 0)?,
             key_reload_interval: secs("IDP_KEY_RELOAD_SECS", 10, 1)?,
+            housekeeping_interval: secs("IDP_HOUSEKEEPING_SECS", 600, 1)?,
             blocking_threads,
             trusted_proxies,
         })

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod error;
 pub mod flow;
 pub mod grants;
+pub mod housekeeping;
 pub mod http;
 pub mod keys;
 pub mod password;
@@ -147,13 +148,18 @@ pub async fn build_state(config: Config, pool: PgPool) -> Result<AppState, Start
 }
 
 /// The background work of a server: re-reading the keys (so rotations by the
-/// CLI or another replica reach this process) and the revocation hub.
+/// CLI or another replica reach this process), the revocation hub, and
+/// purging expired grants.
 fn spawn_background(state: AppState) -> JoinHandle<()> {
     let hub = state
         .revocation_hub
         .clone()
         .run(state.db.clone(), state.stopping());
     tokio::spawn(hub);
+    tokio::spawn(housekeeping::run(
+        state.db.clone(),
+        state.config.housekeeping_interval,
+    ));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(state.config.key_reload_interval);
         tick.tick().await;

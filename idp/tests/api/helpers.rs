@@ -71,6 +71,18 @@ impl TestIdp {
             .unwrap()
     }
 
+    /// A refresh grant of the gateway client: the status and the JSON answer.
+    pub async fn refresh(&self, refresh_token: &str) -> (reqwest::StatusCode, Value) {
+        let r = self
+            .token(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ])
+            .await;
+        let status = r.status();
+        (status, r.json().await.unwrap())
+    }
+
     /// Signs alice in through the gateway and redeems the code: the token response.
     pub async fn gateway_tokens(&self, scope: &str) -> Value {
         let code = self

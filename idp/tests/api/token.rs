@@ -439,17 +439,6 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations/idp")]
 async fn a_grant_needs_an_active_user_and_a_live_session(pool: PgPool) {
     let t = spawn(pool).await;
-    let refresh = |rt: String| {
-        let t = &t;
-        async move {
-            let r = t
-                .token(&[("grant_type", "refresh_token"), ("refresh_token", &rt)])
-                .await;
-            let status = r.status();
-            let body: Value = r.json().await.unwrap();
-            (status, body)
-        }
-    };
     let set_disabled = |disabled: bool| {
         sqlx::query("UPDATE users SET disabled = $1 WHERE username = 'alice'")
             .bind(disabled)
@@ -460,12 +449,12 @@ async fn a_grant_needs_an_active_user_and_a_live_session(pool: PgPool) {
 
     // A disabled user gets nothing, and the refused refresh does not use up the token.
     set_disabled(true).await.unwrap();
-    let (status, body) = refresh(rt.clone()).await;
+    let (status, body) = t.refresh(&rt).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_grant");
     assert_eq!(body["error_description"], "the user is no longer active");
     set_disabled(false).await.unwrap();
-    let (status, body) = refresh(rt.clone()).await;
+    let (status, body) = t.refresh(&rt).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         payload(body["access_token"].as_str().unwrap())["roles"],
@@ -488,7 +477,7 @@ async fn a_grant_needs_an_active_user_and_a_live_session(pool: PgPool) {
         .execute(&t.pool)
         .await
         .unwrap();
-    let (status, body) = refresh(rt).await;
+    let (status, body) = t.refresh(&rt).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error_description"], "the sign-in session has ended");
 }
@@ -524,14 +513,7 @@ async fn one_refresh_token_sent_twice_at_once_is_a_reuse(pool: PgPool) {
     let t = spawn(pool).await;
     let tokens = t.gateway_tokens("openid orders:read offline_access").await;
     let rt = tokens["refresh_token"].as_str().unwrap();
-    let answers = futures::future::join_all((0..6).map(|_| async {
-        let r = t
-            .token(&[("grant_type", "refresh_token"), ("refresh_token", rt)])
-            .await;
-        let status = r.status();
-        (status, r.json::<Value>().await.unwrap())
-    }))
-    .await;
+    let answers = futures::future::join_all((0..6).map(|_| t.refresh(rt))).await;
     let won: Vec<&Value> = answers
         .iter()
         .filter(|(s, _)| *s == StatusCode::OK)
@@ -546,13 +528,8 @@ async fn one_refresh_token_sent_twice_at_once_is_a_reuse(pool: PgPool) {
         );
     }
     // The others were replays: the family is revoked, the winner's new tokens too.
-    let r = t
-        .token(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", won[0]["refresh_token"].as_str().unwrap()),
-        ])
-        .await;
-    assert_eq!(error_of(r).await.1, "invalid_grant");
+    let (_, body) = t.refresh(won[0]["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(body["error"], "invalid_grant");
     let access = won[0]["access_token"].as_str().unwrap();
     assert_eq!(t.userinfo(access).await.status(), StatusCode::UNAUTHORIZED);
 }
@@ -566,10 +543,7 @@ async fn an_expired_refresh_token_is_refused_and_not_a_reuse(pool: PgPool) {
         .execute(&t.pool)
         .await
         .unwrap();
-    let r = t
-        .token(&[("grant_type", "refresh_token"), ("refresh_token", rt)])
-        .await;
-    let body: Value = r.json().await.unwrap();
+    let (_, body) = t.refresh(rt).await;
     assert_eq!(
         (body["error"].as_str(), body["error_description"].as_str()),
         (Some("invalid_grant"), Some("refresh token expired"))

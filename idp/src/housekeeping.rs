@@ -1,0 +1,37 @@
+//! Deleting what can no longer matter, so the grant tables stay bounded:
+//! sign-in sessions past their absolute end (their codes and refresh tokens
+//! go with them: neither outlives its session), refresh-token families whose
+//! every token has expired (idle timeout), and revocations of tokens that
+//! have expired. A row is kept an hour past its expiry, well beyond any
+//! validator's clock skew. A family with a live token keeps all its rotated
+//! tokens: reuse of any of them must still be detected. `auth_events` is an
+//! audit trail and is left to the operator's retention policy.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+/// Purges once; answers how many rows went (cascades not counted).
+pub async fn purge(db: &PgPool) -> sqlx::Result<u64> {
+    let mut purged = 0;
+    for statement in [
+        "DELETE FROM sso_sessions WHERE expires_at < now() - interval '1 hour'",
+        "DELETE FROM refresh_tokens WHERE family_id IN (
+             SELECT family_id FROM refresh_tokens GROUP BY family_id
+             HAVING max(expires_at) < now() - interval '1 hour')",
+        "DELETE FROM revocations WHERE expires_at < now() - interval '1 hour'",
+    ] {
+        purged += sqlx::query(statement).execute(db).await?.rows_affected();
+    }
+    Ok(purged)
+}
+
+/// Purges every `period` for as long as the process runs.
+pub async fn run(db: PgPool, period: Duration) {
+    guard::db::every(
+        period,
+        "expired sessions, refresh tokens and revocations purged",
+        || purge(&db),
+    )
+    .await;
+}
