@@ -34,7 +34,8 @@ pub async fn token_endpoint(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()
         "client_id": "reporter", "scope": "orders:read", "exp": 4_000_000_000u64,
         "iat": 1_700_000_000u64, "nbf": 1_700_000_000u64, "jti": "bench"
     }));
-    let raw = raw_signing_rate(&state, &claims, b.secs(5))?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let raw = raw_signing_rate(&state, &claims, cpus, b.secs(5))?;
     b.say(format!("raw signing (one thread per CPU) {}", rate(raw)));
     let signing = load::closed(32, 50_000, b.secs(5), move |_| {
         let (state, claims) = (state.clone(), claims.clone());
@@ -83,7 +84,6 @@ pub async fn token_endpoint(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()
         .ratio(signing.rps() / raw),
     );
     let limit = raw;
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     for (name, s, cpu) in [
         ("client_credentials", &cc, cc_cpu),
         (
@@ -158,11 +158,12 @@ async fn refresh_loop(b: &Bench, scope: Option<&'static str>) -> anyhow::Result<
 }
 
 /// Signatures per second of the IdP's current key, signing a typical
-/// `header.claims` message in a tight loop on one OS thread per CPU: the
+/// `header.claims` message in a tight loop on `threads` OS threads (one per CPU): the
 /// machine's limit for token issuance, with no pool, runtime or I/O around it.
 fn raw_signing_rate(
     state: &idp::state::AppState,
     claims: &serde_json::Value,
+    threads: usize,
     duration: Duration,
 ) -> anyhow::Result<f64> {
     let key = state
@@ -176,7 +177,6 @@ fn raw_signing_rate(
             claims.to_string()
         )
     );
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let started = std::time::Instant::now();
     let signed: u64 = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)

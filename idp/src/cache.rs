@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn a_lookup_between_a_failure_and_its_lock_out_is_not_kept() {
-        // Request B fails (throttle::record_failures: keys dropped, database
+        // Request B fails (throttle::failed: keys dropped, database
         // written, keys dropped again); request C looks the lock-out up in
         // between, before B's lock is written, and sees none.
         let c = AuthCache::default();

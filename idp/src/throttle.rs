@@ -59,7 +59,7 @@ pub fn addr_key(addr: &str) -> String {
 
 /// Whether any of `keys` is locked out. From `cache` when it knows none is;
 /// otherwise from the database, and a "not locked" answer is remembered unless
-/// a failure was counted meanwhile (see [`record_failures`]).
+/// a failure was counted meanwhile (see [`failed`]).
 pub async fn is_locked(db: &PgPool, cache: &AuthCache, keys: &[&str]) -> sqlx::Result<bool> {
     if cache.all_unlocked(keys) {
         return Ok(false);
@@ -77,15 +77,17 @@ pub async fn is_locked(db: &PgPool, cache: &AuthCache, keys: &[&str]) -> sqlx::R
     Ok(locked)
 }
 
-/// Counts a failed attempt against each key (locking those past their
-/// policy's limit), keeping `cache`'s "not locked" verdicts honest: the keys
-/// are dropped from it before the database is written and again after, so a
-/// lock-out lookup that read the database in between (and could have seen no
-/// lock yet) is neither cached then nor kept.
-pub async fn record_failures(
+/// A failed attempt: counts it against each key (locking those past their
+/// policy's limit) and writes the audit line `e` (as [`audit`]). Keeps
+/// `cache`'s "not locked" verdicts honest: the keys are dropped from it before
+/// the database is written and again after, so a lock-out lookup that read
+/// the database in between (and could have seen no lock yet) is neither
+/// cached then nor kept.
+pub async fn failed(
     db: &PgPool,
     cache: &AuthCache,
     keys: &[(&str, Policy)],
+    e: AuthEvent<'_>,
 ) -> sqlx::Result<()> {
     for (key, _) in keys {
         cache.failed(key);
@@ -100,7 +102,8 @@ pub async fn record_failures(
     for (key, _) in keys {
         cache.failed(key);
     }
-    written
+    written?;
+    audit(db, e).await
 }
 
 /// Counts a failure; locks the key once it passes the policy's limit.

@@ -419,16 +419,16 @@ async fn login_inner(
         Some(u) if ok => u,
         _ => {
             tracing::info!(client_id = %client.id, %addr, "sign-in failed");
-            throttle::record_failures(
+            throttle::failed(
                 &state.db,
                 cache,
                 &[
                     (&account_key, throttle::ACCOUNT),
                     (&addr_key, throttle::ADDRESS),
                 ],
+                event("login_failed"),
             )
             .await?;
-            throttle::audit(&state.db, event("login_failed")).await?;
             return Ok(form_again(LOGIN_FAILED));
         }
     };

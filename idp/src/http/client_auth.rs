@@ -96,16 +96,16 @@ pub async fn authenticate(
     match ok {
         Some(found) => Ok(found),
         None => {
-            throttle::record_failures(
+            throttle::failed(
                 &state.db,
                 cache,
                 &[
                     (&client_key, throttle::CLIENT),
                     (&addr_key, throttle::ADDRESS),
                 ],
+                event("client_auth_failed"),
             )
             .await?;
-            throttle::audit(&state.db, event("client_auth_failed")).await?;
             Err(OAuthError::invalid_client("client authentication failed"))
         }
     }
