@@ -49,6 +49,9 @@ pub struct Config {
     /// `IDP_TRUSTED_PROXIES` (default none): comma-separated IP addresses of reverse proxies
     /// whose `X-Forwarded-For` is believed when throttling by address.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// `IDP_REVOCATION_STREAMS_PER_CLIENT` (default 16): open revocation streams a
+    /// client may hold at once on one replica.
+    pub revocation_streams_per_client: usize,
 }
 
 /// A variable that is set but cannot be used.
@@ -126,6 +129,16 @@ impl Config {
                 });
             }
         };
+        let streams_raw = var("IDP_REVOCATION_STREAMS_PER_CLIENT", "16");
+        let revocation_streams_per_client = match streams_raw.trim().parse::<usize>() {
+            Ok(n) if (1..=10_000).contains(&n) => n,
+            _ => {
+                return Err(ConfigError {
+                    name: "IDP_REVOCATION_STREAMS_PER_CLIENT",
+                    problem: format!("expected 1..=10000, got {streams_raw:?}"),
+                });
+            }
+        };
         let proxies_raw = var("IDP_TRUSTED_PROXIES", "");
         let trusted_proxies = proxies_raw
             .split(',')
@@ -159,6 +172,7 @@ impl Config {
             housekeeping_interval: secs("IDP_HOUSEKEEPING_SECS", 600, 1)?,
             blocking_threads,
             trusted_proxies,
+            revocation_streams_per_client,
         })
     }
 

@@ -40,6 +40,13 @@ pub enum OAuthError {
     InvalidToken(Text),
     #[error("insufficient_scope: {0}")]
     InsufficientScope(Text),
+    /// An authenticated client asking for something it is not registered for
+    /// (403 `access_denied`), e.g. the revocation stream without `revocations:read`.
+    #[error("access_denied: {0}")]
+    AccessDenied(Text),
+    /// A client holds as many long-lived connections as it may (429, `Retry-After`).
+    #[error("too_many_connections: {0}")]
+    TooManyConnections(Text),
     /// Something on our side (database, signing): logged, never detailed to the caller.
     #[error("server_error: {0}")]
     Server(String),
@@ -80,6 +87,12 @@ impl OAuthError {
             Self::MissingToken => (StatusCode::UNAUTHORIZED, "invalid_request", None),
             Self::InvalidToken(d) => (StatusCode::UNAUTHORIZED, "invalid_token", Some(d)),
             Self::InsufficientScope(d) => (StatusCode::FORBIDDEN, "insufficient_scope", Some(d)),
+            Self::AccessDenied(d) => (StatusCode::FORBIDDEN, "access_denied", Some(d)),
+            Self::TooManyConnections(d) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                Some(d),
+            ),
             Self::Server(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -183,7 +196,7 @@ impl IntoResponse for OAuthError {
         if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             headers.insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECS),
@@ -256,7 +269,7 @@ impl IntoResponse for PageError {
             Ok(html) => pages::html(status, html, None),
             Err(_) => (status, message.into_owned()).into_response(),
         };
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECS),

@@ -19,11 +19,10 @@ pub async fn purge(db: &PgPool) -> sqlx::Result<u64> {
         "DELETE FROM refresh_tokens WHERE family_id IN (
              SELECT family_id FROM refresh_tokens GROUP BY family_id
              HAVING max(expires_at) < now() - interval '1 hour')",
-        "DELETE FROM revocations WHERE expires_at < now() - interval '1 hour'",
     ] {
         purged += sqlx::query(statement).execute(db).await?.rows_affected();
     }
-    Ok(purged)
+    Ok(purged + crate::revocations::purge(db).await?)
 }
 
 /// Purges every `period` for as long as the process runs.

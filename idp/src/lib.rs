@@ -142,6 +142,7 @@ pub async fn build_state(config: Config, pool: PgPool) -> Result<AppState, Start
         keys,
         passwords,
         revocation_hub: revocations::Hub::new(),
+        stream_counts: Default::default(),
         shutdown: tokio::sync::watch::channel(false).0,
         auth_cache: cache::AuthCache::default(),
     }))

@@ -18,7 +18,14 @@ pub const SCOPES: &[(&str, &str)] = &[
     ("payments:refund", "Refund payments"),
     ("inventory:read", "See inventory"),
     ("inventory:write", "Change inventory"),
+    (
+        REVOCATIONS_READ,
+        "Subscribe to the revocation stream (resource servers)",
+    ),
 ];
+
+/// The scope a client must be registered with to read `/revocations/stream`.
+pub const REVOCATIONS_READ: &str = "revocations:read";
 
 /// Scopes about the person, meaningless in a `client_credentials` token.
 pub const USER_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];

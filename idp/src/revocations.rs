@@ -1,10 +1,35 @@
 //! Revocations of self-contained access tokens — by `jti`, by `sid`, or by
-//! subject ("issued before T") — as an append-only log in PostgreSQL.
+//! subject ("issued before T") — as an append-only log in PostgreSQL, read
+//! in commit order.
 //!
-//! Every service learns about them through the revocation stream
-//! (`GET /revocations/stream`, see `http::revocations`); the IdP itself
-//! consults the log in `/userinfo` and `/introspect`. A `NOTIFY` on commit
-//! wakes the stream of every IdP replica.
+//! # Why no committed revocation is ever skipped
+//!
+//! A reader keeps a position and asks for the rows after it. That is only
+//! safe if a row can never become visible *behind* a position a reader has
+//! already passed. Ids from a sequence do not have that property: an id is
+//! drawn at INSERT, the row becomes visible at COMMIT, and two concurrent
+//! transactions can commit in the opposite order of their ids. So rows are
+//! not read by id but by `position`, which a deferred trigger assigns in the
+//! committing transaction's last step (migration `…000008`), under one
+//! transaction-scoped advisory lock. PostgreSQL makes a commit visible before
+//! it releases the transaction's locks, so the transaction holding the lock
+//! is visible before the next one can draw a number: a reader that sees
+//! position `p` committed sees every position below `p`, and a row committed
+//! later always has a higher position than anything visible before it. Every
+//! reader here — the [`Hub`], a stream's backlog ([`page`]) — pages by
+//! position, to the end of the log, and the stream's `Last-Event-ID` is a
+//! position. A transaction that aborts leaves a gap in the numbers and never a
+//! row that appears later.
+//!
+//! The same trigger revokes the tokens exchanged from a revoked token (RFC
+//! 8693, [`link_exchange`]) and sends the `NOTIFY` that wakes every replica's
+//! hub. Deleting rows (housekeeping, [`purge`]) only ever removes revocations
+//! whose tokens have all expired, and records how far it went, so a
+//! subscriber resuming from before that point is sent a full snapshot
+//! instead of a silent gap ([`Resume`]).
+//!
+//! The IdP itself consults the log in `/userinfo` and `/introspect`
+//! ([`is_revoked`]); services learn it from the stream (`http::revocations`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,21 +42,16 @@ use tokio::sync::{broadcast, watch};
 
 use guard::AccessClaims;
 
-/// The PostgreSQL channel that announces new revocations.
+/// The PostgreSQL channel that announces new revocations (sent by the trigger).
 pub const CHANNEL: &str = "baton_idp_revocations";
 
-async fn notify(db: &mut PgConnection, id: i64) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(id.to_string())
-        .execute(db)
-        .await?;
-    Ok(())
-}
+/// Rows read per query; readers always page on to the end of the log.
+pub const PAGE: i64 = 1000;
 
 /// Records a revocation by `jti` or `sid` (`kind`), kept until `expires_at`
 /// (when every token it concerns has expired). Revoking the same thing twice
-/// records it once.
+/// records it once. A `jti` revocation also revokes, at commit, every token
+/// exchanged from that token.
 pub async fn record(
     db: &mut PgConnection,
     kind: &str,
@@ -39,20 +59,19 @@ pub async fn record(
     reason: &str,
     expires_at: OffsetDateTime,
 ) -> sqlx::Result<()> {
-    let id: Option<i64> = sqlx::query_scalar(
+    let inserted = sqlx::query(
         "INSERT INTO revocations (kind, value, reason, expires_at)
          SELECT $1, $2, $3, $4
-         WHERE NOT EXISTS (SELECT 1 FROM revocations WHERE kind = $1 AND value = $2)
-         RETURNING id",
+         WHERE NOT EXISTS (SELECT 1 FROM revocations WHERE kind = $1 AND value = $2)",
     )
     .bind(kind)
     .bind(value)
     .bind(reason)
     .bind(expires_at)
-    .fetch_optional(&mut *db)
-    .await?;
-    if let Some(id) = id {
-        notify(db, id).await?;
+    .execute(&mut *db)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
         tracing::info!(kind, value, reason, "token revoked");
     }
     Ok(())
@@ -66,22 +85,79 @@ pub async fn record_subject(
     longest_token_life: Duration,
 ) -> sqlx::Result<()> {
     let now = OffsetDateTime::now_utc();
-    let id: i64 = sqlx::query_scalar(
+    sqlx::query(
         "INSERT INTO revocations (kind, value, reason, issued_before, expires_at)
-         VALUES ('sub', $1, $2, $3, $4) RETURNING id",
+         VALUES ('sub', $1, $2, $3, $4)",
     )
     .bind(sub)
     .bind(reason)
     .bind(now)
     .bind(now + longest_token_life)
-    .fetch_one(&mut *db)
+    .execute(&mut *db)
     .await?;
-    notify(db, id).await?;
     tracing::info!(sub, reason, "every token of a subject revoked");
     Ok(())
 }
 
-/// Whether an access token is revoked by any entry of the log.
+/// Tokens carry whole seconds (`iat`), so a subject revocation at 10.7 s
+/// covers every token with `iat` 10, also one signed at 10.9 s. Before
+/// signing a new token for `sub`, wait out the second of its latest
+/// revocation (at most a second, and only right after one), so that a sign-in
+/// just after a password change is not refused by the validators.
+pub async fn wait_out_subject_revocation(db: &PgPool, sub: &str) -> sqlx::Result<()> {
+    let latest: Option<OffsetDateTime> = sqlx::query_scalar(
+        "SELECT max(issued_before) FROM revocations WHERE kind = 'sub' AND value = $1",
+    )
+    .bind(sub)
+    .fetch_one(db)
+    .await?;
+    if let Some(latest) = latest {
+        let next_second = latest.unix_timestamp() + 1;
+        let wait =
+            (next_second as f64) - OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9;
+        if wait > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Links a token obtained by exchange (RFC 8693) to its subject token, so
+/// that revoking the subject token revokes it too — unless the subject token
+/// is revoked already, which refuses the exchange (`Ok(false)`). Takes the
+/// per-token lock that the revocation trigger takes, so the two cannot pass
+/// each other: see the migration.
+pub async fn link_exchange(
+    db: &PgPool,
+    jti: &str,
+    subject_jti: &str,
+    actor: &str,
+    expires_at: OffsetDateTime,
+) -> sqlx::Result<bool> {
+    let mut tx = db.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(subject_jti)
+        .execute(&mut *tx)
+        .await?;
+    let linked = sqlx::query(
+        "INSERT INTO token_exchanges (jti, subject_jti, actor, expires_at)
+         SELECT $1, $2, $3, $4
+         WHERE NOT EXISTS (SELECT 1 FROM revocations WHERE kind = 'jti' AND value = $2)",
+    )
+    .bind(jti)
+    .bind(subject_jti)
+    .bind(actor)
+    .bind(expires_at)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    tx.commit().await?;
+    Ok(linked)
+}
+
+/// Whether an access token is revoked by any entry of the log. A subject
+/// revocation at `T` covers every token with `iat < T` (whole seconds below).
 pub async fn is_revoked(db: impl PgExecutor<'_>, claims: &AccessClaims) -> sqlx::Result<bool> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM revocations
@@ -96,17 +172,45 @@ pub async fn is_revoked(db: impl PgExecutor<'_>, claims: &AccessClaims) -> sqlx:
     .await
 }
 
+/// Deletes revocations whose tokens have all expired (an hour past, beyond
+/// any validator's skew) and the exchange links that expired with them, and
+/// records the highest position deleted. Answers how many rows went.
+pub async fn purge(db: &PgPool) -> sqlx::Result<u64> {
+    let mut tx = db.begin().await?;
+    let (deleted, highest): (i64, Option<i64>) = sqlx::query_as(
+        "WITH gone AS (DELETE FROM revocations WHERE expires_at < now() - interval '1 hour'
+                       RETURNING position)
+         SELECT count(*), max(position) FROM gone",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Some(highest) = highest {
+        sqlx::query("UPDATE revocation_log SET purged_through = GREATEST(purged_through, $1)")
+            .bind(highest)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let links =
+        sqlx::query("DELETE FROM token_exchanges WHERE expires_at < now() - interval '1 hour'")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    tx.commit().await?;
+    Ok(deleted as u64 + links)
+}
+
 /// One revocation as the stream sends it.
 #[derive(Debug, Clone)]
 pub struct StreamEvent {
-    pub id: i64,
+    /// Its position in the log (the SSE `id`).
+    pub position: i64,
     /// `guard::Revocation` JSON plus `at` (Unix milliseconds of the revocation).
     pub data: String,
 }
 
 #[derive(sqlx::FromRow)]
 struct Row {
-    id: i64,
+    position: i64,
     kind: String,
     value: String,
     issued_before: Option<OffsetDateTime>,
@@ -122,60 +226,115 @@ impl From<Row> for StreamEvent {
             _ => json!({
                 "kind": "subject",
                 "sub": r.value,
-                "issued_before": r.issued_before.map_or(0, |t| t.unix_timestamp()),
+                // Whole seconds, rounded up: `iat < issued_before` then also
+                // covers a token signed earlier in the revocation's second.
+                "issued_before": r.issued_before.map_or(0, ceil_seconds),
                 "at": at,
             }),
         };
         StreamEvent {
-            id: r.id,
+            position: r.position,
             data: data.to_string(),
         }
     }
 }
 
-/// Revocations after `after` (every one that still matters when `None`), oldest first.
-pub async fn after(db: &PgPool, after: Option<i64>, limit: i64) -> sqlx::Result<Vec<StreamEvent>> {
+fn ceil_seconds(t: OffsetDateTime) -> i64 {
+    let whole = t.unix_timestamp();
+    if t.nanosecond() > 0 { whole + 1 } else { whole }
+}
+
+/// Up to [`PAGE`] revocations after `position` that still matter, in log order.
+pub async fn page(db: &PgPool, after: i64) -> sqlx::Result<Vec<StreamEvent>> {
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, kind, value, issued_before, created_at FROM revocations
-         WHERE id > $1 AND expires_at > now() ORDER BY id LIMIT $2",
+        "SELECT position, kind, value, issued_before, created_at FROM revocations
+         WHERE position > $1 AND expires_at > now() ORDER BY position LIMIT $2",
     )
-    .bind(after.unwrap_or(0))
-    .bind(limit)
+    .bind(after)
+    .bind(PAGE)
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(StreamEvent::from).collect())
 }
 
-/// Fans new revocations out to every open stream of this process: one
-/// `LISTEN` connection and one query per batch, however many subscribers.
-#[derive(Clone)]
-pub struct Hub {
-    tx: broadcast::Sender<Arc<StreamEvent>>,
+/// Where a subscriber starts reading the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Right after this position: nothing it may need is gone.
+    After(i64),
+    /// From the start: a first connection, or one whose position this log
+    /// cannot vouch for (`snapshot` names why), which therefore gets every
+    /// revocation that still matters.
+    Snapshot { reason: Option<&'static str> },
 }
 
-/// How often the hub looks for new rows even without a notification (a
-/// notification lost during a reconnect is then only late, never lost).
-const POLL: Duration = Duration::from_secs(2);
+/// Where a subscriber that last saw `last_seen` (`Last-Event-ID`) resumes.
+pub async fn resume(db: &PgPool, last_seen: Option<i64>) -> sqlx::Result<Resume> {
+    let Some(last_seen) = last_seen else {
+        return Ok(Resume::Snapshot { reason: None });
+    };
+    let (purged_through, issued): (i64, i64) = sqlx::query_as(
+        "SELECT purged_through, (SELECT last_value FROM revocation_positions) FROM revocation_log",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(if last_seen < purged_through {
+        Resume::Snapshot {
+            reason: Some("the log was purged past the last event seen"),
+        }
+    } else if last_seen > issued {
+        Resume::Snapshot {
+            reason: Some("the last event seen is not from this log"),
+        }
+    } else {
+        Resume::After(last_seen)
+    })
+}
+
+/// What the hub broadcasts: events, then a checkpoint once it has read to
+/// the end of the log.
+#[derive(Debug, Clone)]
+pub enum HubItem {
+    Event(Arc<StreamEvent>),
+    /// Every revocation committed before `at` (Unix milliseconds) is at or
+    /// below `position` and has been broadcast.
+    CaughtUp {
+        position: i64,
+        at: i64,
+    },
+}
+
+/// Fans new revocations out to every open stream of this process: one
+/// `LISTEN` connection and one reader, however many subscribers.
+#[derive(Clone)]
+pub struct Hub {
+    tx: broadcast::Sender<HubItem>,
+}
+
+/// How often the hub reads the log even without a notification: a
+/// notification lost during a reconnect is then only late, never lost, and
+/// subscribers get a checkpoint at least this often.
+pub const POLL: Duration = Duration::from_secs(2);
 
 impl Hub {
     pub fn new() -> Self {
         Self {
-            tx: broadcast::channel(1024).0,
+            tx: broadcast::channel(4 * PAGE as usize).0,
         }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StreamEvent>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<HubItem> {
         self.tx.subscribe()
     }
 
     /// Runs until `stopping` turns true.
     pub async fn run(self, db: PgPool, mut stopping: watch::Receiver<bool>) {
         let mut last: i64 = loop {
-            match sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM revocations")
+            match sqlx::query_scalar("SELECT COALESCE(max(position), 0) FROM revocations")
                 .fetch_one(&db)
                 .await
             {
-                Ok(id) => break id,
+                Ok(position) => break position,
                 Err(e) => {
                     tracing::warn!(error = %e, "revocation hub cannot read the log yet");
                     tokio::select! {
@@ -209,15 +368,27 @@ impl Hub {
                 _ = tick.tick() => {}
                 _ = stopping.changed() => return,
             }
-            match after(&db, Some(last), 1000).await {
-                Ok(events) => {
-                    for e in events {
-                        last = e.id;
-                        // No subscriber is fine: nobody to tell.
-                        let _ = self.tx.send(Arc::new(e));
-                    }
-                }
+            match self.read_to_end(&db, &mut last).await {
+                // No subscriber is fine: nobody to tell.
+                Ok(at) => drop(self.tx.send(HubItem::CaughtUp { position: last, at })),
                 Err(e) => tracing::warn!(error = %e, "revocation hub cannot read the log"),
+            }
+        }
+    }
+
+    /// Broadcasts every row after `last`, page by page; answers the time
+    /// (Unix milliseconds) taken before the read that found the end.
+    async fn read_to_end(&self, db: &PgPool, last: &mut i64) -> sqlx::Result<i64> {
+        loop {
+            let at = unix_millis();
+            let events = page(db, *last).await?;
+            let full = events.len() as i64 == PAGE;
+            for e in events {
+                *last = e.position;
+                let _ = self.tx.send(HubItem::Event(Arc::new(e)));
+            }
+            if !full {
+                return Ok(at);
             }
         }
     }
@@ -227,6 +398,11 @@ impl Default for Hub {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Now, in Unix milliseconds.
+pub fn unix_millis() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 async fn listen(db: &PgPool) -> Option<PgListener> {

@@ -11,6 +11,8 @@ use crate::realm::{self, NewClient, RealmError, SCOPES};
 /// `IDP_SEED_GATEWAY_SECRET` (default `gateway-dev-secret`),
 /// `IDP_SEED_REPORTER_SECRET` (default `reporter-dev-secret`),
 /// `IDP_SEED_ORDER_SECRET` (default `order-dev-secret`),
+/// `IDP_SEED_PAYMENT_SECRET` (default `payment-dev-secret`),
+/// `IDP_SEED_INVENTORY_SECRET` (default `inventory-dev-secret`),
 /// `IDP_SEED_CLI_REDIRECT_URI` (default `http://127.0.0.1:8976/callback`).
 #[derive(Debug, Clone)]
 pub struct SeedConfig {
@@ -18,6 +20,8 @@ pub struct SeedConfig {
     pub gateway_secret: String,
     pub reporter_secret: String,
     pub order_secret: String,
+    pub payment_secret: String,
+    pub inventory_secret: String,
     pub cli_redirect_uri: String,
 }
 
@@ -36,6 +40,8 @@ impl SeedConfig {
             gateway_secret: var("IDP_SEED_GATEWAY_SECRET", "gateway-dev-secret"),
             reporter_secret: var("IDP_SEED_REPORTER_SECRET", "reporter-dev-secret"),
             order_secret: var("IDP_SEED_ORDER_SECRET", "order-dev-secret"),
+            payment_secret: var("IDP_SEED_PAYMENT_SECRET", "payment-dev-secret"),
+            inventory_secret: var("IDP_SEED_INVENTORY_SECRET", "inventory-dev-secret"),
             cli_redirect_uri: var(
                 "IDP_SEED_CLI_REDIRECT_URI",
                 "http://127.0.0.1:8976/callback",
@@ -51,6 +57,8 @@ impl Default for SeedConfig {
             gateway_secret: "gateway-dev-secret".into(),
             reporter_secret: "reporter-dev-secret".into(),
             order_secret: "order-dev-secret".into(),
+            payment_secret: "payment-dev-secret".into(),
+            inventory_secret: "inventory-dev-secret".into(),
             cli_redirect_uri: "http://127.0.0.1:8976/callback".into(),
         }
     }
@@ -155,10 +163,32 @@ pub fn demo_clients(seed: &SeedConfig) -> Vec<NewClient> {
                 "payments:write",
                 "inventory:read",
                 "inventory:write",
+                realm::REVOCATIONS_READ,
             ]),
             resources: strings(&["payment", "inventory"]),
         },
+        // Payment and inventory only read the revocation stream (guard's
+        // subscriber authenticates as them); they obtain no tokens.
+        resource_server("payment", "Baton payment service", &seed.payment_secret),
+        resource_server(
+            "inventory",
+            "Baton inventory service",
+            &seed.inventory_secret,
+        ),
     ]
+}
+
+fn resource_server(id: &str, name: &str, secret: &str) -> NewClient {
+    NewClient {
+        id: id.into(),
+        name: name.into(),
+        secret: Some(secret.to_owned()),
+        redirect_uris: vec![],
+        post_logout_redirect_uris: vec![],
+        grant_types: vec![],
+        scopes: strings(&[realm::REVOCATIONS_READ]),
+        resources: strings(&[id]),
+    }
 }
 
 pub async fn apply(

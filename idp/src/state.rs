@@ -24,6 +24,8 @@ pub struct Inner {
     pub flow_sealer: Sealer,
     /// Fans revocations out to the open revocation streams.
     pub revocation_hub: crate::revocations::Hub,
+    /// Open revocation streams per client (capped).
+    pub stream_counts: crate::http::revocations::StreamCounts,
     /// Turns true when the server stops, so long-lived streams end.
     pub shutdown: watch::Sender<bool>,
     /// Client records and "not locked" verdicts, briefly (see [`crate::cache`]).

@@ -68,11 +68,14 @@ pub async fn issue_exchanged(
     let exp = (now + state.config.access_token_ttl)
         .unix_timestamp()
         .min(subject.exp);
+    // `iat` stays the subject token's: a derived token is as old as the token
+    // it came from, so revoking a subject's tokens "issued before T" ends it
+    // exactly when it ends its subject token, however the two raced.
     let claims = AccessClaims {
         aud,
         scope,
         exp,
-        iat: now.unix_timestamp(),
+        iat: subject.iat,
         nbf: now.unix_timestamp(),
         jti: Uuid::now_v7().to_string(),
         act: Some(Actor {

@@ -14,6 +14,7 @@ mod happy_path;
 mod harness;
 mod rbac;
 mod revocation;
+mod revocation_guarantees;
 mod revocation_paths;
 mod rotation;
 mod zero_trust;

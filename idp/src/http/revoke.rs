@@ -46,7 +46,9 @@ async fn revoke(
         if looks_like_jwt(token) {
             if let Ok(claims) =
                 tokens::verify_own::<AccessClaims>(&state, token, ACCESS_TOKEN_TYP, false)
-                && claims.client_id == client.id
+                && (claims.client_id == client.id
+                    // The client that obtained it by exchange (RFC 8693).
+                    || claims.act.as_ref().is_some_and(|a| a.sub == client.id))
             {
                 let exp = OffsetDateTime::from_unix_timestamp(claims.exp)
                     .unwrap_or_else(|_| OffsetDateTime::now_utc());

@@ -147,6 +147,7 @@ async fn authorization_code(
         sid: Some(code.session_id),
         auth_time: Some(code.auth_time),
     };
+    revocations::wait_out_subject_revocation(&state.db, &subject.sub).await?;
     let access = tokens::issue_access(state, client, subject, &code.scope).await?;
     let id_token = tokens::issue_id(
         state,
@@ -470,6 +471,21 @@ async fn token_exchange(
     let scope = granted_scope(params, &allowed, "is not available for this exchange")?;
     let subject_jti = subject.jti.clone();
     let access = tokens::issue_exchanged(state, subject, &client.id, aud, scope.clone()).await?;
+    // Revoking the subject token now revokes this one too; if it was revoked
+    // meanwhile, this token is never handed out.
+    if !revocations::link_exchange(
+        &state.db,
+        &access.jti,
+        &subject_jti,
+        &client.id,
+        access.expires_at,
+    )
+    .await?
+    {
+        return Err(OAuthError::invalid_request(
+            "subject_token is not a valid, current access token",
+        ));
+    }
     let expires_in = (access.expires_at - OffsetDateTime::now_utc())
         .whole_seconds()
         .max(0) as u64;

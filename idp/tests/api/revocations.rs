@@ -18,16 +18,17 @@ struct Events {
     buffer: String,
 }
 
+/// One event: (name, id, data).
+type Sse = (String, String, Value);
+
 impl Events {
+    /// Opens the stream as the gateway (registered with `revocations:read`).
     async fn open(t: &TestIdp, last_event_id: Option<&str>) -> Events {
-        let mut req = t
-            .http
-            .get(t.url("/revocations/stream"))
-            .header("accept", "text/event-stream");
-        if let Some(id) = last_event_id {
-            req = req.header("last-event-id", id);
-        }
-        let response = req.send().await.unwrap();
+        let response = request(t, last_event_id)
+            .basic_auth("gateway", Some(GATEWAY_SECRET))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert!(
             response.headers()["content-type"]
@@ -41,8 +42,32 @@ impl Events {
         }
     }
 
-    /// The next event as (id, data); `None` when the server closed the stream.
+    /// The next revocation as (id, data), skipping checkpoints; `None` when
+    /// the server closed the stream.
     async fn next(&mut self) -> Option<(String, Value)> {
+        loop {
+            let (name, id, data) = self.next_any().await?;
+            if name == "revocation" {
+                return Some((id, data));
+            }
+        }
+    }
+
+    /// The revocations up to the next `caught-up`, and that checkpoint's id.
+    async fn until_caught_up(&mut self) -> (Vec<Value>, String) {
+        let mut events = Vec::new();
+        loop {
+            let (name, id, data) = self.next_any().await.expect("the stream stays open");
+            match name.as_str() {
+                "revocation" => events.push(data),
+                "caught-up" => return (events, id),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next event of any kind.
+    async fn next_any(&mut self) -> Option<Sse> {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
@@ -52,9 +77,9 @@ impl Events {
                         .find_map(|l| l.strip_prefix(name))
                         .map(|v| v.trim_start().to_owned())
                 };
-                if let (Some(id), Some(data)) = (field("id:"), field("data:")) {
-                    assert_eq!(field("event:").as_deref(), Some("revocation"));
-                    return Some((id, serde_json::from_str(&data).unwrap()));
+                if let (Some(name), Some(data)) = (field("event:"), field("data:")) {
+                    let id = field("id:").unwrap_or_default();
+                    return Some((name, id, serde_json::from_str(&data).unwrap()));
                 }
                 continue; // a keep-alive comment
             }
@@ -65,6 +90,17 @@ impl Events {
             self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
         }
     }
+}
+
+fn request(t: &TestIdp, last_event_id: Option<&str>) -> reqwest::RequestBuilder {
+    let mut req = t
+        .http
+        .get(t.url("/revocations/stream"))
+        .header("accept", "text/event-stream");
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    req
 }
 
 async fn revoke(t: &TestIdp, token: &str) {
@@ -183,4 +219,180 @@ async fn stopping_the_server_ends_open_streams(pool: PgPool) {
         events.next().await.is_none(),
         "the stream ends with the server (graceful shutdown)"
     );
+}
+
+/// A revocation is recorded in an open transaction (a sign-out in progress)
+/// while a later one commits; the earlier-numbered one commits last. A reader
+/// that paged by insertion order would have moved past it for good.
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn a_revocation_committed_after_a_later_one_still_reaches_open_and_new_streams(pool: PgPool) {
+    let t = spawn(pool).await;
+    let mut events = Events::open(&t, None).await;
+    let _ = events.until_caught_up().await;
+    let expires = time::OffsetDateTime::now_utc() + Duration::from_secs(300);
+
+    let mut slow = t.pool.begin().await.unwrap();
+    idp::revocations::record(&mut slow, "jti", "inserted-first", "test", expires)
+        .await
+        .unwrap();
+    let mut conn = t.pool.acquire().await.unwrap();
+    idp::revocations::record(&mut conn, "jti", "committed-first", "test", expires)
+        .await
+        .unwrap();
+    assert_eq!(events.next().await.unwrap().1["jti"], "committed-first");
+    slow.commit().await.unwrap();
+    assert_eq!(events.next().await.unwrap().1["jti"], "inserted-first");
+
+    // A subscriber that resumes after the first one it saw gets the second.
+    let mut fresh = Events::open(&t, None).await;
+    let (id, first) = fresh.next().await.unwrap();
+    assert_eq!(first["jti"], "committed-first");
+    let mut resumed = Events::open(&t, Some(&id)).await;
+    let (backlog, _) = resumed.until_caught_up().await;
+    let jtis: Vec<&Value> = backlog.iter().map(|e| &e["jti"]).collect();
+    assert_eq!(jtis, ["inserted-first"]);
+}
+
+/// More revocations than one page of the log (1000): a new subscriber gets
+/// all of them before its first checkpoint, and one resuming from any event
+/// gets every later one.
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn subscribers_get_every_revocation_however_many_pages(pool: PgPool) {
+    let t = spawn(pool).await;
+    let expires = time::OffsetDateTime::now_utc() + Duration::from_secs(300);
+    let mut tx = t.pool.begin().await.unwrap();
+    for i in 0..2500 {
+        idp::revocations::record(&mut tx, "jti", &format!("j{i}"), "test", expires)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let mut first = Events::open(&t, None).await;
+    let (all, _) = first.until_caught_up().await;
+    assert_eq!(all.len(), 2500, "the whole backlog before the checkpoint");
+    let mut second = Events::open(&t, None).await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(second.next().await.unwrap().0);
+    }
+    let mut resumed = Events::open(&t, Some(&ids[9])).await;
+    let (rest, _) = resumed.until_caught_up().await;
+    assert_eq!(rest.len(), 2490, "everything after the tenth event");
+    assert_eq!(rest[0]["jti"], all[10]["jti"]);
+}
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn a_subscriber_whose_position_was_purged_gets_a_snapshot(pool: PgPool) {
+    let t = spawn(pool).await;
+    let live = time::OffsetDateTime::now_utc() + Duration::from_secs(300);
+    let long_gone = time::OffsetDateTime::now_utc() - Duration::from_secs(7200);
+    let mut conn = t.pool.acquire().await.unwrap();
+    for (jti, expires) in [("old", long_gone), ("kept", live), ("purged", long_gone)] {
+        idp::revocations::record(&mut conn, "jti", jti, "test", expires)
+            .await
+            .unwrap();
+    }
+    idp::revocations::purge(&t.pool).await.unwrap();
+
+    // Resuming from before the purge point: a snapshot of what is live.
+    let mut resumed = Events::open(&t, Some("1")).await;
+    let (name, _, data) = resumed.next_any().await.unwrap();
+    assert_eq!(name, "snapshot", "{data}");
+    let (backlog, _) = resumed.until_caught_up().await;
+    assert_eq!(backlog.len(), 1);
+    assert_eq!(backlog[0]["jti"], "kept");
+    // From after it: nothing is missing, no snapshot.
+    let mut after = Events::open(&t, Some("3")).await;
+    assert_eq!(after.next_any().await.unwrap().0, "caught-up");
+    // A position this log never gave out: a snapshot too.
+    let mut foreign = Events::open(&t, Some("999999")).await;
+    assert_eq!(foreign.next_any().await.unwrap().0, "snapshot");
+}
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn only_registered_resource_servers_may_read_the_stream(pool: PgPool) {
+    let t = spawn(pool).await;
+    let anonymous = request(&t, None).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+
+    let wrong = request(&t, None)
+        .basic_auth("gateway", Some("not-the-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+
+    // A confidential client without `revocations:read`.
+    let reporter = request(&t, None)
+        .basic_auth("reporter", Some("reporter-dev-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reporter.status(), StatusCode::FORBIDDEN);
+    assert_eq!(payload_error(reporter).await, "access_denied");
+
+    // A public client cannot authenticate at all.
+    let public = request(&t, None)
+        .query(&[("client_id", "cli")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), StatusCode::UNAUTHORIZED);
+
+    // The seeded services may.
+    for (id, secret) in [
+        ("order", "order-dev-secret"),
+        ("payment", "payment-dev-secret"),
+        ("inventory", "inventory-dev-secret"),
+    ] {
+        let r = request(&t, None)
+            .basic_auth(id, Some(secret))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{id}");
+    }
+}
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn a_client_holds_a_bounded_number_of_streams(pool: PgPool) {
+    let t = crate::helpers::spawn_with(pool, |c| c.revocation_streams_per_client = 2).await;
+    let first = Events::open(&t, None).await;
+    let _second = Events::open(&t, None).await;
+    let third = request(&t, None)
+        .basic_auth("gateway", Some(GATEWAY_SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(third.headers().contains_key("retry-after"));
+    // Another client is not affected; a closed stream frees its place.
+    let order = request(&t, None)
+        .basic_auth("order", Some("order-dev-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(order.status(), StatusCode::OK);
+    drop(first);
+    let mut again = None;
+    for _ in 0..100 {
+        let r = request(&t, None)
+            .basic_auth("gateway", Some(GATEWAY_SECRET))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::OK {
+            again = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "a closed stream frees its place");
+}
+
+async fn payload_error(r: reqwest::Response) -> String {
+    let v: Value = r.json().await.unwrap();
+    v["error"].as_str().unwrap_or_default().to_owned()
 }

@@ -225,15 +225,16 @@ impl Config {
         })
     }
 
-    /// Validator settings for tokens meant for `audience`.
+    /// Validator settings for tokens meant for `audience`. The gateway reads
+    /// the revocation stream as its own OIDC client unless `GUARD_CLIENT_ID`
+    /// and `GUARD_CLIENT_SECRET` say otherwise.
     pub fn guard_config(&self, audience: &str) -> Result<guard::GuardConfig, guard::ConfigError> {
         let env = &self.guard_env;
-        guard::GuardConfig::from_lookup(audience, |name| {
-            if name == "GUARD_ISSUER" {
-                Some(env.issuer.clone())
-            } else {
-                (env.get)(name)
-            }
+        guard::GuardConfig::from_lookup(audience, |name| match name {
+            "GUARD_ISSUER" => Some(env.issuer.clone()),
+            "GUARD_CLIENT_ID" => (env.get)(name).or_else(|| Some(self.client_id.clone())),
+            "GUARD_CLIENT_SECRET" => (env.get)(name).or_else(|| Some(self.client_secret.clone())),
+            _ => (env.get)(name),
         })
     }
 

@@ -58,8 +58,57 @@ pub struct GuardConfig {
     pub(crate) jwks_default_ttl: Duration,
     pub(crate) http_timeout: Duration,
     pub(crate) cache_capacity: u64,
-    pub(crate) revocation_retention: Duration,
+    pub(crate) max_token_lifetime: Duration,
+    pub(crate) revocation_capacity: usize,
     pub(crate) revocation_stream: Option<Url>,
+    pub(crate) stream_credentials: Option<ClientCredentials>,
+    pub(crate) revocation_max_staleness: Duration,
+    pub(crate) stale_policy: StalePolicy,
+}
+
+/// This service's own client at the IdP, with which it subscribes to the
+/// revocation stream (registered with the scope `revocations:read`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    pub id: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("id", &self.id)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// What a guard does with tokens while its revocation stream has not
+/// confirmed it is up to date for longer than
+/// `GUARD_REVOCATION_MAX_STALENESS_SECS` (and before the first confirmation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StalePolicy {
+    /// Keep validating (the default): access tokens are short-lived, so an
+    /// IdP outage costs at most one token lifetime of revocations, and signed
+    /// in users keep working while the IdP is down.
+    Serve,
+    /// Refuse every token (401 `invalid_token`) and report not ready: no
+    /// revoked token is ever accepted, at the price of an outage whenever the
+    /// stream is out of reach. A token issued during the gap could have been
+    /// revoked during it too, so refusing only older tokens would not be sound.
+    Refuse,
+}
+
+impl FromStr for StalePolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "serve" => Ok(Self::Serve),
+            "refuse" => Ok(Self::Refuse),
+            _ => Err("expected serve or refuse".into()),
+        }
+    }
 }
 
 impl GuardConfig {
@@ -78,8 +127,12 @@ impl GuardConfig {
             jwks_default_ttl: Duration::from_secs(300),
             http_timeout: Duration::from_secs(3),
             cache_capacity: 10_000,
-            revocation_retention: Duration::from_secs(3600),
+            max_token_lifetime: Duration::from_secs(3600),
+            revocation_capacity: 1_000_000,
             revocation_stream: None,
+            stream_credentials: None,
+            revocation_max_staleness: Duration::from_secs(30),
+            stale_policy: StalePolicy::Serve,
         }
     }
 
@@ -137,6 +190,38 @@ impl GuardConfig {
                 ConfigError::new("GUARD_REVOCATION_STREAM_URL", format!("not a URL: {e}"))
             })?;
             config = config.with_revocation_stream(url);
+        }
+        // The service's own client at the IdP: by default named after its
+        // audience, with the development secret `idp seed` gives it.
+        let client_id = get("GUARD_CLIENT_ID").unwrap_or_else(|| audience.to_owned());
+        let secret = get("GUARD_CLIENT_SECRET").unwrap_or_else(|| {
+            tracing::warn!(
+                client_id,
+                "GUARD_CLIENT_SECRET is not set: using the development secret"
+            );
+            format!("{client_id}-dev-secret")
+        });
+        config = config.with_client_credentials(&client_id, &secret);
+        if let Some(life) = secs("GUARD_MAX_TOKEN_LIFETIME_SECS")? {
+            config = config.with_max_token_lifetime(life);
+        }
+        let bound =
+            secs("GUARD_REVOCATION_MAX_STALENESS_SECS")?.unwrap_or(config.revocation_max_staleness);
+        let policy = match get("GUARD_REVOCATION_STALE_POLICY") {
+            Some(policy) => policy
+                .parse()
+                .map_err(|e: String| ConfigError::new("GUARD_REVOCATION_STALE_POLICY", e))?,
+            None => config.stale_policy,
+        };
+        config = config.with_revocation_staleness(bound, policy);
+        if let Some(capacity) = get("GUARD_REVOCATION_CAPACITY") {
+            let capacity = capacity.parse().map_err(|_| {
+                ConfigError::new(
+                    "GUARD_REVOCATION_CAPACITY",
+                    format!("not a number: {capacity:?}"),
+                )
+            })?;
+            config = config.with_revocation_capacity(capacity);
         }
         if let Some(capacity) = get("GUARD_CACHE_CAPACITY") {
             let capacity = capacity.parse().map_err(|_| {
@@ -215,10 +300,36 @@ impl GuardConfig {
         self
     }
 
-    /// How long a revocation is remembered; must exceed the longest access-token
-    /// lifetime (default 1 h; tokens live 5 min).
-    pub fn with_revocation_retention(mut self, retention: Duration) -> Self {
-        self.revocation_retention = retention;
+    /// The longest access-token lifetime (`exp - iat`) accepted (default
+    /// 1 h; Baton's tokens live 5 min). Longer-lived tokens are refused; a
+    /// revocation is remembered this long plus twice the leeway.
+    pub fn with_max_token_lifetime(mut self, life: Duration) -> Self {
+        self.max_token_lifetime = life;
+        self
+    }
+
+    /// At most this many revocations remembered at once (default 1 000 000);
+    /// see [`revocation`](crate::revocation) for what an overflow does.
+    pub fn with_revocation_capacity(mut self, capacity: usize) -> Self {
+        self.revocation_capacity = capacity;
+        self
+    }
+
+    /// The client this service subscribes to the revocation stream as.
+    pub fn with_client_credentials(mut self, id: &str, secret: &str) -> Self {
+        self.stream_credentials = Some(ClientCredentials {
+            id: id.to_owned(),
+            secret: secret.to_owned(),
+        });
+        self
+    }
+
+    /// How long the revocation stream may go without confirming this guard
+    /// is up to date before it counts as stale (default 30 s), and what is
+    /// done with tokens then (default [`StalePolicy::Serve`]).
+    pub fn with_revocation_staleness(mut self, bound: Duration, policy: StalePolicy) -> Self {
+        self.revocation_max_staleness = bound;
+        self.stale_policy = policy;
         self
     }
 

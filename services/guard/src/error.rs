@@ -64,6 +64,12 @@ pub enum TokenError {
     InvalidClaims,
     #[error("token has been revoked")]
     Revoked,
+    #[error("token lives longer than this service accepts")]
+    LivesTooLong,
+    /// The revocation stream has been out of reach for longer than
+    /// `GUARD_REVOCATION_MAX_STALENESS_SECS` and the policy is `refuse`.
+    #[error("revocations cannot be confirmed right now")]
+    RevocationsStale,
 }
 
 /// A refused request. Its [`IntoResponse`] is the only mapping to HTTP.

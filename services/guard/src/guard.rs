@@ -8,7 +8,7 @@ use http::request::Parts;
 use http::{HeaderMap, header};
 
 use crate::cache::{TokenKey, VerifiedCache};
-use crate::config::{GuardConfig, MAX_TOKEN_BYTES};
+use crate::config::{GuardConfig, MAX_TOKEN_BYTES, StalePolicy};
 use crate::error::{AuthError, TokenError};
 use crate::id_token::IdTokenVerifier;
 use crate::jwks::{Jwks, JwksStatus, VerifyKey};
@@ -52,7 +52,11 @@ impl Guard {
                 jwks: Arc::new(Jwks::new(&config)),
                 validator: Validator::new(&config),
                 verified: Arc::new(VerifiedCache::new(config.cache_capacity)),
-                denylist: Arc::new(Denylist::new(config.revocation_retention)),
+                denylist: Arc::new(Denylist::new(
+                    config.max_token_lifetime,
+                    config.leeway,
+                    config.revocation_capacity,
+                )),
                 stream: config.revocation_stream.as_ref().map(|url| {
                     Arc::new(Mutex::new(RevocationStatus {
                         url: url.to_string(),
@@ -129,7 +133,16 @@ impl Guard {
                     }
                     _ => false,
                 };
-                tokio::spawn(subscriber::run(url.clone(), status.clone(), apply));
+                tokio::spawn(subscriber::run(
+                    url.clone(),
+                    self.inner.config.stream_credentials.clone(),
+                    status.clone(),
+                    apply,
+                ));
+                tokio::spawn(subscriber::watch_staleness(
+                    Arc::downgrade(status),
+                    self.inner.config.revocation_max_staleness,
+                ));
             }
         });
     }
@@ -179,6 +192,9 @@ impl Guard {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge(MAX_TOKEN_BYTES).into());
         }
+        if self.refuses_for_staleness() {
+            return Err(TokenError::RevocationsStale.into());
+        }
         let (key, hit) = self.cached(token);
         if let Some(verified) = hit {
             if inner.denylist.is_revoked(&verified.claims) {
@@ -215,10 +231,29 @@ impl Guard {
 
     /// The state of the revocation stream subscriber, when configured.
     pub fn revocation_status(&self) -> Option<RevocationStatus> {
-        self.inner
-            .stream
-            .as_ref()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        let config = &self.inner.config;
+        self.inner.stream.as_ref().map(|s| {
+            let mut status = s
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .at_this_moment(config.revocation_max_staleness, config.stale_policy);
+            status.denylist = self.inner.denylist.status();
+            status
+        })
+    }
+
+    /// Under [`StalePolicy::Refuse`]: whether the revocation stream has not
+    /// confirmed, within the bound, that this guard has every revocation.
+    fn refuses_for_staleness(&self) -> bool {
+        let config = &self.inner.config;
+        config.stale_policy == StalePolicy::Refuse
+            && self.inner.stream.as_ref().is_some_and(|s| {
+                s.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .caught_up_at
+                    .is_none_or(|t| t.elapsed() > config.revocation_max_staleness)
+            })
     }
 
     /// Waits until signing keys are loaded or `timeout` passes; returns whether

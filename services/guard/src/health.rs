@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::Guard;
+use crate::config::StalePolicy;
 
 /// Time allowed to one readiness check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -105,8 +106,11 @@ impl Readiness {
     }
 
     /// The revocation stream's state (check `revocations`), when the guard
-    /// subscribes to one. Reported, never blocking readiness: tokens are still
-    /// validated while it reconnects.
+    /// subscribes to one. Not ready until the IdP has confirmed once that
+    /// every live revocation has been applied (so a restarted service refuses
+    /// every revoked token before it takes traffic); later, a stale stream
+    /// keeps it ready under the `serve` policy (shown as `stale: true`) and
+    /// makes it not ready under `refuse`.
     pub fn revocations(self, guard: &Guard) -> Self {
         if guard.revocation_status().is_none() {
             return self;
@@ -114,9 +118,12 @@ impl Readiness {
         let guard = guard.clone();
         self.check("revocations", move || {
             let status = guard.revocation_status();
+            let ready = status.as_ref().is_some_and(|s| {
+                s.caught_up && !(s.stale && s.stale_policy == Some(StalePolicy::Refuse))
+            });
             async move {
                 CheckResult {
-                    ready: true,
+                    ready,
                     detail: serde_json::to_value(&status).unwrap_or(Value::Null),
                 }
             }

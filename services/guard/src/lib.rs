@@ -49,6 +49,12 @@
 //! | `GUARD_JWKS_URI` | from discovery | JWKS URL override |
 //! | `GUARD_CACHE_CAPACITY` | `10000` | verified tokens kept in memory |
 //! | `GUARD_REVOCATION_STREAM_URL` | `<issuer>/revocations/stream` | the IdP's revocation stream (SSE), see [`subscriber`]; `off` disables it |
+//! | `GUARD_CLIENT_ID` | the audience | the client the stream is read as (scope `revocations:read`) |
+//! | `GUARD_CLIENT_SECRET` | `<client id>-dev-secret` (warns) | its secret |
+//! | `GUARD_REVOCATION_MAX_STALENESS_SECS` | `30` | unconfirmed this long, the stream counts as stale |
+//! | `GUARD_REVOCATION_STALE_POLICY` | `serve` | `serve` or `refuse` tokens while stale, see [`StalePolicy`] |
+//! | `GUARD_MAX_TOKEN_LIFETIME_SECS` | `3600` | longest `exp - iat` accepted; bounds how long revocations are kept |
+//! | `GUARD_REVOCATION_CAPACITY` | `1000000` | revocations kept at once, see [`revocation`] |
 //!
 //! # Modules
 //!
@@ -116,7 +122,7 @@ mod validator;
 
 pub use api_error::{ApiError, DomainError};
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
-pub use config::{ConfigError, GuardConfig};
+pub use config::{ClientCredentials, ConfigError, GuardConfig, StalePolicy};
 pub use error::{AuthError, TokenError};
 pub use guard::{Guard, Incoming};
 pub use guards::{
@@ -128,6 +134,6 @@ pub use jsonwebtoken::Algorithm;
 pub use jwks::{JwksState, JwksStatus, unix_now};
 pub use principal::Principal;
 pub use relay::{RelayClient, RelayContext, RelayError, Upstream};
-pub use revocation::Revocation;
+pub use revocation::{DenylistStatus, Revocation};
 pub use subscriber::RevocationStatus;
 pub use trace::TraceContext;

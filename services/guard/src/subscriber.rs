@@ -1,30 +1,42 @@
 //! Revocation stream subscriber: applies the IdP's revocations as they happen.
 //!
 //! At `GUARD_REVOCATION_STREAM_URL` (default `<issuer>/revocations/stream`;
-//! `off` disables it). The stream is Server-Sent Events
-//! (`GET`, `Accept: text/event-stream`), one event per revocation:
+//! `off` disables it), authenticated as this service's own client
+//! (`GUARD_CLIENT_ID`/`GUARD_CLIENT_SECRET`, HTTP Basic). The stream is
+//! Server-Sent Events (`GET`, `Accept: text/event-stream`):
 //!
 //! ```text
 //! id: 42
 //! event: revocation
 //! data: {"kind":"token","jti":"…","at":1767225600123}
+//!
+//! id: 42
+//! event: caught-up
+//! data: {"position":42,"at":1767225600456}
 //! ```
 //!
-//! `data` is a [`Revocation`] (`kind` = `token` + `jti`,
+//! `revocation` data is a [`Revocation`] (`kind` = `token` + `jti`,
 //! `session` + `sid`, or `subject` + `sub` + `issued_before`) plus `at`, the
 //! IdP's time of the revocation in Unix milliseconds (used to report the lag).
-//! On reconnect the subscriber sends `Last-Event-ID`, so the IdP replays what
-//! was missed; a first connection (no id) should receive every revocation that
-//! can still matter (not yet past its tokens' expiry). Comments (`: ping`)
-//! keep the connection alive; 30 s of silence counts as a broken connection.
+//! `caught-up` is the IdP's word that every revocation committed before `at`
+//! has been sent; it follows the backlog and then comes every few seconds. The
+//! time since the last one is how far behind this guard may be: past
+//! `GUARD_REVOCATION_MAX_STALENESS_SECS` it is *stale*, which is logged,
+//! shown on `/readyz`, and handled by the [`StalePolicy`]. `snapshot` announces
+//! that the whole set of live revocations follows (a first connection, or a
+//! position the IdP cannot vouch for). On reconnect the subscriber sends
+//! `Last-Event-ID`, so the IdP replays everything after it, however much.
+//! Comments (`: ping`) keep the connection alive; 30 s of silence counts as a
+//! broken connection.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::revocation::Revocation;
+use crate::config::{ClientCredentials, StalePolicy};
+use crate::revocation::{DenylistStatus, Revocation};
 
 /// Silence after which the connection is considered dead.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,6 +55,30 @@ pub struct RevocationStatus {
     /// service applying it.
     pub last_lag_ms: Option<i64>,
     pub last_error: Option<String>,
+    /// The IdP has confirmed at least once that this guard had every revocation.
+    pub caught_up: bool,
+    /// Seconds since the IdP last confirmed it (none before the first time).
+    pub seconds_since_caught_up: Option<u64>,
+    /// Not confirmed within `GUARD_REVOCATION_MAX_STALENESS_SECS` (or never).
+    pub stale: bool,
+    pub stale_policy: Option<StalePolicy>,
+    /// What the denylist holds (and whether it overflowed).
+    pub denylist: DenylistStatus,
+    /// When the IdP last confirmed this guard was up to date.
+    #[serde(skip)]
+    pub(crate) caught_up_at: Option<Instant>,
+}
+
+impl RevocationStatus {
+    /// Fills in the time-dependent fields as of now.
+    pub(crate) fn at_this_moment(mut self, bound: Duration, policy: StalePolicy) -> Self {
+        let since = self.caught_up_at.map(|t| t.elapsed());
+        self.caught_up = since.is_some();
+        self.seconds_since_caught_up = since.map(|d| d.as_secs());
+        self.stale = since.is_none_or(|d| d > bound);
+        self.stale_policy = Some(policy);
+        self
+    }
 }
 
 #[derive(Deserialize)]
@@ -57,7 +93,12 @@ pub(crate) type Status = Arc<Mutex<RevocationStatus>>;
 
 /// Runs until `apply` reports the guard is gone: connects, applies events,
 /// reconnects with backoff and `Last-Event-ID`.
-pub(crate) async fn run(url: Url, status: Status, apply: impl Fn(Revocation) -> bool) {
+pub(crate) async fn run(
+    url: Url,
+    credentials: Option<ClientCredentials>,
+    status: Status,
+    apply: impl Fn(Revocation) -> bool,
+) {
     let http = match reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .redirect(reqwest::redirect::Policy::none())
@@ -74,7 +115,16 @@ pub(crate) async fn run(url: Url, status: Status, apply: impl Fn(Revocation) -> 
     loop {
         let last_id = lock(&status).last_event_id.clone();
         let mut connected = false;
-        let outcome = stream_once(&http, &url, last_id, &status, &apply, &mut connected).await;
+        let outcome = stream_once(
+            &http,
+            &url,
+            credentials.as_ref(),
+            last_id,
+            &status,
+            &apply,
+            &mut connected,
+        )
+        .await;
         update(&status, |s| s.connected = false);
         if connected {
             // The outage (if any) is over: start again from short retries.
@@ -100,6 +150,33 @@ pub(crate) async fn run(url: Url, status: Status, apply: impl Fn(Revocation) -> 
     }
 }
 
+/// Logs when the guard turns stale and when it recovers; runs while the
+/// status is shared with a guard.
+pub(crate) async fn watch_staleness(
+    status: std::sync::Weak<Mutex<RevocationStatus>>,
+    bound: Duration,
+) {
+    let mut stale = false;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Some(status) = status.upgrade() else {
+            return;
+        };
+        let since = lock(&status).caught_up_at.map(|t| t.elapsed());
+        let now_stale = since.is_none_or(|d| d > bound);
+        match (stale, now_stale, since) {
+            (false, true, Some(since)) => tracing::warn!(
+                seconds = since.as_secs(),
+                "revocation stream has not confirmed this service is up to date: revocations may be missed (stale)"
+            ),
+            (true, false, _) => tracing::info!("revocation stream caught up again"),
+            _ => {}
+        }
+        stale = now_stale;
+    }
+}
+
 enum Flow {
     Ended,
     GuardGone,
@@ -108,6 +185,7 @@ enum Flow {
 async fn stream_once(
     http: &reqwest::Client,
     url: &Url,
+    credentials: Option<&ClientCredentials>,
     last_id: Option<String>,
     status: &Status,
     apply: &impl Fn(Revocation) -> bool,
@@ -116,6 +194,9 @@ async fn stream_once(
     let mut request = http
         .get(url.clone())
         .header(http::header::ACCEPT, "text/event-stream");
+    if let Some(c) = credentials {
+        request = request.basic_auth(&c.id, Some(&c.secret));
+    }
     if let Some(id) = &last_id {
         request = request.header("last-event-id", id.as_str());
     }
@@ -141,8 +222,22 @@ async fn stream_once(
             Ok(Ok(Some(chunk))) => chunk,
         };
         for event in parser.feed(&chunk)? {
-            if !matches!(event.name.as_deref(), None | Some("revocation")) {
-                continue;
+            match event.name.as_deref() {
+                None | Some("revocation") => {}
+                Some("caught-up") => {
+                    update(status, |s| {
+                        s.caught_up_at = Some(Instant::now());
+                        if event.id.is_some() {
+                            s.last_event_id = event.id.clone();
+                        }
+                    });
+                    continue;
+                }
+                Some("snapshot") => {
+                    tracing::info!(detail = %event.data, "revocation stream resends every live revocation");
+                    continue;
+                }
+                Some(_) => continue,
             }
             let parsed: Event = match serde_json::from_str(&event.data) {
                 Ok(parsed) => parsed,

@@ -264,8 +264,10 @@ impl TestIssuer {
     }
 
     /// Guard settings for tokens of this issuer meant for `audience`.
+    /// The stream's client is [`STREAM_CLIENT_ID`] / [`STREAM_CLIENT_SECRET`].
     pub fn config(&self, audience: &str) -> GuardConfig {
         GuardConfig::new(self.issuer(), audience)
+            .with_client_credentials(STREAM_CLIENT_ID, STREAM_CLIENT_SECRET)
     }
 
     /// A token builder with valid defaults: signed by the current key, `sub`
@@ -438,15 +440,38 @@ async fn jwks(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     )
 }
 
-/// Server-Sent Events: the backlog after `Last-Event-ID`, then live events,
-/// until the issuer stops.
+/// The client the test issuer's revocation stream lets in (HTTP Basic).
+pub const STREAM_CLIENT_ID: &str = "test-service";
+/// Its secret.
+pub const STREAM_CLIENT_SECRET: &str = "test-service-secret";
+
+/// Server-Sent Events as the IdP sends them (see [`crate::subscriber`]): for
+/// the stream's client only; the backlog after `Last-Event-ID`, `caught-up`,
+/// then live events, each followed by `caught-up`, and `caught-up` every
+/// second, until the issuer stops.
 async fn revocation_stream(
     State(shared): State<Arc<Shared>>,
     headers: http::HeaderMap,
-) -> axum::response::Sse<
-    impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
-> {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     use axum::response::sse::{Event, KeepAlive};
+    use base64::Engine;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{STREAM_CLIENT_ID}:{STREAM_CLIENT_SECRET}"))
+    );
+    if headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some(expected.as_str())
+    {
+        return (
+            http::StatusCode::UNAUTHORIZED,
+            [(http::header::WWW_AUTHENTICATE, "Basic realm=\"test\"")],
+        )
+            .into_response();
+    }
     let after: u64 = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -459,34 +484,59 @@ async fn revocation_stream(
         (backlog, shared.live.subscribe())
     };
     let stopping = shared.stopping.subscribe();
-    let state = (backlog.into_iter(), live, stopping);
-    let stream =
-        futures::stream::unfold(state, |(mut backlog, mut live, mut stopping)| async move {
-            let (id, data) = match backlog.next() {
-                Some(event) => event,
-                None => loop {
-                    if *stopping.borrow() {
-                        return None;
-                    }
-                    tokio::select! {
-                        event = live.recv() => match event {
-                            Ok(event) => break event,
-                            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                            Err(broadcast::error::RecvError::Closed) => return None,
-                        },
-                        changed = stopping.changed() => if changed.is_err() {
-                            return None;
-                        },
-                    }
-                },
-            };
-            let event = Event::default()
+    let caught_up = |position: u64| {
+        Event::default()
+            .id(position.to_string())
+            .event("caught-up")
+            .data(json!({ "position": position, "at": now() * 1000 }).to_string())
+    };
+    let mut queue: std::collections::VecDeque<Event> = backlog
+        .iter()
+        .map(|(id, data)| {
+            Event::default()
                 .id(id.to_string())
                 .event("revocation")
-                .data(data);
-            Some((Ok(event), (backlog, live, stopping)))
-        });
-    axum::response::Sse::new(stream).keep_alive(KeepAlive::default())
+                .data(data.clone())
+        })
+        .collect();
+    let position = backlog.last().map_or(after, |(id, _)| *id);
+    queue.push_back(caught_up(position));
+    let tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let state = (queue, live, stopping, tick, position);
+    let stream = futures::stream::unfold(
+        state,
+        move |(mut queue, mut live, mut stopping, mut tick, mut position)| async move {
+            loop {
+                if let Some(event) = queue.pop_front() {
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(event),
+                        (queue, live, stopping, tick, position),
+                    ));
+                }
+                if *stopping.borrow() {
+                    return None;
+                }
+                tokio::select! {
+                    event = live.recv() => match event {
+                        Ok((id, data)) => {
+                            position = id;
+                            queue.push_back(Event::default().id(id.to_string()).event("revocation").data(data));
+                            queue.push_back(caught_up(position));
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                    _ = tick.tick() => queue.push_back(caught_up(position)),
+                    changed = stopping.changed() => if changed.is_err() {
+                        return None;
+                    },
+                }
+            }
+        },
+    );
+    axum::response::Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// Builds a token: start valid, then break exactly what the test is about.

@@ -7,7 +7,9 @@
 //! 3. the `kid`'s key must be published for that algorithm;
 //! 4. signature (aws-lc-rs through jsonwebtoken), then `iss` exact, `aud`
 //!    contains this service, `exp`/`nbf` with the leeway — all required;
-//! 5. `iat` not in the future, and `sub`, `jti`, `client_id` present.
+//! 5. `iat` not in the future, `exp - iat` within the longest lifetime this
+//!    service accepts (`GUARD_MAX_TOKEN_LIFETIME_SECS`, which bounds how long a
+//!    revocation must be remembered), and `sub`, `jti`, `client_id` present.
 //!
 //! The header is parsed here rather than by `jsonwebtoken::decode_header`, so
 //! that `alg: none` or an unknown `alg` gets a precise answer and header
@@ -39,6 +41,7 @@ pub(crate) struct Validator {
     /// One prepared `Validation` per allowed algorithm.
     validations: Vec<(Algorithm, Validation)>,
     leeway: i64,
+    max_lifetime: i64,
 }
 
 impl Validator {
@@ -75,6 +78,7 @@ impl Validator {
             allowed: config.algorithms.clone(),
             validations,
             leeway: config.leeway.as_secs() as i64,
+            max_lifetime: config.max_token_lifetime.as_secs() as i64,
         }
     }
 
@@ -192,6 +196,10 @@ impl Validator {
 
     fn claims(&self, raw: RawClaims) -> Result<AccessClaims, TokenError> {
         let iat = self.issued_at(raw.iat)?;
+        let exp = raw.exp.ok_or(TokenError::MissingClaim("exp"))?;
+        if exp.saturating_sub(iat) > self.max_lifetime {
+            return Err(TokenError::LivesTooLong);
+        }
         Ok(AccessClaims {
             iss: present(raw.iss, "iss")?,
             sub: present(raw.sub, "sub")?,
@@ -202,7 +210,7 @@ impl Validator {
             client_id: present(raw.client_id, "client_id")?,
             scope: raw.scope.unwrap_or_default(),
             roles: raw.roles.unwrap_or_default(),
-            exp: raw.exp.ok_or(TokenError::MissingClaim("exp"))?,
+            exp,
             iat,
             nbf: raw.nbf.ok_or(TokenError::MissingClaim("nbf"))?,
             jti: present(raw.jti, "jti")?,

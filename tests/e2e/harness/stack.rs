@@ -37,6 +37,10 @@ struct Part {
 pub struct Options {
     pub admin_url: Option<String>,
     pub env: Vec<(&'static str, String, String)>,
+    /// Runs a second IdP replica (part `idp2`, same database, keys and
+    /// issuer) and has every validator subscribe to the revocation stream
+    /// through it, while tokens are issued and revoked at the first.
+    pub stream_through_second_idp: bool,
 }
 
 /// The running stack. Every URL uses `localhost`, as `make up` does, so the
@@ -48,6 +52,8 @@ pub struct Stack {
     pub order: Url,
     pub payment: Url,
     pub inventory: Url,
+    /// The second IdP replica, with [`Options::stream_through_second_idp`].
+    pub idp2: Option<Url>,
     parts: Vec<Part>,
     databases: Vec<String>,
     admin_url: String,
@@ -72,8 +78,15 @@ impl Stack {
         let log_dir = target_dir().join("e2e-logs").join(&id);
         std::fs::create_dir_all(&log_dir).expect("create the log directory");
 
-        let ports: Vec<u16> = PARTS.iter().map(|_| free_port()).collect();
-        let port = |name: &str| ports[PARTS.iter().position(|p| *p == name).expect("known part")];
+        let parts: Vec<&'static str> = if options.stream_through_second_idp {
+            let mut parts = PARTS.to_vec();
+            parts.insert(1, "idp2");
+            parts
+        } else {
+            PARTS.to_vec()
+        };
+        let ports: Vec<u16> = parts.iter().map(|_| free_port()).collect();
+        let port = |name: &str| ports[parts.iter().position(|p| *p == name).expect("known part")];
         let url = |name: &str| {
             Url::parse(&format!("http://localhost:{}/", port(name))).expect("valid url")
         };
@@ -86,6 +99,7 @@ impl Stack {
             order: url("order"),
             payment: url("payment"),
             inventory: url("inventory"),
+            idp2: options.stream_through_second_idp.then(|| url("idp2")),
             parts: Vec::new(),
             databases: PARTS.iter().map(|p| database(p)).collect(),
             admin_url: admin_url.clone(),
@@ -117,17 +131,23 @@ impl Stack {
             .expect("run `idp seed`");
         assert!(status.success(), "`idp seed` failed:\n{}", tail(&seed_log));
 
-        for name in PARTS {
-            let upper = name.to_ascii_uppercase();
+        for name in parts.clone() {
+            let upper = program(name).to_ascii_uppercase();
             let mut env: Vec<(String, String)> = vec![
                 (format!("{upper}_BIND"), format!("127.0.0.1:{}", port(name))),
-                (format!("{upper}_DATABASE_URL"), db_url(name)),
+                (format!("{upper}_DATABASE_URL"), db_url(program(name))),
                 ("GUARD_ISSUER".into(), issuer.clone()),
                 ("RUST_LOG".into(), "info".into()),
             ];
             let base = |u: &Url| u.as_str().trim_end_matches('/').to_owned();
             let mut set = |k: &str, v: String| env.push((k.to_owned(), v));
-            match name {
+            if let (Some(idp2), false) = (&stack.idp2, program(name) == "idp") {
+                set(
+                    "GUARD_REVOCATION_STREAM_URL",
+                    format!("{}/revocations/stream", base(idp2)),
+                );
+            }
+            match program(name) {
                 "idp" => {
                     set("IDP_ISSUER", issuer.clone());
                     set("IDP_KEY_ENCRYPTION_KEY", key_encryption_key.clone());
@@ -158,7 +178,7 @@ impl Stack {
                     set(key, value.clone());
                 }
             }
-            let args = if name == "idp" {
+            let args = if program(name) == "idp" {
                 vec!["serve".to_owned()]
             } else {
                 Vec::new()
@@ -235,7 +255,8 @@ impl Stack {
     }
 
     async fn wait_ready(&mut self) {
-        for name in PARTS {
+        let names: Vec<&'static str> = self.parts.iter().map(|p| p.name).collect();
+        for name in names {
             self.wait_part_ready(name).await;
         }
     }
@@ -304,8 +325,13 @@ impl Drop for Stack {
     }
 }
 
+/// The binary behind a part: `idp2` is a second replica of `idp`.
+fn program(part: &str) -> &str {
+    if part == "idp2" { "idp" } else { part }
+}
+
 fn spawn_part(name: &str, args: &[String], env: &[(String, String)], log: &Path) -> Child {
-    Command::new(binary(name))
+    Command::new(binary(program(name)))
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(workspace_dir())

@@ -90,3 +90,74 @@ async fn the_subscriber_resumes_after_an_outage_without_losing_events() {
         Some("2")
     );
 }
+
+#[tokio::test]
+async fn the_subscriber_authenticates_as_its_client() {
+    let issuer = TestIssuer::start().await;
+    let stranger = guard::GuardConfig::new(issuer.issuer(), "order")
+        .with_client_credentials("someone-else", "wrong")
+        .with_revocation_stream(issuer.revocation_stream_url());
+    let guard = Guard::new(stranger);
+    eventually("the stream refuses it", || {
+        guard
+            .revocation_status()
+            .unwrap()
+            .last_error
+            .is_some_and(|e| e.contains("401"))
+    })
+    .await;
+    let status = guard.revocation_status().unwrap();
+    assert!(!status.connected && !status.caught_up && status.stale);
+}
+
+/// Staleness is visible, and under the `refuse` policy a guard whose stream
+/// has not confirmed it is up to date within the bound refuses every token
+/// until the stream is back.
+#[tokio::test]
+async fn a_stale_guard_reports_it_and_the_refuse_policy_refuses_tokens() {
+    let issuer = TestIssuer::start().await;
+    let config = issuer
+        .config("order")
+        .with_revocation_stream(issuer.revocation_stream_url())
+        .with_revocation_staleness(
+            std::time::Duration::from_secs(2),
+            guard::StalePolicy::Refuse,
+        );
+    let guard = crate::helpers::ready_guard(config).await;
+    eventually("caught up", || {
+        let s = guard.revocation_status().unwrap();
+        s.caught_up && !s.stale
+    })
+    .await;
+    let token = issuer.token().sign();
+    assert!(guard.validate(&token).await.is_ok());
+
+    issuer.stop().await;
+    eventually("stale", || guard.revocation_status().unwrap().stale).await;
+    assert_eq!(
+        guard.validate(&token).await.unwrap_err(),
+        AuthError::InvalidToken(TokenError::RevocationsStale)
+    );
+
+    issuer.restart().await;
+    eventually("caught up again", || {
+        !guard.revocation_status().unwrap().stale
+    })
+    .await;
+    assert!(guard.validate(&token).await.is_ok());
+}
+
+/// The default policy keeps serving while stale, and says so.
+#[tokio::test]
+async fn a_stale_guard_keeps_serving_under_the_default_policy() {
+    let issuer = TestIssuer::start().await;
+    let config = issuer
+        .config("order")
+        .with_revocation_stream(issuer.revocation_stream_url())
+        .with_revocation_staleness(std::time::Duration::from_secs(1), guard::StalePolicy::Serve);
+    let guard = crate::helpers::ready_guard(config).await;
+    eventually("caught up", || guard.revocation_status().unwrap().caught_up).await;
+    issuer.stop().await;
+    eventually("stale", || guard.revocation_status().unwrap().stale).await;
+    assert!(guard.validate(&issuer.token().sign()).await.is_ok());
+}

@@ -180,6 +180,17 @@ async fn time_claims_are_enforced_with_30_seconds_of_leeway() {
         refused(guard.validate(&future_iat).await),
         TokenError::IssuedInFuture
     );
+    // Longer-lived than this service accepts (1 h by default): a revocation
+    // would have to be remembered for longer than the denylist keeps it.
+    let day_long = issuer
+        .token()
+        .claim("iat", guard::testing::now())
+        .claim("exp", guard::testing::now() + 86_400)
+        .sign();
+    assert_eq!(
+        refused(guard.validate(&day_long).await),
+        TokenError::LivesTooLong
+    );
     // Within the skew: just expired, not quite valid yet.
     let just_expired = issuer.token().valid(-600, -10).sign();
     assert!(guard.validate(&just_expired).await.is_ok());
