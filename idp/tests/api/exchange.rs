@@ -255,3 +255,70 @@ async fn an_exchanged_token_can_be_exchanged_again_and_actors_nest(pool: PgPool)
     assert_eq!(act.sub, "inventory");
     assert_eq!(act.act.unwrap().sub, "order");
 }
+
+async fn active(t: &TestIdp, token: &str) -> bool {
+    let r = t
+        .http
+        .post(t.url("/introspect"))
+        .basic_auth("gateway", Some("gateway-dev-secret"))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    r.json::<Value>().await.unwrap()["active"] == true
+}
+
+async fn revoke_as(t: &TestIdp, client: (&str, &str), token: &str) {
+    let r = t
+        .http
+        .post(t.url("/revoke"))
+        .basic_auth(client.0, Some(client.1))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// Revoking a token (RFC 7009) revokes every token exchanged from it, at any
+/// depth; a revoked token cannot be exchanged; the client that obtained a
+/// token by exchange may revoke it.
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn revoking_a_token_revokes_every_token_exchanged_from_it(pool: PgPool) {
+    let t = spawn(pool).await;
+    let exchanged = |subject: String| {
+        let t = &t;
+        async move {
+            let body: Value = exchange(t, ORDER, &subject, &[])
+                .await
+                .json()
+                .await
+                .unwrap();
+            body["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let tokens = t.gateway_tokens("openid orders:read inventory:read").await;
+    let subject = tokens["access_token"].as_str().unwrap().to_owned();
+    let child = exchanged(subject.clone()).await;
+    let sibling = exchanged(subject.clone()).await;
+    assert!(active(&t, &child).await && active(&t, &sibling).await);
+
+    revoke_as(&t, ("gateway", "gateway-dev-secret"), &subject).await;
+    assert!(!active(&t, &subject).await);
+    assert!(!active(&t, &child).await, "derived tokens go with it");
+    assert!(!active(&t, &sibling).await);
+    let r = exchange(&t, ORDER, &subject, &[]).await;
+    assert_eq!(
+        error_of(r).await,
+        "invalid_request",
+        "a revoked token is not exchanged"
+    );
+
+    // The exchanging client revokes what it obtained; the subject stays valid.
+    let other = t.gateway_tokens("openid orders:read inventory:read").await;
+    let other_subject = other["access_token"].as_str().unwrap().to_owned();
+    let obtained = exchanged(other_subject.clone()).await;
+    revoke_as(&t, ORDER, &obtained).await;
+    assert!(!active(&t, &obtained).await);
+    assert!(active(&t, &other_subject).await);
+}

@@ -396,3 +396,42 @@ async fn payload_error(r: reqwest::Response) -> String {
     let v: Value = r.json().await.unwrap();
     v["error"].as_str().unwrap_or_default().to_owned()
 }
+
+/// Tokens carry whole seconds. A subject revocation covers every token
+/// issued in its second (the stream rounds `issued_before` up), and a sign-in
+/// right after it waits out that second, so its token is not caught.
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn a_subject_revocation_covers_its_whole_second_but_not_the_next_sign_in(pool: PgPool) {
+    let t = spawn(pool).await;
+    let before = t.gateway_tokens("openid").await;
+    let old = before["access_token"].as_str().unwrap();
+    let sub = payload(old)["sub"].as_str().unwrap().to_owned();
+    idp::sessions::end_all_for_user(
+        &t.pool,
+        sub.parse().unwrap(),
+        "test",
+        Duration::from_secs(300),
+    )
+    .await
+    .unwrap();
+    let after = t.gateway_tokens("openid").await;
+    let new = after["access_token"].as_str().unwrap();
+    assert_eq!(t.userinfo(old).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(t.userinfo(new).await.status(), StatusCode::OK);
+
+    let mut events = Events::open(&t, None).await;
+    let (backlog, _) = events.until_caught_up().await;
+    let subject = backlog
+        .iter()
+        .find(|e| e["kind"] == "subject")
+        .expect("the subject revocation");
+    let cutoff = subject["issued_before"].as_i64().unwrap();
+    assert!(
+        payload(old)["iat"].as_i64().unwrap() < cutoff,
+        "the old token is covered"
+    );
+    assert!(
+        payload(new)["iat"].as_i64().unwrap() >= cutoff,
+        "the new one is not"
+    );
+}
