@@ -137,6 +137,7 @@ impl Application {
             config.session_key.clone(),
             config.session_idle,
             config.session_max,
+            config.idp_timeout,
         );
         let state = AppState {
             config: Arc::new(config),
