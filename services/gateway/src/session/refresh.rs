@@ -56,6 +56,8 @@ pub struct Snapshot {
 pub struct Lease {
     hash: [u8; 32],
     owner: String,
+    /// The session's log-safe name ([`SessionId::fingerprint`]).
+    session: String,
 }
 
 /// What storing refreshed tokens found.
@@ -117,6 +119,7 @@ impl SessionStore {
         let lease = Lease {
             hash: id.hash(),
             owner: random_token(16),
+            session: id.fingerprint(),
         };
         let claimed = sqlx::query(
             "UPDATE sessions SET refresh_owner = $2, \
@@ -213,13 +216,13 @@ impl SessionStore {
                 // Another request (or replica) refreshed while we waited.
                 return Ok(seen.data);
             }
-            if current.refresh_token.is_none() {
+            let Some(refresh_token) = current.refresh_token.clone() else {
                 if current.expires_within(Duration::ZERO) {
                     self.delete(id).await?;
                     return Err(ended());
                 }
                 return Ok(seen.data);
-            }
+            };
             if !seen.leased {
                 if let Some(lease) = self.claim_refresh(id, &seen).await? {
                     // In its own task, with the mutex, so that it completes
@@ -227,7 +230,9 @@ impl SessionStore {
                     let (store, oidc) = (self.clone(), oidc.clone());
                     let refresh = tokio::spawn(async move {
                         let _one_at_a_time = one_at_a_time;
-                        store.refresh_under(lease, seen.data, &oidc, &session).await
+                        store
+                            .refresh_under(lease, &refresh_token, seen.data, &oidc)
+                            .await
                     });
                     return match refresh.await {
                         Ok(Ok(data)) => Ok(data),
@@ -256,18 +261,18 @@ impl SessionStore {
         }
     }
 
-    /// Redeems the refresh token of `current` under `lease` and stores the
-    /// result: the tokens to use (the new ones, or the current ones while the
-    /// IdP is away and they are still valid).
+    /// Redeems `refresh_token` (that of `current`) under `lease` and stores
+    /// the result: the tokens to use (the new ones, or the current ones while
+    /// the IdP is away and they are still valid).
     async fn refresh_under(
         &self,
         lease: Lease,
+        refresh_token: &str,
         current: SessionData,
         oidc: &Oidc,
-        session: &str,
     ) -> Result<SessionData, Failed> {
-        let refresh_token = current.tokens.refresh_token.clone().unwrap_or_default();
-        let answer = tokio::time::timeout(self.idp_bound, oidc.refresh(&refresh_token))
+        let session = lease.session.clone();
+        let answer = tokio::time::timeout(self.idp_bound, oidc.refresh(refresh_token))
             .await
             .unwrap_or_else(|_| Err(IdpError::Unavailable("no answer in time".into())));
         match answer {

@@ -128,3 +128,41 @@ async fn refreshes_waiting_on_a_slow_idp_leave_the_pool_to_everyone_else(
         "exactly one refresh per session, across both replicas"
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_browser_that_leaves_mid_refresh_does_not_lose_the_new_tokens(
+    pool: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let options = Options {
+        access_ttl: Duration::from_secs(20),
+        refresh_before: 10,
+        slow_idp: true,
+        idp_timeout_ms: Some(600_000),
+        ..Default::default()
+    };
+    let stack = Stack::with(pool, connect, options).await;
+    let idp = stack.idp_proxy.clone().unwrap();
+    let browser = stack.signed_in("carol").await;
+    let before = orders_at(&browser, &stack.gateway).await.1.unwrap();
+    until_near_expiry(&browser, 10).await;
+
+    idp.hold();
+    let leaving = {
+        let (browser, base) = (browser.clone(), stack.gateway.clone());
+        tokio::spawn(async move { orders_at(&browser, &base).await })
+    };
+    idp.until_refreshes(1).await;
+    // The browser gives up (tab closed) while the IdP is rotating its token.
+    leaving.abort();
+    assert!(leaving.await.unwrap_err().is_cancelled());
+    idp.release();
+
+    // The rotation was finished and stored: the next request finds the new
+    // token (no second refresh, which would replay the rotated refresh token
+    // and end the session).
+    let (status, after) = orders_at(&browser, &stack.gateway).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(after.unwrap(), before);
+    assert_eq!(idp.refreshes(), 1);
+}
