@@ -169,21 +169,19 @@ impl Config {
         // and forges sign-in flow cookies. Fine on a laptop, never where people
         // sign in over https.
         if public_url.scheme() == "https" {
-            if current == DEV_SESSION_KEY {
-                return Err(ConfigError {
-                    var: "GATEWAY_SESSION_KEY",
-                    reason: "the public development key cannot be used when GATEWAY_PUBLIC_URL \
-                             is https; set a secret key (openssl rand -base64 32)"
-                        .into(),
-                });
-            }
-            if previous.iter().any(|k| *k == DEV_SESSION_KEY) {
-                return Err(ConfigError {
-                    var: "GATEWAY_SESSION_KEY_PREVIOUS",
-                    reason: "the public development key cannot be used when GATEWAY_PUBLIC_URL \
-                             is https"
-                        .into(),
-                });
+            let dev = |key: &Vec<u8>| *key == DEV_SESSION_KEY;
+            for (var, used) in [
+                ("GATEWAY_SESSION_KEY", dev(&current)),
+                ("GATEWAY_SESSION_KEY_PREVIOUS", previous.iter().any(dev)),
+            ] {
+                if used {
+                    return Err(ConfigError {
+                        var,
+                        reason: "the public development key cannot be used when \
+                                 GATEWAY_PUBLIC_URL is https (openssl rand -base64 32)"
+                            .into(),
+                    });
+                }
             }
         }
         let session_key = SealKey::rotating(&current, &previous).ok_or(ConfigError {
