@@ -37,7 +37,8 @@ use crate::crypto::random_token;
 use crate::error::GatewayError;
 use crate::oidc::{IdpError, Oidc};
 
-/// How much longer a lease lasts than the refresh it covers.
+/// How much longer a lease lasts than the IdP call it covers: time to store
+/// the answer (a database round trip, perhaps a wait for a connection).
 pub const LEASE_MARGIN: Duration = Duration::from_secs(10);
 /// First and longest pause between reads while another replica refreshes.
 const POLL_FIRST: Duration = Duration::from_millis(50);
