@@ -63,6 +63,12 @@ async fn services_called_directly_without_a_valid_token_answer_401() {
                 challenge.starts_with("Bearer"),
                 "{method} {url} with {what}: WWW-Authenticate {challenge:?}"
             );
+            // RFC 6750 §3.1: an error code only when a token was presented.
+            assert_eq!(
+                challenge.contains("error="),
+                token.is_some(),
+                "{method} {url} with {what}: WWW-Authenticate {challenge:?}"
+            );
         }
     }
 }
@@ -76,8 +82,15 @@ async fn the_gateway_api_refuses_callers_without_a_session_or_token() {
         (Method::GET, "api/payments"),
     ] {
         let url = stack.gateway.join(path).expect("url");
-        let (status, json, _) =
+        let (status, json, answer) =
             call_with_token(method.clone(), url, None, None, identity_headers()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} /{path}: {json}");
+        // No credentials: a challenge without an error code (RFC 6750 §3.1).
+        let challenge = answer.get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok());
+        assert_eq!(
+            challenge,
+            Some("Bearer realm=\"baton\""),
+            "{method} /{path}"
+        );
     }
 }

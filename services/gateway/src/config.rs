@@ -10,7 +10,7 @@
 //! | `GATEWAY_CLIENT_SECRET` | `gateway-dev-secret` (warns) |
 //! | `GATEWAY_SCOPES` | `openid profile email offline_access orders:read orders:write payments:read payments:write payments:refund inventory:read inventory:write` |
 //! | `GATEWAY_ROUTES` | `deploy/routes.toml` |
-//! | `GATEWAY_SESSION_KEY` | a fixed development key (warns loudly); 32 bytes, base64 |
+//! | `GATEWAY_SESSION_KEY` | a fixed development key (warns loudly; refused when the public URL is https); 32 bytes, base64 |
 //! | `GATEWAY_SESSION_KEY_PREVIOUS` | empty; comma-separated earlier keys that still open sessions (rotation) |
 //! | `GATEWAY_SESSION_IDLE_SECS` | `1800` |
 //! | `GATEWAY_SESSION_MAX_SECS` | `43200` |
@@ -165,6 +165,25 @@ impl Config {
             .filter(|k| !k.trim().is_empty())
             .map(|k| key_bytes("GATEWAY_SESSION_KEY_PREVIOUS", k))
             .collect::<Result<Vec<_>, _>>()?;
+        // The development key is public: whoever knows it opens sealed sessions
+        // and forges sign-in flow cookies. Fine on a laptop, never where people
+        // sign in over https.
+        if public_url.scheme() == "https" {
+            let dev = |key: &Vec<u8>| *key == DEV_SESSION_KEY;
+            for (var, used) in [
+                ("GATEWAY_SESSION_KEY", dev(&current)),
+                ("GATEWAY_SESSION_KEY_PREVIOUS", previous.iter().any(dev)),
+            ] {
+                if used {
+                    return Err(ConfigError {
+                        var,
+                        reason: "the public development key cannot be used when \
+                                 GATEWAY_PUBLIC_URL is https (openssl rand -base64 32)"
+                            .into(),
+                    });
+                }
+            }
+        }
         let session_key = SealKey::rotating(&current, &previous).ok_or(ConfigError {
             var: "GATEWAY_SESSION_KEY",
             reason: "must be 32 bytes".into(),
@@ -335,6 +354,32 @@ mod tests {
         assert_eq!(c.issuer, "https://id.example.com");
         assert!(c.secure_cookies());
         assert!(c.dev_secrets.is_empty());
+    }
+
+    #[test]
+    fn an_https_gateway_refuses_the_public_development_key() {
+        let https = ("GATEWAY_PUBLIC_URL", "https://shop.example.com");
+        let dev = STANDARD.encode(DEV_SESSION_KEY);
+        let secret = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        for vars in [
+            vec![https],
+            vec![https, ("GATEWAY_SESSION_KEY", dev.as_str())],
+        ] {
+            let refused = config(&vars).err().map(|e| e.var);
+            assert_eq!(refused, Some("GATEWAY_SESSION_KEY"), "{vars:?}");
+        }
+        let previous = config(&[
+            https,
+            ("GATEWAY_SESSION_KEY", secret),
+            ("GATEWAY_SESSION_KEY_PREVIOUS", &dev),
+        ]);
+        assert_eq!(
+            previous.err().map(|e| e.var),
+            Some("GATEWAY_SESSION_KEY_PREVIOUS")
+        );
+        // Over plain http (a laptop) the development key still starts, flagged.
+        let local = config(&[("GATEWAY_PUBLIC_URL", "http://localhost:8080")]).unwrap();
+        assert!(local.dev_secrets.contains(&"GATEWAY_SESSION_KEY"));
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub enum StartError {
     #[error(transparent)]
     Guard(#[from] guard::ConfigError),
     #[error(transparent)]
+    GuardClient(#[from] guard::BuildError),
+    #[error(transparent)]
     Routes(#[from] routes::RouteTableError),
     #[error(transparent)]
     Database(#[from] guard::db::DbError),
@@ -115,7 +117,7 @@ impl Application {
         listener: TcpListener,
     ) -> Result<Self, StartError> {
         // One key cache and one revocation subscription for every audience.
-        let guard = Guard::new(config.guard_config(&config.client_id)?);
+        let guard = Guard::try_new(config.guard_config(&config.client_id)?)?;
         let mut guards = HashMap::new();
         for route in routes.routes() {
             if !guards.contains_key(&route.audience) {
@@ -137,6 +139,7 @@ impl Application {
             config.session_key.clone(),
             config.session_idle,
             config.session_max,
+            config.idp_timeout,
         );
         let state = AppState {
             config: Arc::new(config),

@@ -1,22 +1,11 @@
-//! Server-side browser sessions in PostgreSQL, and the one-refresh-at-a-time
-//! rule for their tokens.
+//! Server-side browser sessions in PostgreSQL; their refresh, once at a time,
+//! is in [`refresh`].
 //!
 //! The browser holds only a random 256-bit id in an `HttpOnly` cookie. The
 //! table stores the id's SHA-256 and the session sealed with AES-256-GCM
 //! (`GATEWAY_SESSION_KEY`), bound to that hash. A session row is created only
 //! at sign-in, with a new id, so an id can never be fixed before sign-in
 //! (the id is "rotated at login" by construction).
-//!
-//! ## Refresh, once
-//! A request whose access token expires within the margin refreshes it first.
-//! Two locks make sure one refresh token is redeemed exactly once:
-//! * in the process, a per-session async mutex: parallel requests of one
-//!   session queue behind the first, which refreshes; the others then find a
-//!   fresh token and use it (no extra database connections are held waiting);
-//! * across gateway replicas, the refresh runs in a transaction holding the
-//!   session row `FOR UPDATE`, and re-reads the row after taking the lock: a
-//!   replica that waited finds the token another replica just stored and does
-//!   not redeem the (now rotated) refresh token again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use crate::crypto::{SealKey, random_token, sha256};
-use crate::error::GatewayError;
-use crate::oidc::{IdpError, Oidc, TokenSet};
+use crate::oidc::TokenSet;
+
+pub mod refresh;
 
 /// What a signed-in session knows. Sealed at rest.
 #[derive(Clone, Serialize, Deserialize)]
@@ -83,16 +73,28 @@ pub struct SessionStore {
     key: SealKey,
     idle: Duration,
     max: Duration,
+    /// The longest a refresh waits for the IdP (see [`refresh`]).
+    idp_bound: Duration,
     refresh_locks: moka::sync::Cache<[u8; 32], Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl SessionStore {
-    pub fn new(pool: PgPool, key: SealKey, idle: Duration, max: Duration) -> Self {
+    /// Sessions in `pool`, sealed with `key`, ending after `idle` without use
+    /// or `max` after sign-in. `idp_timeout` bounds each call to the IdP
+    /// (`GATEWAY_IDP_TIMEOUT_MS`); a refresh makes at most two (discovery, token).
+    pub fn new(
+        pool: PgPool,
+        key: SealKey,
+        idle: Duration,
+        max: Duration,
+        idp_timeout: Duration,
+    ) -> Self {
         Self {
             pool,
             key,
             idle,
             max,
+            idp_bound: idp_timeout * 2,
             refresh_locks: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_idle(Duration::from_secs(600))
@@ -176,94 +178,6 @@ impl SessionStore {
                 .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected())
-    }
-
-    /// The session's data with an access token valid for more than `margin`,
-    /// refreshing it first if needed (see the module documentation).
-    ///
-    /// A refresh the IdP refuses ends the session (`SessionEnded`); an IdP that
-    /// cannot be reached keeps the session and uses the current token while it
-    /// is still valid, else answers `IdpUnavailable`.
-    pub async fn with_fresh_tokens(
-        &self,
-        id: &SessionId,
-        data: SessionData,
-        margin: Duration,
-        oidc: &Oidc,
-        navigation: bool,
-        return_to: &str,
-    ) -> Result<SessionData, GatewayError> {
-        if !data.tokens.expires_within(margin) {
-            return Ok(data);
-        }
-        let ended = || GatewayError::SessionEnded {
-            navigation,
-            return_to: return_to.to_owned(),
-        };
-        let hash = id.hash();
-        let lock = self
-            .refresh_locks
-            .get_with(hash, || Arc::new(tokio::sync::Mutex::new(())));
-        let _one_at_a_time = lock.lock().await;
-
-        let mut tx = self.pool.begin().await?;
-        let sealed: Option<Vec<u8>> = sqlx::query_scalar(
-            "SELECT sealed FROM sessions WHERE id_hash = $1 AND idle_until > now() AND expires_at > now() FOR UPDATE",
-        )
-        .bind(&hash[..])
-        .fetch_optional(&mut *tx)
-        .await?;
-        let current = sealed
-            .and_then(|s| self.open(&hash, &s))
-            .ok_or_else(ended)?;
-        if !current.tokens.expires_within(margin) {
-            // Another request (or replica) refreshed while we waited.
-            return Ok(current);
-        }
-        let session = id.fingerprint();
-        let Some(refresh_token) = current.tokens.refresh_token.clone() else {
-            if current.tokens.expires_within(Duration::ZERO) {
-                sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-                    .bind(&hash[..])
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                return Err(ended());
-            }
-            return Ok(current);
-        };
-        match oidc.refresh(&refresh_token).await {
-            Ok(tokens) => {
-                let mut next = current;
-                next.apply_refresh(tokens);
-                sqlx::query("UPDATE sessions SET sealed = $2 WHERE id_hash = $1")
-                    .bind(&hash[..])
-                    .bind(self.seal(&hash, &next))
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                tracing::info!(%session, "access token refreshed");
-                Ok(next)
-            }
-            Err(IdpError::Rejected(reason)) => {
-                sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-                    .bind(&hash[..])
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                tracing::info!(%session, %reason, "refresh refused by the IdP; session ended");
-                Err(ended())
-            }
-            Err(IdpError::Unavailable(reason)) => {
-                drop(tx);
-                tracing::warn!(%session, %reason, "refresh failed: IdP unavailable");
-                if current.tokens.expires_within(Duration::ZERO) {
-                    Err(GatewayError::IdpUnavailable)
-                } else {
-                    Ok(current)
-                }
-            }
-        }
     }
 }
 

@@ -21,8 +21,8 @@ use crate::validator::Validator;
 /// Validates access tokens for one service (one audience).
 ///
 /// Cheap to clone (an `Arc`); make one per process and put it in the state.
-/// Creating it never fails and never waits for the IdP: keys are fetched in
-/// the background and on demand, and retried. A process that checks several
+/// Creating it never waits for the IdP: keys are fetched in the background
+/// and on demand, and retried. A process that checks several
 /// audiences (the gateway) makes one and derives the others with
 /// [`for_audience`](Self::for_audience): one key cache, one revocation stream.
 #[derive(Clone)]
@@ -43,13 +43,32 @@ struct Inner {
     stream: Option<subscriber::Status>,
 }
 
+/// Why a [`Guard`] cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The HTTP client that fetches the issuer's keys (bounded, no redirects)
+    /// cannot be built, e.g. no TLS trust roots: never replaced by a default one.
+    #[error("cannot build the HTTP client for the issuer's keys: {0}")]
+    HttpClient(#[from] reqwest::Error),
+}
+
 impl Guard {
-    /// A guard for `config`. Inside a Tokio runtime the first key fetch starts
-    /// at once; otherwise at the first validation.
+    /// A guard for `config`, as [`Guard::try_new`].
+    ///
+    /// # Panics
+    /// When its HTTP client cannot be built (as `reqwest::Client::new`);
+    /// services start with [`Guard::try_new`] and report the error.
     pub fn new(config: GuardConfig) -> Self {
+        Self::try_new(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A guard for `config`. Inside a Tokio runtime the first key fetch starts
+    /// at once; otherwise at the first validation. Fails only when its HTTP
+    /// client cannot be built.
+    pub fn try_new(config: GuardConfig) -> Result<Self, BuildError> {
         let guard = Self {
             inner: Arc::new(Inner {
-                jwks: Arc::new(Jwks::new(&config)),
+                jwks: Arc::new(Jwks::new(&config)?),
                 validator: Validator::new(&config),
                 verified: Arc::new(VerifiedCache::new(config.cache_capacity)),
                 denylist: Arc::new(Denylist::new(
@@ -70,7 +89,7 @@ impl Guard {
         if tokio::runtime::Handle::try_current().is_ok() {
             guard.start();
         }
-        guard
+        Ok(guard)
     }
 
     /// A guard for another audience sharing this one's key cache, revocation

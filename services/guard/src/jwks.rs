@@ -116,14 +116,17 @@ pub(crate) struct Jwks {
 }
 
 impl Jwks {
-    pub(crate) fn new(config: &GuardConfig) -> Self {
+    /// The cache for `config`'s issuer. Its HTTP client is bounded by
+    /// `http_timeout` and follows no redirect; if it cannot be built (no TLS
+    /// backend, no trust roots) there is no cache: a default client would
+    /// have neither bound.
+    pub(crate) fn new(config: &GuardConfig) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(config.http_timeout)
             .connect_timeout(config.http_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
-        Self {
+            .build()?;
+        Ok(Self {
             http,
             issuer: config.issuer.clone(),
             algorithms: config.algorithms.clone(),
@@ -138,7 +141,7 @@ impl Jwks {
                 last_on_demand: None,
             }),
             health: Mutex::new(Health::default()),
-        }
+        })
     }
 
     fn current(&self) -> Arc<KeySet> {

@@ -12,7 +12,7 @@
 //! #[derive(Clone, axum::extract::FromRef)]
 //! struct AppState { guard: Guard, relay: guard::relay::Upstream, db: PgPool }
 //!
-//! let guard = Guard::new(GuardConfig::from_env("inventory")?); // never waits for the IdP
+//! let guard = Guard::try_new(GuardConfig::from_env("inventory")?)?; // never waits for the IdP
 //! let api = Router::new()
 //!     .route("/items/{sku}", put(update_item).route_layer(require_all([
 //!         Requirement::role("admin"),
@@ -124,7 +124,7 @@ pub use api_error::{ApiError, DomainError};
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
 pub use config::{ClientCredentials, ConfigError, GuardConfig, StalePolicy};
 pub use error::{AuthError, TokenError};
-pub use guard::{Guard, Incoming};
+pub use guard::{BuildError, Guard, Incoming};
 pub use guards::{
     Requirement, require, require_all, require_any, require_any_role, require_any_scope,
     require_role, require_scope,

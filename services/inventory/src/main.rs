@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("inventory database")?;
-    let guard = Guard::new(config.guard);
+    let guard = Guard::try_new(config.guard).context("guard")?;
     tokio::spawn(idempotency::sweep(pool.clone()));
     tokio::spawn(expiry::sweep(pool.clone(), config.reservation_ttl));
     let listener = TcpListener::bind(config.bind)

@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("order database")?;
-    let guard = Guard::new(config.guard);
+    let guard = Guard::try_new(config.guard).context("guard")?;
     let relay = RelayClient::with_timeouts(config.relay_timeout, DEFAULT_CONNECT_TIMEOUT)
         .context("relay client")?;
     tokio::spawn(expiry::sweep(pool.clone(), config.pending_ttl));

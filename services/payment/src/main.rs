@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("payment database")?;
-    let guard = Guard::new(config.guard);
+    let guard = Guard::try_new(config.guard).context("guard")?;
     tokio::spawn(idempotency::sweep(pool.clone()));
     let listener = TcpListener::bind(config.bind)
         .await

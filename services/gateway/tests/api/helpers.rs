@@ -1,5 +1,6 @@
 //! The test stack: IdP + gateway + upstreams, and a cookie-jar browser.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -10,6 +11,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use crate::idp_proxy::IdpProxy;
 use crate::upstream::{self, Upstream};
 
 /// Knobs of a test stack.
@@ -31,6 +33,13 @@ pub struct Options {
     pub routes: Option<String>,
     /// Echo services only: this many more inventory instances (`{INVENTORY2}`, … in `routes`).
     pub more_inventory: usize,
+    /// The IdP behind a proxy that can hold refresh grants (`Stack::idp_proxy`).
+    pub slow_idp: bool,
+    /// `GATEWAY_DB_MAX_CONNECTIONS`: the gateway gets a pool of its own of this
+    /// size (its replicas share it).
+    pub db_max_connections: Option<u32>,
+    /// `GATEWAY_IDP_TIMEOUT_MS`.
+    pub idp_timeout_ms: Option<u64>,
 }
 
 impl Default for Options {
@@ -44,6 +53,9 @@ impl Default for Options {
             real_services: false,
             routes: None,
             more_inventory: 0,
+            slow_idp: false,
+            db_max_connections: None,
+            idp_timeout_ms: None,
         }
     }
 }
@@ -54,6 +66,10 @@ pub struct Stack {
     pub gateway: String,
     /// The gateway's database (schema `gateway`).
     pub db: PgPool,
+    /// The pool the gateway replicas use: `db`, or one of `GATEWAY_DB_MAX_CONNECTIONS`.
+    gateway_db: PgPool,
+    /// The proxy in front of the IdP (`Options::slow_idp`).
+    pub idp_proxy: Option<Arc<IdpProxy>>,
     /// The upstreams: echo servers, or the real services.
     pub services: Services,
     /// The extra inventory instances (`Options::more_inventory`).
@@ -216,13 +232,26 @@ impl Stack {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gateway = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
 
+        // A slow IdP is the real one behind a proxy, which is then its issuer.
+        let proxy_listener = match o.slow_idp {
+            true => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            false => None,
+        };
+        let proxy_issuer = proxy_listener
+            .as_ref()
+            .map(|l| format!("http://{}", l.local_addr().unwrap()));
         let (access_ttl, refresh_ttl) = (o.access_ttl, o.refresh_ttl);
         let idp = idp::spawn(idp_pool.clone(), move |c| {
             c.access_token_ttl = access_ttl;
             c.refresh_token_ttl = refresh_ttl;
+            if let Some(issuer) = proxy_issuer {
+                c.issuer = issuer;
+            }
         })
         .await
         .unwrap();
+        let idp_proxy = proxy_listener
+            .map(|listener| IdpProxy::start(listener, format!("http://{}", idp.addr)));
         let seed = idp::seed::SeedConfig {
             gateway_url: gateway.clone(),
             ..Default::default()
@@ -267,21 +296,37 @@ impl Stack {
 
         let key =
             base64::engine::general_purpose::STANDARD.encode(gateway::crypto::random_token(24));
-        let vars = [
+        let mut vars = vec![
             ("GATEWAY_PUBLIC_URL", gateway.clone()),
             ("GATEWAY_ISSUER", idp.issuer.clone()),
             ("GATEWAY_CLIENT_SECRET", "gateway-dev-secret".to_owned()),
             ("GATEWAY_SESSION_KEY", key),
             ("GATEWAY_REFRESH_BEFORE_SECS", o.refresh_before.to_string()),
         ];
+        if let Some(n) = o.db_max_connections {
+            vars.push(("GATEWAY_DB_MAX_CONNECTIONS", n.to_string()));
+        }
+        if let Some(ms) = o.idp_timeout_ms {
+            vars.push(("GATEWAY_IDP_TIMEOUT_MS", ms.to_string()));
+        }
         let config = Config::from_lookup(move |k| {
             vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
         })
         .unwrap();
+        let gateway_db = match o.db_max_connections {
+            Some(_) => PgPoolOptions::new()
+                .max_connections(config.db_max_connections)
+                .connect_with(connect.clone().options([("search_path", "gateway")]))
+                .await
+                .unwrap(),
+            None => db.clone(),
+        };
         let mut stack = Self {
             idp,
             gateway,
             db,
+            gateway_db,
+            idp_proxy,
             services,
             more_inventory,
             config,
@@ -294,7 +339,13 @@ impl Stack {
     }
 
     fn serve(&mut self, routes: RouteTable, listener: tokio::net::TcpListener) {
-        let app = Application::new(self.config.clone(), routes, self.db.clone(), listener).unwrap();
+        let app = Application::new(
+            self.config.clone(),
+            routes,
+            self.gateway_db.clone(),
+            listener,
+        )
+        .unwrap();
         self.states.push(app.state().clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run_until(async {
@@ -396,6 +447,8 @@ impl Stack {
 }
 
 /// A browser: cookie jar, no automatic redirects (the tests follow them).
+/// A clone shares the cookie jar (another tab).
+#[derive(Clone)]
 pub struct Browser {
     pub client: reqwest::Client,
     pub gateway: String,

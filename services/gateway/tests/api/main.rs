@@ -8,10 +8,13 @@
 mod browser;
 mod helpers;
 mod id_token;
+mod idp_proxy;
+mod lease;
 mod proxy;
 mod rbac;
 mod refresh;
 mod resilience;
 mod services;
 mod sessions;
+mod slow_idp;
 mod upstream;

@@ -195,7 +195,8 @@ async fn api_calls_without_credentials_get_401_with_a_sign_in_hint_and_pages_a_r
         .unwrap();
     let api = client.get(stack.url("/api/orders")).send().await.unwrap();
     assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
-    assert!(api.headers().contains_key(header::WWW_AUTHENTICATE));
+    // RFC 6750 §3.1: no credentials, no error code in the challenge.
+    assert_eq!(api.headers()[header::WWW_AUTHENTICATE], BARE_CHALLENGE);
     let body: Value = api.json().await.unwrap();
     assert_eq!(body["error"], "unauthorized");
     assert_eq!(body["sign_in"], "/auth/login?return_to=%2Fapi%2Forders");
@@ -220,11 +221,35 @@ async fn api_calls_without_credentials_get_401_with_a_sign_in_hint_and_pages_a_r
         .await
         .unwrap();
     assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(stale.headers()[header::WWW_AUTHENTICATE], BARE_CHALLENGE);
     assert_eq!(
         stale.json::<Value>().await.unwrap()["error"],
         "session_ended"
     );
+
+    // Another scheme carries no bearer credentials either; only a bad bearer
+    // token is answered with an error code.
+    let basic = client
+        .get(stack.url("/api/orders"))
+        .header(header::AUTHORIZATION, "Basic dXNlcjpwYXNz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(basic.headers()[header::WWW_AUTHENTICATE], BARE_CHALLENGE);
+    let bad = client
+        .get(stack.url("/api/orders"))
+        .bearer_auth("not-a-jwt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    let challenge = bad.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
 }
+
+/// The challenge of a request without credentials: the scheme and realm only.
+const BARE_CHALLENGE: &str = "Bearer realm=\"baton\"";
 
 #[sqlx::test(migrations = false)]
 async fn upstream_errors_pass_through_and_a_down_or_hung_upstream_fails_fast(

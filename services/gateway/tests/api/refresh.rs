@@ -29,7 +29,7 @@ async fn relayed_jti(browser: &Browser) -> String {
 }
 
 /// Waits until the session's access token is within the refresh margin.
-async fn until_near_expiry(browser: &Browser, margin: i64) {
+pub async fn until_near_expiry(browser: &Browser, margin: i64) {
     let expires_at = browser.session().await["access_token_expires_at"]
         .as_i64()
         .unwrap();
@@ -154,7 +154,7 @@ async fn two_replicas_sharing_a_session_refresh_it_once(
 
     // Ten requests to each replica at once (the cookie goes to both, as behind
     // a load balancer). The in-process lock cannot coordinate them; the session
-    // row lock does: one replica refreshes, the other finds the new token.
+    // refresh lease does: one replica refreshes, the other finds the new token.
     let at = |base: String| {
         let client = browser.client.clone();
         async move {

@@ -7,7 +7,7 @@ use gateway::oidc::TokenSet;
 use gateway::session::{SessionData, SessionStore, User};
 use sqlx::PgPool;
 
-fn data() -> SessionData {
+pub fn data() -> SessionData {
     SessionData::new(
         User {
             sub: "0190-user".into(),
@@ -26,12 +26,13 @@ fn data() -> SessionData {
     )
 }
 
-fn store(pool: &PgPool, key: u8, idle: Duration) -> SessionStore {
+pub fn store(pool: &PgPool, key: u8, idle: Duration) -> SessionStore {
     SessionStore::new(
         pool.clone(),
         SealKey::new(&[key; 32]).unwrap(),
         idle,
         Duration::from_secs(3600),
+        Duration::from_secs(5),
     )
 }
 

@@ -236,3 +236,42 @@ async fn a_guard_made_outside_a_runtime_starts_fetching_on_first_use() {
     assert_eq!(guard.status().state, JwksState::Loading);
     assert!(guard.validate(&issuer.token().sign()).await.is_ok());
 }
+
+/// A guard whose key fetcher cannot have its bounded, redirect-refusing HTTP
+/// client (here: no TLS trust roots) is refused at start-up, instead of
+/// fetching keys with a default client that has no timeout and follows
+/// redirects. The roots are hidden from a child process running this test,
+/// so this process's environment is left alone.
+#[test]
+fn a_guard_whose_http_client_cannot_be_built_is_refused() {
+    const CHILD: &str = "GUARD_TEST_NO_TRUST_ROOTS";
+    if std::env::var_os(CHILD).is_some() {
+        let config = guard::GuardConfig::new("https://idp.example", "order");
+        let refused = Guard::try_new(config).err().map(|e| e.to_string());
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|e| e.contains("HTTP client")),
+            "{refused:?}"
+        );
+        return;
+    }
+    let name = "jwks::a_guard_whose_http_client_cannot_be_built_is_refused";
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .env("SSL_CERT_FILE", "/nonexistent/ca-certificates.crt")
+        .env("SSL_CERT_DIR", "/nonexistent")
+        .output()
+        .unwrap();
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&child.stdout),
+        String::from_utf8_lossy(&child.stderr)
+    );
+    assert!(child.status.success(), "{output}");
+    assert!(
+        output.contains("1 passed"),
+        "the child ran the test: {output}"
+    );
+}
