@@ -42,6 +42,51 @@ async fn status(http: &reqwest::Client, url: &str, token: &str) -> Option<Status
     Some(status)
 }
 
+/// Every target accepts (and so caches) a fresh token before it is revoked.
+async fn accepted_everywhere(
+    http: &reqwest::Client,
+    targets: &[(&'static str, String); 4],
+    token: &str,
+) -> anyhow::Result<()> {
+    for (name, url) in targets {
+        if matches!(
+            status(http, url, token).await,
+            Some(StatusCode::UNAUTHORIZED) | None
+        ) {
+            bail!("{name} refuses a fresh token before its revocation");
+        }
+    }
+    Ok(())
+}
+
+/// Polls every target (one poller each) until all refuse `token` with 401:
+/// the time since `revoked` when the last one did, or `None` past `give_up`.
+async fn until_all_refuse(
+    http: &reqwest::Client,
+    targets: &[(&'static str, String); 4],
+    token: &str,
+    revoked: Instant,
+    give_up: Duration,
+    poll: Duration,
+) -> Option<Duration> {
+    let [a, b, c, d] = targets.each_ref().map(|(_, url)| async move {
+        loop {
+            if status(http, url, token).await == Some(StatusCode::UNAUTHORIZED) {
+                return Some(revoked.elapsed());
+            }
+            if revoked.elapsed() > give_up {
+                return None;
+            }
+            tokio::time::sleep(poll).await;
+        }
+    });
+    let (a, b, c, d) = tokio::join!(a, b, c, d);
+    [a, b, c, d]
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .map(|all| all.into_iter().max().unwrap_or_default())
+}
+
 pub async fn run(b: &Bench, s: &Services, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let count = if b.quick { 50 } else { 1000 };
     let deadline = Instant::now() + b.secs(120);
@@ -53,36 +98,14 @@ pub async fn run(b: &Bench, s: &Services, rows: &mut Vec<Row>) -> anyhow::Result
             break;
         }
         let token = oauth::client_credentials(&b.http, &token_url, REPORTER, None).await?;
-        for (name, url) in targets(s) {
-            match status(&b.http, &url, &token).await {
-                Some(StatusCode::UNAUTHORIZED) | None => {
-                    bail!("{name} refuses a fresh token before its revocation")
-                }
-                Some(_) => {}
-            }
-        }
+        accepted_everywhere(&b.http, &targets(s), &token).await?;
         oauth::revoke(&b.http, &b.idp.issuer, REPORTER, &token).await?;
         let revoked = Instant::now();
-        let waits = targets(s).map(|(_, url)| {
-            let (http, token) = (b.http.clone(), token.clone());
-            async move {
-                loop {
-                    if status(&http, &url, &token).await == Some(StatusCode::UNAUTHORIZED) {
-                        return Some(revoked.elapsed());
-                    }
-                    if revoked.elapsed() > GIVE_UP {
-                        return None;
-                    }
-                    // Poll every millisecond: resolution enough, and the
-                    // pollers do not crowd out the subscribers they measure.
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            }
-        });
-        let [a, b_, c, d] = waits;
-        let (a, b_, c, d) = tokio::join!(a, b_, c, d);
-        match [a, b_, c, d].into_iter().collect::<Option<Vec<_>>>() {
-            Some(all) => times.push(all.into_iter().max().unwrap_or_default()),
+        // Poll every millisecond: resolution enough, and the pollers do not
+        // crowd out the subscribers they measure.
+        let poll = Duration::from_millis(1);
+        match until_all_refuse(&b.http, &targets(s), &token, revoked, GIVE_UP, poll).await {
+            Some(took) => times.push(took),
             None => lost += 1,
         }
     }
@@ -136,33 +159,15 @@ async fn revoking_client(
     let (mut times, mut late) = (Vec::new(), Vec::new());
     while Instant::now() < until {
         let token = oauth::client_credentials(&http, &token_url, REPORTER, None).await?;
-        for (name, url) in &targets {
-            if matches!(
-                status(&http, url, &token).await,
-                Some(StatusCode::UNAUTHORIZED) | None
-            ) {
-                bail!("{name} refuses a fresh token before its revocation");
-            }
-        }
+        accepted_everywhere(&http, &targets, &token).await?;
         oauth::revoke(&http, &issuer, REPORTER, &token).await?;
         let revoked = Instant::now();
-        let mut pending: Vec<&str> = targets.iter().map(|(_, url)| url.as_str()).collect();
-        while !pending.is_empty() && revoked.elapsed() < LATE {
-            let mut still = Vec::new();
-            for url in pending {
-                if status(&http, url, &token).await != Some(StatusCode::UNAUTHORIZED) {
-                    still.push(url);
-                }
-            }
-            pending = still;
-            if !pending.is_empty() {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        }
-        if pending.is_empty() {
-            times.push(revoked.elapsed());
-        } else {
-            late.push(token);
+        // 32 clients × 4 pollers: every 2 ms keeps their load below the
+        // revocations' own.
+        let poll = Duration::from_millis(2);
+        match until_all_refuse(&http, &targets, &token, revoked, LATE, poll).await {
+            Some(took) => times.push(took),
+            None => late.push(token),
         }
     }
     Ok((times, late))

@@ -109,36 +109,20 @@ impl Config {
             problem: format!("expected RS256, ES256 or EdDSA, got {alg_raw:?}"),
         })?;
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let threads_raw = var("IDP_BLOCKING_THREADS", &cpus.to_string());
-        let blocking_threads = match threads_raw.trim().parse::<usize>() {
-            Ok(n) if (1..=256).contains(&n) => n,
-            _ => {
-                return Err(ConfigError {
-                    name: "IDP_BLOCKING_THREADS",
-                    problem: format!("expected 1..=256, got {threads_raw:?}"),
-                });
-            }
-        };
-        let conns_raw = var("IDP_DATABASE_MAX_CONNECTIONS", "16");
-        let database_max_connections = match conns_raw.trim().parse::<u32>() {
-            Ok(n) if (1..=1000).contains(&n) => n,
-            _ => {
-                return Err(ConfigError {
-                    name: "IDP_DATABASE_MAX_CONNECTIONS",
-                    problem: format!("expected 1..=1000, got {conns_raw:?}"),
-                });
-            }
-        };
-        let streams_raw = var("IDP_REVOCATION_STREAMS_PER_CLIENT", "16");
-        let revocation_streams_per_client = match streams_raw.trim().parse::<usize>() {
-            Ok(n) if (1..=10_000).contains(&n) => n,
-            _ => {
-                return Err(ConfigError {
-                    name: "IDP_REVOCATION_STREAMS_PER_CLIENT",
-                    problem: format!("expected 1..=10000, got {streams_raw:?}"),
-                });
-            }
-        };
+        let count =
+            |name: &'static str, default: usize, max: usize| -> Result<usize, ConfigError> {
+                let raw = var(name, &default.to_string());
+                match raw.trim().parse::<usize>() {
+                    Ok(n) if (1..=max).contains(&n) => Ok(n),
+                    _ => Err(ConfigError {
+                        name,
+                        problem: format!("expected 1..={max}, got {raw:?}"),
+                    }),
+                }
+            };
+        let blocking_threads = count("IDP_BLOCKING_THREADS", cpus, 256)?;
+        let database_max_connections = count("IDP_DATABASE_MAX_CONNECTIONS", 16, 1000)? as u32;
+        let revocation_streams_per_client = count("IDP_REVOCATION_STREAMS_PER_CLIENT", 16, 10_000)?;
         let proxies_raw = var("IDP_TRUSTED_PROXIES", "");
         let trusted_proxies = proxies_raw
             .split(',')

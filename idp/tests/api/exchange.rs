@@ -268,18 +268,6 @@ async fn active(t: &TestIdp, token: &str) -> bool {
     r.json::<Value>().await.unwrap()["active"] == true
 }
 
-async fn revoke_as(t: &TestIdp, client: (&str, &str), token: &str) {
-    let r = t
-        .http
-        .post(t.url("/revoke"))
-        .basic_auth(client.0, Some(client.1))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-}
-
 /// Revoking a token (RFC 7009) revokes every token exchanged from it, at any
 /// depth; a revoked token cannot be exchanged; the client that obtained a
 /// token by exchange may revoke it.
@@ -303,7 +291,8 @@ async fn revoking_a_token_revokes_every_token_exchanged_from_it(pool: PgPool) {
     let sibling = exchanged(subject.clone()).await;
     assert!(active(&t, &child).await && active(&t, &sibling).await);
 
-    revoke_as(&t, ("gateway", "gateway-dev-secret"), &subject).await;
+    t.revoke_as(("gateway", "gateway-dev-secret"), &subject)
+        .await;
     assert!(!active(&t, &subject).await);
     assert!(!active(&t, &child).await, "derived tokens go with it");
     assert!(!active(&t, &sibling).await);
@@ -318,7 +307,7 @@ async fn revoking_a_token_revokes_every_token_exchanged_from_it(pool: PgPool) {
     let other = t.gateway_tokens("openid orders:read inventory:read").await;
     let other_subject = other["access_token"].as_str().unwrap().to_owned();
     let obtained = exchanged(other_subject.clone()).await;
-    revoke_as(&t, ORDER, &obtained).await;
+    t.revoke_as(ORDER, &obtained).await;
     assert!(!active(&t, &obtained).await);
     assert!(active(&t, &other_subject).await);
 }

@@ -134,6 +134,19 @@ impl TestIdp {
             .claims
     }
 
+    /// Revokes `token` (RFC 7009) as `client` (id, secret); the answer is always 200.
+    pub async fn revoke_as(&self, client: (&str, &str), token: &str) {
+        let r = self
+            .http
+            .post(self.url("/revoke"))
+            .basic_auth(client.0, Some(client.1))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+    }
+
     pub async fn userinfo(&self, access_token: &str) -> reqwest::Response {
         self.http
             .get(self.url("/userinfo"))

@@ -104,15 +104,7 @@ fn request(t: &TestIdp, last_event_id: Option<&str>) -> reqwest::RequestBuilder 
 }
 
 async fn revoke(t: &TestIdp, token: &str) {
-    let r = t
-        .http
-        .post(t.url("/revoke"))
-        .basic_auth("gateway", Some(GATEWAY_SECRET))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    t.revoke_as(("gateway", GATEWAY_SECRET), token).await;
 }
 
 #[sqlx::test(migrations = "../migrations/idp")]
