@@ -13,6 +13,7 @@ mod failures;
 mod happy_path;
 mod harness;
 mod rbac;
+mod readme_examples;
 mod revocation;
 mod revocation_guarantees;
 mod revocation_paths;
