@@ -7,6 +7,7 @@ pub mod client_auth;
 pub mod cookies;
 pub mod discovery;
 pub mod health;
+pub mod login;
 pub mod logout;
 pub mod pages;
 pub mod params;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .merge(discovery::router())
         .merge(authorize::router())
+        .merge(login::router())
         .merge(token::router())
         .merge(userinfo::router())
         .merge(revoke::router())
