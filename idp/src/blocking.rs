@@ -220,6 +220,11 @@ impl Blocking {
         Ok(())
     }
 
+    /// Whether the queue is full now (a low job would be refused).
+    pub fn full(&self) -> bool {
+        self.shared.lock().len() >= self.shared.capacity
+    }
+
     /// Jobs waiting now (for tests and metrics).
     pub fn queued(&self) -> usize {
         self.shared.lock().len()

@@ -10,13 +10,17 @@
 //! requests (on any replica) see each other's reservations.
 //!
 //! A [`Reservation`] ends as a failure ([`Reservation::failed`]: counted, and
-//! locking past the limit) or is released ([`Reservation::release`]: a
-//! success or a sign-in that never got hashed). Dropped without either — the
-//! request was cancelled — it is released in the background. A reservation
+//! locking past the limit), a success ([`Reservation::succeeded`]) or a
+//! "try again" ([`Reservation::busy`]: the password was never checked).
+//! Dropped without any of them — the request was cancelled — it is released
+//! in the background. A reservation
 //! left by a process that died stops counting after [`STALE_AFTER`].
 //!
 //! It also tells the password pool whom to serve first: keys with no failures
-//! in their window (a real user) go ahead of keys that keep failing.
+//! in their window (a real user) go ahead of keys that keep failing — and of
+//! keys turned away "try again" [`BUSY_GRACE`] times since their last success,
+//! or a flood of fresh addresses and names, refused before any failure could
+//! be counted, would keep its place ahead of the person it crowds out.
 
 use std::time::Duration;
 
@@ -28,6 +32,10 @@ use crate::throttle::{self, AuthEvent, Policy};
 /// A reservation older than this is a leftover of a process that died (the
 /// request timeout is 30 s).
 pub const STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// "Try again" answers a key may get (since its last success) and still be
+/// served ahead: a person retries a few times, a flood keeps coming.
+pub const BUSY_GRACE: i32 = 3;
 
 /// Whether a sign-in may go ahead.
 pub enum Admission {
@@ -47,6 +55,7 @@ pub struct Reservation {
 struct Reserved {
     failures: i32,
     in_flight: i32,
+    busy: i32,
     locked: bool,
 }
 
@@ -67,27 +76,30 @@ pub async fn reserve(db: &PgPool, keys: &[(&str, Policy)]) -> sqlx::Result<Admis
             1
         };
         if r.locked || r.in_flight > budget {
-            reservation.release().await?;
+            release(db, &reservation.keys).await?;
+            reservation.open = false;
             return Ok(Admission::Refused);
         }
-        reservation.fresh &= r.failures == 0;
+        reservation.fresh &= r.failures == 0 && r.busy < BUSY_GRACE;
     }
     Ok(Admission::Admitted(reservation))
 }
 
 async fn reserve_one(db: &PgPool, key: &str, policy: Policy) -> sqlx::Result<Reserved> {
-    let (failures, in_flight, locked) = sqlx::query_as(
+    let (failures, in_flight, busy, locked) = sqlx::query_as(
         "INSERT INTO auth_throttle AS t (key, failures, window_start, in_flight, in_flight_since)
          VALUES ($1, 0, now(), 1, now())
          ON CONFLICT (key) DO UPDATE SET
              failures = CASE WHEN t.window_start < now() - make_interval(secs => $2)
                              THEN 0 ELSE t.failures END,
+             busy = CASE WHEN t.window_start < now() - make_interval(secs => $2)
+                         THEN 0 ELSE t.busy END,
              window_start = CASE WHEN t.window_start < now() - make_interval(secs => $2)
                                  THEN now() ELSE t.window_start END,
              in_flight = CASE WHEN t.in_flight_since < now() - make_interval(secs => $3)
                               THEN 1 ELSE t.in_flight + 1 END,
              in_flight_since = now()
-         RETURNING failures, in_flight, COALESCE(locked_until > now(), false)",
+         RETURNING failures, in_flight, busy, COALESCE(locked_until > now(), false)",
     )
     .bind(key)
     .bind(policy.window.as_secs_f64())
@@ -97,6 +109,7 @@ async fn reserve_one(db: &PgPool, key: &str, policy: Policy) -> sqlx::Result<Res
     Ok(Reserved {
         failures,
         in_flight,
+        busy,
         locked,
     })
 }
@@ -145,18 +158,32 @@ impl Reservation {
         throttle::audit(&self.db, e).await
     }
 
-    /// The attempt is over without a failure: gives the places back.
-    pub async fn release(mut self) -> sqlx::Result<()> {
+    /// The attempt succeeded: gives the places back, and forgets the
+    /// "try again" answers the keys had.
+    pub async fn succeeded(mut self) -> sqlx::Result<()> {
         self.open = false;
-        release(&self.db, &self.keys).await
+        end(&self.db, &self.keys, "busy = 0").await
+    }
+
+    /// The attempt was answered "try again" (the password queue was full):
+    /// gives the places back and counts the refusal against the keys' place
+    /// in the queue (see [`BUSY_GRACE`]), never towards a lock-out.
+    pub async fn busy(mut self) -> sqlx::Result<()> {
+        self.open = false;
+        end(&self.db, &self.keys, "busy = busy + 1").await
     }
 }
 
 async fn release(db: &PgPool, keys: &[(String, Policy)]) -> sqlx::Result<()> {
+    end(db, keys, "busy = busy").await
+}
+
+/// Gives the places on `keys` back, also setting `busy` (a fixed expression).
+async fn end(db: &PgPool, keys: &[(String, Policy)], busy: &'static str) -> sqlx::Result<()> {
     let keys: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
-    sqlx::query(
-        "UPDATE auth_throttle SET in_flight = GREATEST(in_flight - 1, 0) WHERE key = ANY($1)",
-    )
+    sqlx::query(&format!(
+        "UPDATE auth_throttle SET in_flight = GREATEST(in_flight - 1, 0), {busy} WHERE key = ANY($1)"
+    ))
     .bind(&keys)
     .execute(db)
     .await?;

@@ -112,6 +112,12 @@ pub struct Passwords {
 }
 
 impl Passwords {
+    /// Whether the queue is full now: a check of keys served behind would
+    /// be refused.
+    pub fn full(&self) -> bool {
+        self.pool.full()
+    }
+
     /// Whether `e` means "the queue is full: try again shortly".
     pub fn is_busy(e: &PasswordError) -> bool {
         matches!(e, PasswordError::Pool(BlockingError::Busy))

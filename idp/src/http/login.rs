@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum_extra::extract::cookie::CookieJar;
 
+use crate::blocking::Priority;
 use crate::config::CODE_TTL;
 use crate::crypto::ct_eq;
 use crate::error::PageError;
@@ -41,6 +42,13 @@ pub const LOGIN_LOCKED: &str =
 pub const LOGIN_BUSY: &str = "Sign-in is very busy right now. Please try again in a moment.";
 
 const MAX_PASSWORD: usize = 1024;
+
+/// The "try again" answer: `page` with `Retry-After: 1`.
+fn busy(mut page: Response) -> Response {
+    page.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    page
+}
 
 /// Checks the CSRF token and the credentials, starts (or refreshes) the SSO
 /// session and completes the authorization request.
@@ -106,6 +114,14 @@ async fn login_inner(
     // Brute-force defence: the submitted name and the address, whether or not
     // the account exists, so the lock-out reveals nothing either.
     let (account_key, addr_key) = (throttle::account_key(username), throttle::addr_key(&addr));
+    // An address served behind meets a full queue: refused before any
+    // database work (see `crate::cache`).
+    if state.passwords.full() && state.auth_cache.is_behind(&addr_key) {
+        return Ok(busy(form_again(
+            StatusCode::SERVICE_UNAVAILABLE,
+            LOGIN_BUSY,
+        )));
+    }
     let reservation = match in_flight::reserve(
         &state.db,
         &[
@@ -122,6 +138,10 @@ async fn login_inner(
         }
     };
 
+    let priority = reservation.priority();
+    if priority == Priority::Low {
+        state.auth_cache.mark_behind(&addr_key);
+    }
     let user = realm::user_by_username(&state.db, username)
         .await?
         .filter(|u| !u.disabled);
@@ -130,18 +150,18 @@ async fn login_inner(
         .verify(
             password.to_owned(),
             user.as_ref().map(|u| u.password_hash.clone()),
-            reservation.priority(),
+            priority,
         )
         .await;
     let ok = match checked {
         Ok(ok) => ok,
         Err(e) if Passwords::is_busy(&e) => {
-            reservation.release().await?;
+            reservation.busy().await?;
             tracing::info!(client_id = %client.id, "password checks fully booked; asked to retry");
-            let mut page = form_again(StatusCode::SERVICE_UNAVAILABLE, LOGIN_BUSY);
-            page.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return Ok(page);
+            return Ok(busy(form_again(
+                StatusCode::SERVICE_UNAVAILABLE,
+                LOGIN_BUSY,
+            )));
         }
         Err(e) => return Err(e.into()),
     };
@@ -191,7 +211,7 @@ async fn login_inner(
         }
     };
     // The account's counter is gone with its row; the address's place is given back.
-    reservation.release().await?;
+    reservation.succeeded().await?;
     tracing::info!(user = %user.id, sid = %session.id, client_id = %client.id, "signed in");
     let jar = cookies::clear_flow(&state.config, jar);
     let jar = cookies::set_session(&state.config, jar, token);
