@@ -212,7 +212,11 @@ pub async fn login(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         async move {
             state
                 .passwords
-                .verify("alice-password".into(), Some(hash))
+                .verify(
+                    "alice-password".into(),
+                    Some(hash),
+                    idp::blocking::Priority::High,
+                )
                 .await
                 .unwrap_or(false)
         }
@@ -226,15 +230,27 @@ pub async fn login(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let cpu = cpu::Split::start(b);
     let http = b.http.clone();
     let issuer = b.idp.issuer.clone();
+    // Three accounts, at most five sign-ins of each in flight: the IdP admits
+    // no more attempts of one account at once than its failure limit.
+    let users = Arc::new(
+        [
+            ("alice", "alice-password"),
+            ("bob", "bob-password"),
+            ("carol", "carol-password"),
+        ]
+        .map(|(user, password)| (user, password, tokio::sync::Semaphore::new(5))),
+    );
     let logins = tokio::spawn({
         let max_time = b.secs(10);
         async move {
-            load::closed(16, 5_000, max_time, move |_| {
-                let (http, issuer) = (http.clone(), issuer.clone());
+            load::closed(15, 5_000, max_time, move |i| {
+                let (http, issuer, users) = (http.clone(), issuer.clone(), users.clone());
                 async move {
-                    oauth::login(&http, &issuer, "alice", "alice-password")
-                        .await
-                        .is_ok()
+                    let (user, password, in_flight) = &users[(i % 3) as usize];
+                    let Ok(_permit) = in_flight.acquire().await else {
+                        return false;
+                    };
+                    oauth::login(&http, &issuer, user, password).await.is_ok()
                 }
             })
             .await

@@ -1,10 +1,11 @@
 //! `baton-bench`: starts Baton's release binaries (and panva's oidc-provider)
-//! on 127.0.0.1, measures every figure of issue 7 against its baseline in the
-//! same run, prints the table and writes `bench/results.md`. `make bench`
-//! builds everything and runs it.
+//! on 127.0.0.1, measures every figure of issue 7 (and figure 8 of issue 13)
+//! against its baseline in the same run, prints the table and writes
+//! `bench/results.md`. `make bench` builds everything and runs it.
 
 mod chain;
 mod cpu;
+mod flood;
 mod issuance;
 mod load;
 mod oauth;
@@ -322,6 +323,11 @@ async fn measure(args: &Args, env: Env) -> anyhow::Result<Vec<Row>> {
         if let Some(cc) = b.recall("baton_cc") {
             peer::rows(&cc, &peer, &mut rows);
         }
+    }
+    if args.wants(8) {
+        eprintln!("8. sign-in during a wrong-password flood");
+        flood::run(b, &mut rows).await?;
+        idp_rss("8");
     }
     rows.extend(revocation_rows);
     // Order the table by figure number.

@@ -72,15 +72,15 @@ pub async fn refresh(
     ))
 }
 
-/// One password login: GET /authorize (the login page and its flow cookie),
-/// POST /login with the CSRF token; returns the authorization code and the
-/// PKCE verifier.
-pub async fn login(
-    http: &reqwest::Client,
-    issuer: &str,
-    username: &str,
-    password: &str,
-) -> anyhow::Result<(String, String)> {
+/// A login page's flow: its cookies, its CSRF token and the PKCE verifier.
+pub struct LoginFlow {
+    cookies: String,
+    csrf: String,
+    pub verifier: String,
+}
+
+/// GET /authorize for the `cli` client: the login page's flow.
+pub async fn start_login(http: &reqwest::Client, issuer: &str) -> anyhow::Result<LoginFlow> {
     let mut random = [0u8; 32];
     aws_lc_rs::rand::fill(&mut random).map_err(|_| anyhow!("no system randomness"))?;
     let verifier = URL_SAFE_NO_PAD.encode(random);
@@ -113,17 +113,48 @@ pub async fn login(
         .collect();
     let html = page.text().await?;
     let csrf = hidden_value(&html, "csrf_token").context("no csrf_token on the login page")?;
-    let answer = http
+    Ok(LoginFlow {
+        cookies: cookies.join("; "),
+        csrf,
+        verifier,
+    })
+}
+
+/// POST /login of `flow` with these credentials, from `forwarded_for` when
+/// given (the IdP trusts the bench's address as a proxy): the IdP's answer.
+pub async fn post_login(
+    http: &reqwest::Client,
+    issuer: &str,
+    flow: &LoginFlow,
+    (username, password): (&str, &str),
+    forwarded_for: Option<&str>,
+) -> anyhow::Result<reqwest::Response> {
+    let mut request = http
         .post(format!("{issuer}/login"))
-        .header(COOKIE, cookies.join("; "))
+        .header(COOKIE, &flow.cookies)
         .header(ORIGIN, issuer)
         .form(&[
-            ("csrf_token", csrf.as_str()),
+            ("csrf_token", flow.csrf.as_str()),
             ("username", username),
             ("password", password),
-        ])
-        .send()
-        .await?;
+        ]);
+    if let Some(addr) = forwarded_for {
+        request = request.header("x-forwarded-for", addr);
+    }
+    Ok(request.send().await?)
+}
+
+/// One password login: GET /authorize (the login page and its flow cookie),
+/// POST /login with the CSRF token; returns the authorization code and the
+/// PKCE verifier.
+pub async fn login(
+    http: &reqwest::Client,
+    issuer: &str,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<(String, String)> {
+    let flow = start_login(http, issuer).await?;
+    let answer = post_login(http, issuer, &flow, (username, password), None).await?;
     let location = answer
         .headers()
         .get(LOCATION)
@@ -140,7 +171,7 @@ pub async fn login(
         .find(|(k, _)| k == "code")
         .map(|(_, v)| v.into_owned())
         .with_context(|| format!("no code in {}", url.path()))?;
-    Ok((code, verifier))
+    Ok((code, flow.verifier))
 }
 
 /// A login followed by the code redemption: (access, refresh).

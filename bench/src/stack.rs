@@ -83,7 +83,10 @@ pub async fn start_idp(env: &Env, bin_dir: &Path, gateway_origin: &str) -> anyho
         .arg("serve")
         .env("IDP_BIND", format!("127.0.0.1:{port}"))
         // One hour: a token taken at the start stays valid for the whole run.
-        .env("IDP_ACCESS_TOKEN_TTL_SECS", "3600");
+        .env("IDP_ACCESS_TOKEN_TTL_SECS", "3600")
+        // The bench's own address is a "proxy": figure 8's flood picks its
+        // source addresses with X-Forwarded-For; the other figures send none.
+        .env("IDP_TRUSTED_PROXIES", "127.0.0.1");
     base(&mut serve)?;
     let mut proc = Proc::spawn("idp", port, serve, &env.log_dir)?;
     proc.wait_ready("/readyz", READY).await?;

@@ -15,7 +15,12 @@
 //!   lookup that raced with a failure is not cached), so guesses against this
 //!   process always see the current lock-out; a lock-out set by another
 //!   replica applies here within the TTL.
-//! - Both maps hold at most [`CAPACITY`] entries: when full, expired entries
+//! - **Served behind**: an address whose last sign-in was queued behind
+//!   (failures, or repeated "try again"), at most [`BEHIND_TTL`]. While the
+//!   password queue is full, its next attempt is told "try again" without a
+//!   database round trip: a flood of such attempts must not crowd the
+//!   connection pool a real user's sign-in needs.
+//! - The maps hold at most [`CAPACITY`] entries: when full, expired entries
 //!   are dropped, and if none were, the map is emptied (a flood of distinct
 //!   ids costs database lookups, never memory).
 
@@ -32,6 +37,8 @@ use crate::realm::Client;
 pub const CLIENT_TTL: Duration = Duration::from_secs(5);
 /// How long "not locked" is trusted for a throttle key.
 pub const UNLOCKED_TTL: Duration = Duration::from_secs(2);
+/// How long an address is remembered as served behind.
+pub const BEHIND_TTL: Duration = Duration::from_secs(5);
 /// Entries per map.
 pub const CAPACITY: usize = 4096;
 
@@ -74,6 +81,7 @@ pub struct AuthCache {
     unlocked_ttl: Duration,
     clients: Mutex<Bounded<Option<Arc<Client>>>>,
     unlocked: Mutex<Bounded<()>>,
+    behind: Mutex<Bounded<()>>,
     /// Bumped by every failure: a lock-out read before it is not cached.
     failures: AtomicU64,
 }
@@ -91,6 +99,7 @@ impl AuthCache {
             unlocked_ttl,
             clients: Mutex::new(Bounded::new()),
             unlocked: Mutex::new(Bounded::new()),
+            behind: Mutex::new(Bounded::new()),
             failures: AtomicU64::new(0),
         }
     }
@@ -140,6 +149,17 @@ impl AuthCache {
         for k in keys {
             map.insert(k, (), now + self.unlocked_ttl, now);
         }
+    }
+
+    /// `key`'s last sign-in was served behind (see the module documentation).
+    pub fn mark_behind(&self, key: &str) {
+        let now = Instant::now();
+        lock(&self.behind).insert(key, (), now + BEHIND_TTL, now);
+    }
+
+    /// Whether `key` was recently served behind.
+    pub fn is_behind(&self, key: &str) -> bool {
+        lock(&self.behind).get(key, Instant::now()).is_some()
     }
 
     /// A failure is being counted for `key`: forget that it was unlocked.
@@ -225,6 +245,14 @@ mod tests {
         c.mark_unlocked(&["addr:x"], before);
         c.failed("addr:x");
         assert!(!c.all_unlocked(&["addr:x"]));
+    }
+
+    #[test]
+    fn addresses_served_behind_are_remembered_briefly() {
+        let c = AuthCache::default();
+        assert!(!c.is_behind("addr:x"));
+        c.mark_behind("addr:x");
+        assert!(c.is_behind("addr:x") && !c.is_behind("addr:y"));
     }
 
     #[test]

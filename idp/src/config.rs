@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use guard::client_ip::TrustedProxies;
+
 use crate::keys::Alg;
 
 /// Everything the IdP reads from its environment.
@@ -46,9 +48,9 @@ pub struct Config {
     pub housekeeping_interval: Duration,
     /// `IDP_BLOCKING_THREADS` (default: CPU count): threads of each CPU pool (passwords, signing).
     pub blocking_threads: usize,
-    /// `IDP_TRUSTED_PROXIES` (default none): comma-separated IP addresses of reverse proxies
-    /// whose `X-Forwarded-For` is believed when throttling by address.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// `IDP_TRUSTED_PROXIES` (default none): comma-separated IP addresses and CIDR networks
+    /// of reverse proxies whose `X-Forwarded-For` is believed when throttling by address.
+    pub trusted_proxies: TrustedProxies,
     /// `IDP_REVOCATION_STREAMS_PER_CLIENT` (default 16): open revocation streams a
     /// client may hold at once on one replica.
     pub revocation_streams_per_client: usize,
@@ -123,18 +125,15 @@ impl Config {
         let blocking_threads = count("IDP_BLOCKING_THREADS", cpus, 256)?;
         let database_max_connections = count("IDP_DATABASE_MAX_CONNECTIONS", 16, 1000)? as u32;
         let revocation_streams_per_client = count("IDP_REVOCATION_STREAMS_PER_CLIENT", 16, 10_000)?;
-        let proxies_raw = var("IDP_TRUSTED_PROXIES", "");
-        let trusted_proxies = proxies_raw
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                p.parse().map_err(|_| ConfigError {
+        let trusted_proxies =
+            TrustedProxies::parse(&var("IDP_TRUSTED_PROXIES", "")).map_err(|problem| {
+                ConfigError {
                     name: "IDP_TRUSTED_PROXIES",
-                    problem: format!("expected comma-separated IP addresses, got {p:?}"),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+                    problem: format!(
+                        "expected comma-separated IP addresses or CIDR networks: {problem}"
+                    ),
+                }
+            })?;
         Ok(Config {
             issuer,
             bind,
@@ -240,6 +239,26 @@ mod tests {
             let pairs: &'static [(&'static str, &'static str)] = pairs;
             assert_eq!(Config::from_lookup(lookup(pairs)).unwrap_err().name, name);
         }
+    }
+
+    #[test]
+    fn trusted_proxies_accept_networks() {
+        let c = Config::from_lookup(lookup(&[(
+            "IDP_TRUSTED_PROXIES",
+            "10.0.0.0/8, 192.168.1.7, fd00::/8",
+        )]))
+        .unwrap();
+        let mut xff = axum::http::HeaderMap::new();
+        xff.insert("x-forwarded-for", "198.51.100.7".parse().unwrap());
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(
+            c.trusted_proxies.client_ip(ip("10.20.30.40"), &xff),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            c.trusted_proxies.client_ip(ip("11.0.0.1"), &xff),
+            ip("11.0.0.1")
+        );
     }
 
     #[test]

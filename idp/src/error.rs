@@ -113,11 +113,31 @@ macro_rules! server_errors {
         }
     )*};
 }
-server_errors!(OAuthError:
-    crate::keys::KeyError,
-    crate::password::PasswordError,
-    crate::blocking::BlockingError
-);
+server_errors!(OAuthError: crate::keys::KeyError);
+
+/// A full CPU pool is "try again shortly" (503 with `Retry-After`); any other
+/// pool failure is ours.
+macro_rules! pool_errors {
+    ($($target:ty),*) => {$(
+        impl From<crate::blocking::BlockingError> for $target {
+            fn from(e: crate::blocking::BlockingError) -> Self {
+                match e {
+                    crate::blocking::BlockingError::Busy => Self::Unavailable(e.to_string()),
+                    other => Self::Server(other.to_string()),
+                }
+            }
+        }
+        impl From<crate::password::PasswordError> for $target {
+            fn from(e: crate::password::PasswordError) -> Self {
+                match e {
+                    crate::password::PasswordError::Pool(e) => e.into(),
+                    other => Self::Server(other.to_string()),
+                }
+            }
+        }
+    )*};
+}
+pool_errors!(OAuthError, PageError);
 
 /// Whether a database error means "not reachable right now" (connection
 /// refused or lost, pool timed out or closed, server shutting down or
@@ -235,11 +255,7 @@ impl From<OAuthError> for PageError {
     }
 }
 
-server_errors!(PageError:
-    crate::keys::KeyError,
-    crate::password::PasswordError,
-    crate::blocking::BlockingError
-);
+server_errors!(PageError: crate::keys::KeyError);
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {

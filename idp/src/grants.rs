@@ -49,34 +49,44 @@ pub async fn create_code(db: &PgPool, code: &Code) -> sqlx::Result<String> {
 pub enum Redeem {
     /// First use: the code is now consumed.
     Fresh(Code),
-    /// The code was redeemed before: a replay.
+    /// The code was redeemed before by this client: a replay.
     Replayed,
+    /// The code exists but was issued to another client: left untouched, so
+    /// a client holding a leaked code can neither burn it nor, by replaying
+    /// it, revoke what it issued.
+    OtherClient,
     Unknown,
 }
 
-/// Consumes a code atomically (two concurrent redemptions: exactly one wins).
-pub async fn consume_code(db: &mut PgConnection, code: &str) -> sqlx::Result<Redeem> {
+/// Consumes a code issued to `client_id`, atomically (two concurrent
+/// redemptions: exactly one wins). A code of another client is not touched.
+pub async fn consume_code(
+    db: &mut PgConnection,
+    code: &str,
+    client_id: &str,
+) -> sqlx::Result<Redeem> {
     let hash = sha256(code.as_bytes());
     let fresh: Option<Code> = sqlx::query_as(
-        "UPDATE authorization_codes SET consumed_at = now() WHERE code_hash = $1 AND consumed_at IS NULL
+        "UPDATE authorization_codes SET consumed_at = now()
+         WHERE code_hash = $1 AND client_id = $2 AND consumed_at IS NULL
          RETURNING client_id, user_id, session_id, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at",
     )
     .bind(&hash[..])
+    .bind(client_id)
     .fetch_optional(&mut *db)
     .await?;
     if let Some(code) = fresh {
         return Ok(Redeem::Fresh(code));
     }
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM authorization_codes WHERE code_hash = $1)",
-    )
-    .bind(&hash[..])
-    .fetch_one(&mut *db)
-    .await?;
-    Ok(if exists {
-        Redeem::Replayed
-    } else {
-        Redeem::Unknown
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT client_id FROM authorization_codes WHERE code_hash = $1")
+            .bind(&hash[..])
+            .fetch_optional(&mut *db)
+            .await?;
+    Ok(match owner {
+        Some(owner) if owner == client_id => Redeem::Replayed,
+        Some(_) => Redeem::OtherClient,
+        None => Redeem::Unknown,
     })
 }
 

@@ -4,8 +4,10 @@
 //! every token has expired (idle timeout), and revocations of tokens that
 //! have expired. A row is kept an hour past its expiry, well beyond any
 //! validator's clock skew. A family with a live token keeps all its rotated
-//! tokens: reuse of any of them must still be detected. `auth_events` is an
-//! audit trail and is left to the operator's retention policy.
+//! tokens: reuse of any of them must still be detected. Throttle counters go
+//! once their window is long over and no lock-out or live attempt holds them
+//! (a flood of random names or addresses leaves one row each). `auth_events`
+//! is an audit trail and is left to the operator's retention policy.
 
 use std::time::Duration;
 
@@ -19,6 +21,9 @@ pub async fn purge(db: &PgPool) -> sqlx::Result<u64> {
         "DELETE FROM refresh_tokens WHERE family_id IN (
              SELECT family_id FROM refresh_tokens GROUP BY family_id
              HAVING max(expires_at) < now() - interval '1 hour')",
+        "DELETE FROM auth_throttle WHERE window_start < now() - interval '1 hour'
+             AND (locked_until IS NULL OR locked_until < now())
+             AND (in_flight = 0 OR in_flight_since < now() - interval '1 hour')",
     ] {
         purged += sqlx::query(statement).execute(db).await?.rows_affected();
     }
@@ -29,7 +34,7 @@ pub async fn purge(db: &PgPool) -> sqlx::Result<u64> {
 pub async fn run(db: PgPool, period: Duration) {
     guard::db::every(
         period,
-        "expired sessions, refresh tokens and revocations purged",
+        "expired sessions, refresh tokens, revocations and throttle counters purged",
         || purge(&db),
     )
     .await;

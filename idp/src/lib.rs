@@ -12,6 +12,7 @@ pub mod flow;
 pub mod grants;
 pub mod housekeeping;
 pub mod http;
+pub mod in_flight;
 pub mod keys;
 pub mod password;
 pub mod realm;
@@ -124,8 +125,7 @@ pub async fn build_state(config: Config, pool: PgPool) -> Result<AppState, Start
     let master = master_key(&config)?;
     // Two pools: a burst of logins (argon2, ~20 ms each) must not make token
     // signing (RSA, ~0.3 ms) wait behind it.
-    let passwords =
-        password::Passwords::new(blocking::Blocking::new(config.blocking_threads)).await?;
+    let passwords = password::Passwords::new(password::pool(config.blocking_threads)).await?;
     let blocking = blocking::Blocking::new(config.blocking_threads);
     let keys = keys::KeyStore::open(
         pool.clone(),

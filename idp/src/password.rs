@@ -7,13 +7,18 @@
 //! after the first large free), and the IdP grew to gigabytes under a login
 //! burst. The blocks are therefore taken from a small pool and reused: memory
 //! stays bounded by the number of concurrent hashes (the pool's permits).
+//!
+//! The pool is bounded ([`QUEUE_PER_THREAD`] waiting checks per thread) and
+//! has two classes: a sign-in from keys without recent failures (a real user)
+//! is checked before those of keys that keep failing, and beyond the bound a
+//! check is refused at once ([`BlockingError::Busy`]) — see [`crate::blocking`].
 
 use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::{Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
-use crate::blocking::{Blocking, BlockingError};
+use crate::blocking::{Blocking, BlockingError, Priority};
 use crate::crypto::{random, random_token};
 
 /// Working memory for one argon2 computation, reused across calls.
@@ -79,6 +84,17 @@ pub fn hash_blocking(password: &str) -> Result<String, argon2::password_hash::Er
     hash_with(password, &mut Memory::new())
 }
 
+/// Password checks that may wait per pool thread; one more is refused at
+/// once. Small: a waiting check costs its caller ~20 ms per place ahead of it
+/// divided by the threads, and beyond a few of those a person is better told
+/// to try again than kept waiting.
+pub const QUEUE_PER_THREAD: usize = 8;
+
+/// The password pool: `threads` threads, [`QUEUE_PER_THREAD`] waiting checks each.
+pub fn pool(threads: usize) -> Blocking {
+    Blocking::bounded(threads, threads.max(1) * QUEUE_PER_THREAD)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
     #[error(transparent)]
@@ -96,6 +112,17 @@ pub struct Passwords {
 }
 
 impl Passwords {
+    /// Whether the queue is full now: a check of keys served behind would
+    /// be refused.
+    pub fn full(&self) -> bool {
+        self.pool.full()
+    }
+
+    /// Whether `e` means "the queue is full: try again shortly".
+    pub fn is_busy(e: &PasswordError) -> bool {
+        matches!(e, PasswordError::Pool(BlockingError::Busy))
+    }
+
     pub async fn new(pool: Blocking) -> Result<Self, PasswordError> {
         let dummy = pool
             .run(|| hash_blocking(&random_token()))
@@ -111,11 +138,12 @@ impl Passwords {
     /// Runs `job` on the blocking pool with a reused working memory.
     async fn run<R: Send + 'static>(
         &self,
+        priority: Priority,
         job: impl FnOnce(&mut Memory) -> R + Send + 'static,
     ) -> Result<R, BlockingError> {
         let memories = self.memories.clone();
         self.pool
-            .run(move || {
+            .run_as(priority, move || {
                 let taken = memories.lock().ok().and_then(|mut idle| idle.pop());
                 let mut memory = taken.unwrap_or_default();
                 let result = job(&mut memory);
@@ -128,21 +156,23 @@ impl Passwords {
     }
 
     pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
-        self.run(move |memory| hash_with(&password, memory))
+        self.run(Priority::High, move |memory| hash_with(&password, memory))
             .await?
             .map_err(PasswordError::Hash)
     }
 
-    /// Checks `password` against `phc`; with `None` (no such user) it does the
-    /// same work against the dummy hash and answers `false`.
+    /// Checks `password` against `phc` in the `priority` queue; with `None`
+    /// (no such user) it does the same work against the dummy hash and
+    /// answers `false`.
     pub async fn verify(
         &self,
         password: String,
         phc: Option<String>,
+        priority: Priority,
     ) -> Result<bool, PasswordError> {
         let dummy = self.dummy.clone();
         Ok(self
-            .run(move |memory| match phc {
+            .run(priority, move |memory| match phc {
                 Some(phc) => verify_with(&password, &phc, memory),
                 None => {
                     let _ = verify_with(&password, &dummy, memory);
@@ -196,8 +226,12 @@ mod tests {
     #[tokio::test]
     async fn unknown_users_never_verify() {
         let p = Passwords::new(Blocking::new(1)).await.unwrap();
-        assert!(!p.verify("anything".into(), None).await.unwrap());
+        assert!(
+            !p.verify("anything".into(), None, Priority::High)
+                .await
+                .unwrap()
+        );
         let h = p.hash("pw".into()).await.unwrap();
-        assert!(p.verify("pw".into(), Some(h)).await.unwrap());
+        assert!(p.verify("pw".into(), Some(h), Priority::Low).await.unwrap());
     }
 }

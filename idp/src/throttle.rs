@@ -1,10 +1,17 @@
 //! Brute-force defence: failure counters in PostgreSQL (so every replica
 //! shares them) with growing lock-outs, and an audit trail.
 //!
-//! Counters are keyed by the *submitted* account name or client id, whether
-//! or not it exists, so a lock-out says nothing about existence; and by the
-//! network address, so one address cannot try many accounts.
+//! Counters are keyed by the *submitted* account name, whether or not it
+//! exists, so a lock-out says nothing about existence; by the network address
+//! (an IPv6 address counts as its /64, which one host usually holds whole), so
+//! one address cannot try many accounts; and for client authentication by
+//! (client id, address), never by the client id alone: failures lock out where
+//! they come from, not the client everyone else relies on.
+//!
+//! Sign-ins reserve their place before hashing ([`crate::in_flight`]); client
+//! authentication is a SHA-256 and counts failures afterwards ([`failed`]).
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -37,7 +44,7 @@ pub const ADDRESS: Policy = Policy {
     base: MINUTE,
     cap: Duration::from_secs(900),
 };
-/// Per client id at the token, revocation and introspection endpoints.
+/// Per (client id, address) at the token, revocation and introspection endpoints.
 pub const CLIENT: Policy = Policy {
     limit: 10,
     window: Duration::from_secs(900),
@@ -49,12 +56,33 @@ pub fn account_key(username: &str) -> String {
     format!("user:{}", username.to_lowercase())
 }
 
-pub fn client_key(client_id: &str) -> String {
-    format!("client:{client_id}")
+/// The network an address is throttled as: an IPv4 address itself, an IPv6
+/// address its /64 (a host is usually given a whole /64 and can pick any
+/// address in it). Anything else (`unknown`) as is.
+pub fn network(addr: &str) -> String {
+    match addr.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+        Ok(IpAddr::V6(v6)) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("{}/64", Ipv6Addr::from(prefix))
+        }
+        Ok(v4) => v4.to_string(),
+        Err(_) => addr.to_owned(),
+    }
 }
 
+/// The sign-in key of an address.
 pub fn addr_key(addr: &str) -> String {
-    format!("addr:{addr}")
+    format!("addr:{}", network(addr))
+}
+
+/// The client-authentication key of an address (apart from sign-ins).
+pub fn client_net_key(addr: &str) -> String {
+    format!("addr:client-{}", network(addr))
+}
+
+/// The client-authentication key of a client id tried from an address.
+pub fn client_addr_key(client_id: &str, addr: &str) -> String {
+    format!("client:{client_id}@{}", network(addr))
 }
 
 /// Whether any of `keys` is locked out. From `cache` when it knows none is;
@@ -211,6 +239,23 @@ mod tests {
     #[test]
     fn account_keys_ignore_case() {
         assert_eq!(account_key("Alice"), account_key("alice"));
-        assert_ne!(account_key("alice"), client_key("alice"));
+        assert_ne!(account_key("alice"), client_addr_key("alice", "1.2.3.4"));
+    }
+
+    #[test]
+    fn ipv6_addresses_are_throttled_per_64() {
+        assert_eq!(
+            addr_key("2001:db8:1:2:aaaa::1"),
+            addr_key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_eq!(addr_key("2001:db8:1:2::9"), "addr:2001:db8:1:2::/64");
+        assert_ne!(addr_key("2001:db8:1:2::1"), addr_key("2001:db8:1:3::1"));
+        assert_eq!(addr_key("::ffff:10.0.0.1"), "addr:10.0.0.1");
+        assert_ne!(addr_key("10.0.0.1"), addr_key("10.0.0.2"));
+        assert_eq!(
+            client_addr_key("gateway", "2001:db8::1"),
+            client_addr_key("gateway", "2001:db8::2")
+        );
+        assert_eq!(addr_key("unknown"), "addr:unknown");
     }
 }

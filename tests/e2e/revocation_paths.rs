@@ -13,7 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::harness::client::json_answer;
+use crate::harness::client::{cli_sign_in, json_answer};
 use crate::harness::{Stack, User, call_with_token, cli_tokens};
 
 /// Only bounds a broken build's wait: the stream delivers in milliseconds.
@@ -195,23 +195,17 @@ async fn client_side_revocations_reach_every_service() {
     let (status, _) = refresh(&stack, field(&rotated, "refresh_token")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "the family is over");
 
-    // 3. RP-initiated logout with the ID token ends the session: its access
-    //    tokens are refused everywhere (revocation by sid).
-    let tokens = cli_tokens(&stack, User::Alice, SCOPE).await;
+    // 3. RP-initiated logout with the ID token, from the browser signed in
+    //    with it, ends the session: its access tokens are refused everywhere
+    //    (revocation by sid).
+    let (tokens, browser) = cli_sign_in(&stack, User::Alice, SCOPE).await;
     let access = field(&tokens, "access_token");
     assert_accepted_everywhere(&stack, access, "before logout").await;
     let mut logout = stack.idp.join("logout").expect("url");
     logout
         .query_pairs_mut()
         .append_pair("id_token_hint", field(&tokens, "id_token"));
-    let answer = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-        .get(logout)
-        .send()
-        .await
-        .expect("GET /logout");
+    let answer = browser.get(logout).send().await.expect("GET /logout");
     assert!(
         answer.status().is_success() || answer.status().is_redirection(),
         "logout: {}",

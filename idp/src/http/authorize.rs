@@ -1,44 +1,33 @@
-//! `GET|POST /authorize` and `POST /login`: the authorization endpoint
-//! (RFC 6749 §4.1, OIDC Core §3.1.2) and the login form behind it.
+//! `GET|POST /authorize`: the authorization endpoint (RFC 6749 §4.1, OIDC
+//! Core §3.1.2). It shows the login form, which posts to `POST /login`
+//! ([`super::login`]).
 
 use axum::Router;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum_extra::extract::cookie::CookieJar;
 use time::OffsetDateTime;
 
 use crate::config::CODE_TTL;
-use crate::crypto::ct_eq;
 use crate::error::{AuthorizeError, PageError};
 use crate::flow::{AuthRequest, LoginFlow};
 use crate::grants::{self, Code};
 use crate::http::cookies;
 use crate::http::pages::{self, LoginPage};
 use crate::http::params::{Params, read_form};
-use crate::http::peer::peer_addr;
-use crate::realm::{self, Client};
+use crate::realm::Client;
 use crate::sessions::{self, Session};
 use crate::state::AppState;
-use crate::throttle;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/authorize", get(authorize_get).post(authorize_post))
-        .route("/login", post(login))
+    Router::new().route("/authorize", get(authorize_get).post(authorize_post))
 }
-
-/// The generic answer to a failed sign-in: it never says which part was wrong.
-pub const LOGIN_FAILED: &str = "Invalid username or password.";
-/// The answer while a name or address is locked out (the same for unknown names).
-pub const LOGIN_LOCKED: &str =
-    "Too many failed sign-in attempts. Please wait a few minutes and try again.";
 
 const MAX_STATE: usize = 1024;
 const MAX_NONCE: usize = 512;
-const MAX_USERNAME: usize = 128;
-const MAX_PASSWORD: usize = 1024;
+pub(super) const MAX_USERNAME: usize = 128;
 
 async fn authorize_get(
     State(state): State<AppState>,
@@ -272,7 +261,7 @@ pub fn normalise_scope(scope: &str) -> String {
     seen.join(" ")
 }
 
-fn display_name(client: &Client) -> &str {
+pub(super) fn display_name(client: &Client) -> &str {
     if client.name.is_empty() {
         &client.id
     } else {
@@ -291,7 +280,7 @@ async fn issue_code(
 }
 
 /// Stores a code for this request and session; answers the code.
-async fn create_code(
+pub(super) async fn create_code(
     state: &AppState,
     request: &AuthRequest,
     session: &Session,
@@ -314,7 +303,7 @@ async fn create_code(
 }
 
 /// Sends the browser back to the client with `code`.
-fn redirect_with_code(
+pub(super) fn redirect_with_code(
     state: &AppState,
     request: &AuthRequest,
     session: &Session,
@@ -332,148 +321,6 @@ fn redirect_with_code(
     }
     tracing::info!(client_id = %request.client_id, sid = %session.id, "authorization code issued");
     Ok(Redirect::to(url.as_str()).into_response())
-}
-
-/// `POST /login`: checks the CSRF token and the credentials, starts (or
-/// refreshes) the SSO session and completes the authorization request.
-async fn login(State(state): State<AppState>, jar: CookieJar, req: Request) -> Response {
-    match login_inner(&state, jar, req).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn login_inner(
-    state: &AppState,
-    jar: CookieJar,
-    req: Request,
-) -> Result<Response, PageError> {
-    let (parts, body) = req.into_parts();
-    let params = read_form(&parts.headers, body).await?;
-    params.check()?;
-    let flow = cookies::flow_value(&state.config, &jar)
-        .and_then(|c| LoginFlow::open(&state.flow_sealer, &c))
-        .ok_or_else(|| {
-            PageError::bad_request("Your sign-in request has expired or was started elsewhere. Go back to the application and try again.")
-        })?;
-    if !params
-        .get("csrf_token")
-        .is_some_and(|t| ct_eq(t.as_bytes(), flow.csrf.as_bytes()))
-    {
-        return Err(PageError::bad_request(
-            "The form could not be verified (CSRF check failed). Please try again.",
-        ));
-    }
-    let client = state
-        .auth_cache
-        .client_or_load(&state.db, &flow.request.client_id)
-        .await?
-        .ok_or_else(|| PageError::bad_request("The application is no longer registered here."))?;
-    let username = params
-        .get("username")
-        .filter(|u| u.len() <= MAX_USERNAME)
-        .unwrap_or("");
-    let password = params
-        .get("password")
-        .filter(|p| p.len() <= MAX_PASSWORD)
-        .unwrap_or("");
-    let addr = peer_addr(&parts, &state.config.trusted_proxies);
-    let form_again = |error: &'static str| {
-        let page = LoginPage {
-            client_name: display_name(&client),
-            csrf: &flow.csrf,
-            username,
-            error: Some(error),
-        };
-        let origin = pages::origin_of(&flow.request.redirect_uri);
-        pages::render(StatusCode::OK, &page, origin.as_deref())
-    };
-    let event = |kind| throttle::AuthEvent {
-        kind,
-        username: Some(username),
-        client_id: Some(&client.id),
-        addr: &addr,
-    };
-
-    // Brute-force defence: the submitted name and the address, whether or not
-    // the account exists, so the lock-out reveals nothing either.
-    let (account_key, addr_key) = (throttle::account_key(username), throttle::addr_key(&addr));
-    let keys = [account_key.as_str(), addr_key.as_str()];
-    let cache = &state.auth_cache;
-    if throttle::is_locked(&state.db, cache, &keys).await? {
-        throttle::audit(&state.db, event("login_locked")).await?;
-        return Ok(form_again(LOGIN_LOCKED));
-    }
-
-    let user = realm::user_by_username(&state.db, username)
-        .await?
-        .filter(|u| !u.disabled);
-    let ok = state
-        .passwords
-        .verify(
-            password.to_owned(),
-            user.as_ref().map(|u| u.password_hash.clone()),
-        )
-        .await?;
-    let user = match user {
-        Some(u) if ok => u,
-        _ => {
-            tracing::info!(client_id = %client.id, %addr, "sign-in failed");
-            throttle::failed(
-                &state.db,
-                cache,
-                &[
-                    (&account_key, throttle::ACCOUNT),
-                    (&addr_key, throttle::ADDRESS),
-                ],
-                event("login_failed"),
-            )
-            .await?;
-            return Ok(form_again(LOGIN_FAILED));
-        }
-    };
-    // Same person again: a fresh auth_time and cookie, same sid. Someone else:
-    // the previous session ends and a new one starts.
-    let previous = match cookies::session_value(&state.config, &jar) {
-        Some(v) => sessions::find(&state.db, &v).await?,
-        None => None,
-    };
-    let succeeded = event("login_succeeded");
-    let (session, token, code) = match previous {
-        Some(p) if p.user_id == user.id => {
-            throttle::succeeded(&state.db, &account_key, succeeded).await?;
-            let (session, token) = sessions::reauthenticate(&state.db, p.id).await?;
-            let code = create_code(state, &flow.request, &session).await?;
-            (session, token, code)
-        }
-        other => {
-            if let Some(p) = other {
-                sessions::end(
-                    &state.db,
-                    p.id,
-                    "another user signed in",
-                    state.config.access_token_ttl,
-                )
-                .await?;
-            }
-            // The common case: every write of the sign-in in one statement.
-            sessions::sign_in(
-                &state.db,
-                user.id,
-                state.config.session_ttl,
-                &flow.request,
-                CODE_TTL,
-                &account_key,
-                succeeded,
-            )
-            .await?
-        }
-    };
-    tracing::info!(user = %user.id, sid = %session.id, client_id = %client.id, "signed in");
-    let jar = cookies::clear_flow(&state.config, jar);
-    let jar = cookies::set_session(&state.config, jar, token);
-    let redirect = redirect_with_code(state, &flow.request, &session, &code)?;
-    Ok((jar, redirect).into_response())
 }
 
 #[cfg(test)]

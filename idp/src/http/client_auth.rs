@@ -24,8 +24,9 @@ pub enum Method {
 
 /// Authenticates the client of a request coming from `addr`. Every failure
 /// is `invalid_client` (401 with `WWW-Authenticate`), without saying whether
-/// the client exists; repeated failures lock the client id and the address
-/// for a growing time (see [`throttle`]).
+/// the client exists. A right secret always passes; repeated failures lock
+/// the (client id, address) pair and the address for a growing time (see
+/// [`throttle`]), never the client id as a whole.
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
@@ -62,15 +63,33 @@ pub async fn authenticate(
     if id.len() > 64 {
         return Err(OAuthError::invalid_client("client authentication failed"));
     }
-    let (client_key, addr_key) = (
-        throttle::client_key(&id),
-        throttle::addr_key(&format!("client-{addr}")),
-    );
-    // Both usually from memory (see `crate::cache`). The lock is looked up
-    // whether or not the client exists.
-    let keys = [client_key.as_str(), addr_key.as_str()];
     let cache = &state.auth_cache;
     let client = cache.client_or_load(&state.db, &id).await?;
+    // The secret first: a right one is never refused, whatever anybody else
+    // sent. A secret made by `idp clients create` is 256 random bits: it
+    // cannot be guessed, so a lock on the client id would only let anyone
+    // lock the real client out.
+    let ok = match (client, secret) {
+        (Some(c), Some(secret)) if !c.public && c.secret_matches(&secret) => Some((c, method)),
+        (Some(c), None) if c.public => Some((c, Method::None)),
+        (None, Some(secret)) => {
+            // Same work as for a known client: the answer time says nothing.
+            let _ = crate::crypto::sha256(secret.as_bytes());
+            None
+        }
+        _ => None,
+    };
+    if let Some(found) = ok {
+        return Ok(found);
+    }
+    // Failures are counted per (client, address) and per address, so they
+    // only ever lock out where they come from. Both keys whether or not the
+    // client exists: the answers read the same.
+    let (pair_key, addr_key) = (
+        throttle::client_addr_key(&id, addr),
+        throttle::client_net_key(addr),
+    );
+    let keys = [pair_key.as_str(), addr_key.as_str()];
     let event = |kind| throttle::AuthEvent {
         kind,
         username: None,
@@ -83,32 +102,17 @@ pub async fn authenticate(
             "too many failed attempts: try again later",
         ));
     }
-    let ok = match (client, secret) {
-        (Some(c), Some(secret)) if !c.public && c.secret_matches(&secret) => Some((c, method)),
-        (Some(c), None) if c.public => Some((c, Method::None)),
-        (None, Some(secret)) => {
-            // Same work as for a known client: the answer time says nothing.
-            let _ = crate::crypto::sha256(secret.as_bytes());
-            None
-        }
-        _ => None,
-    };
-    match ok {
-        Some(found) => Ok(found),
-        None => {
-            throttle::failed(
-                &state.db,
-                cache,
-                &[
-                    (&client_key, throttle::CLIENT),
-                    (&addr_key, throttle::ADDRESS),
-                ],
-                event("client_auth_failed"),
-            )
-            .await?;
-            Err(OAuthError::invalid_client("client authentication failed"))
-        }
-    }
+    throttle::failed(
+        &state.db,
+        cache,
+        &[
+            (&pair_key, throttle::CLIENT),
+            (&addr_key, throttle::ADDRESS),
+        ],
+        event("client_auth_failed"),
+    )
+    .await?;
+    Err(OAuthError::invalid_client("client authentication failed"))
 }
 
 /// `Authorization: Basic` credentials, form-urlencoded inside (RFC 6749 §2.3.1).

@@ -2,9 +2,13 @@
 //! Logout 1.0). Ends the SSO session, revokes its refresh tokens, and
 //! redirects only to a post-logout URI registered for the client.
 //!
-//! With a valid `id_token_hint` the session it names ends at once. Without
-//! one, a signed-in browser is asked to confirm (a CSRF-protected form), so a
-//! foreign page cannot sign people out.
+//! Only a browser's own session is ever ended, and silently only when a valid
+//! `id_token_hint` names that very session (§2: the OP need not ask then).
+//! Every other case where the browser is signed in — no hint, a hint of
+//! another session, a hint signed by a key since withdrawn — gets a
+//! confirmation page (a CSRF-protected form), so neither a foreign page nor
+//! someone holding an old ID token can sign anybody out. A hint never ends a
+//! session the browser does not hold.
 
 use axum::Router;
 use axum::extract::{RawQuery, Request, State};
@@ -50,18 +54,56 @@ fn csrf_for(cookie: &str) -> String {
     b64url(&sha256(format!("baton-idp logout:{cookie}").as_bytes()))
 }
 
+/// What the `id_token_hint` tells.
+enum Hint {
+    /// Signed by a key we still publish: names a client and a session.
+    Verified(IdTokenHint),
+    /// Ours in form, but its key has since been withdrawn: it still names the
+    /// client (used only to look up registered redirect URIs), never a session.
+    Unverifiable { aud: String },
+}
+
+impl Hint {
+    fn parse(state: &AppState, token: &str) -> Result<Self, PageError> {
+        let invalid = || {
+            PageError::bad_request("The id_token_hint is not an ID token issued by this provider.")
+        };
+        match tokens::verify_own::<IdTokenHint>(state, token, "JWT", true) {
+            Ok(hint) => Ok(Hint::Verified(hint)),
+            Err(tokens::UNKNOWN_KEY) => {
+                let unverified =
+                    tokens::unverified_claims::<IdTokenHint>(token).ok_or_else(invalid)?;
+                Ok(Hint::Unverifiable {
+                    aud: unverified.aud,
+                })
+            }
+            Err(_) => Err(invalid()),
+        }
+    }
+
+    fn aud(&self) -> &str {
+        match self {
+            Hint::Verified(h) => &h.aud,
+            Hint::Unverifiable { aud } => aud,
+        }
+    }
+
+    /// The session a verified hint names.
+    fn sid(&self) -> Option<Uuid> {
+        match self {
+            Hint::Verified(h) => h.sid.as_deref().and_then(|s| Uuid::parse_str(s).ok()),
+            Hint::Unverifiable { .. } => None,
+        }
+    }
+}
+
 async fn logout(state: &AppState, jar: CookieJar, params: Params) -> Result<Response, PageError> {
     params.check()?;
-    let hint: Option<IdTokenHint> = match params.get("id_token_hint") {
-        Some(t) => Some(tokens::verify_own(state, t, "JWT", true).map_err(|_| {
-            PageError::bad_request("The id_token_hint is not an ID token issued by this provider.")
-        })?),
+    let hint = match params.get("id_token_hint") {
+        Some(t) => Some(Hint::parse(state, t)?),
         None => None,
     };
-    let client_id = match (
-        hint.as_ref().map(|h| h.aud.as_str()),
-        params.get("client_id"),
-    ) {
+    let client_id = match (hint.as_ref().map(Hint::aud), params.get("client_id")) {
         (Some(a), Some(b)) if a != b => {
             return Err(PageError::bad_request(
                 "client_id does not match the id_token_hint.",
@@ -101,20 +143,13 @@ async fn logout(state: &AppState, jar: CookieJar, params: Params) -> Result<Resp
     };
     let ttl = state.config.access_token_ttl;
     let mut jar = jar;
-    if let Some(hint) = &hint {
-        if let Some(sid) = hint.sid.as_deref().and_then(|s| Uuid::parse_str(s).ok()) {
-            sessions::end(&state.db, sid, "logout", ttl).await?;
-            tracing::info!(%sid, sub = %hint.sub, "session ended by RP-initiated logout");
-            if current.as_ref().is_some_and(|c| c.id == sid) {
-                jar = cookies::clear_session(&state.config, jar);
-            }
-        }
-    } else if let (Some(session), Some(cookie)) = (&current, &cookie) {
+    if let (Some(session), Some(cookie)) = (&current, &cookie) {
+        let named = hint.as_ref().and_then(Hint::sid) == Some(session.id);
         let confirmed = params.get("confirm") == Some("yes")
             && params
                 .get("csrf_token")
                 .is_some_and(|t| ct_eq(t.as_bytes(), csrf_for(cookie).as_bytes()));
-        if !confirmed {
+        if !named && !confirmed {
             let user = realm::user_by_id(&state.db, session.user_id).await?;
             let csrf = csrf_for(cookie);
             let page = LogoutPage {
@@ -128,7 +163,11 @@ async fn logout(state: &AppState, jar: CookieJar, params: Params) -> Result<Resp
             return Ok(pages::render(StatusCode::OK, &page, origin.as_deref()));
         }
         sessions::end(&state.db, session.id, "logout", ttl).await?;
-        tracing::info!(sid = %session.id, "session ended by the user");
+        if named {
+            tracing::info!(sid = %session.id, "session ended by RP-initiated logout");
+        } else {
+            tracing::info!(sid = %session.id, "session ended by the user");
+        }
         jar = cookies::clear_session(&state.config, jar);
     }
 

@@ -1,12 +1,13 @@
 //! The HTTP surface: one module per resource, assembled here with the
 //! cross-cutting layers (tracing without secrets, request ids, timeouts,
-//! security headers).
+//! security headers, HSTS behind an https issuer).
 
 pub mod authorize;
 pub mod client_auth;
 pub mod cookies;
 pub mod discovery;
 pub mod health;
+pub mod login;
 pub mod logout;
 pub mod pages;
 pub mod params;
@@ -36,10 +37,16 @@ use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// `Strict-Transport-Security` when the issuer is https: a browser that has
+/// seen the IdP once never talks to it in clear text again.
+const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000; includeSubDomains");
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let https = state.config.secure_cookies();
+    let router = Router::new()
         .merge(discovery::router())
         .merge(authorize::router())
+        .merge(login::router())
         .merge(token::router())
         .merge(userinfo::router())
         .merge(revoke::router())
@@ -70,7 +77,15 @@ pub fn router(state: AppState) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+    if https {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HSTS,
+        ))
+    } else {
+        router
+    }
 }
 
 async fn not_found() -> Response {

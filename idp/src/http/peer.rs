@@ -1,13 +1,16 @@
-//! The client's network address, for throttling and audit: the TCP peer,
-//! or — only when that peer is a configured trusted proxy — the rightmost
-//! `X-Forwarded-For` entry that is not a trusted proxy. A client can put
-//! anything in `X-Forwarded-For`, so it is never believed otherwise.
+//! The client's network address, for throttling and audit: the TCP peer, or —
+//! only when that peer is one of `IDP_TRUSTED_PROXIES` (addresses or CIDR
+//! networks) — the rightmost `X-Forwarded-For` entry that is not a trusted
+//! proxy. The rule lives in [`guard::client_ip`], shared with the gateway; a
+//! client can put anything in `X-Forwarded-For`, so it is never believed
+//! otherwise.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use guard::client_ip::TrustedProxies;
 
 use crate::state::AppState;
 
@@ -22,34 +25,12 @@ impl FromRequestParts<AppState> for PeerAddr {
     }
 }
 
-pub fn peer_addr(parts: &Parts, trusted: &[IpAddr]) -> String {
-    let Some(peer) = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-    else {
-        return "unknown".to_owned();
-    };
-    if !trusted.contains(&peer) {
-        return peer.to_string();
+/// The client address of a request, as text (`unknown` without a TCP peer).
+pub fn peer_addr(parts: &Parts, trusted: &TrustedProxies) -> String {
+    match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+        Some(ConnectInfo(peer)) => trusted.client_ip(peer.ip(), &parts.headers).to_string(),
+        None => "unknown".to_owned(),
     }
-    let forwarded: Vec<&str> = parts
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    for entry in forwarded.iter().rev() {
-        match entry.parse::<IpAddr>() {
-            Ok(ip) if trusted.contains(&ip) => continue,
-            Ok(ip) => return ip.to_string(),
-            // Garbage from the client side of the chain: stop at the last good hop.
-            Err(_) => break,
-        }
-    }
-    peer.to_string()
 }
 
 #[cfg(test)]
@@ -71,28 +52,30 @@ mod tests {
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let none = TrustedProxies::default();
+        let proxies = TrustedProxies::parse("10.0.0.0/24").unwrap();
         assert_eq!(
-            peer_addr(&parts("203.0.113.9", Some("1.2.3.4")), &[]),
+            peer_addr(&parts("203.0.113.9", Some("1.2.3.4")), &none),
             "203.0.113.9"
         );
         assert_eq!(
-            peer_addr(&parts("203.0.113.9", Some("1.2.3.4")), &[proxy]),
+            peer_addr(&parts("203.0.113.9", Some("1.2.3.4")), &proxies),
             "203.0.113.9"
         );
         assert_eq!(
-            peer_addr(&parts("10.0.0.1", Some("6.6.6.6, 1.2.3.4")), &[proxy]),
+            peer_addr(&parts("10.0.0.1", Some("6.6.6.6, 1.2.3.4")), &proxies),
             "1.2.3.4",
             "rightmost untrusted hop"
         );
         assert_eq!(
-            peer_addr(&parts("10.0.0.1", Some("1.2.3.4, 10.0.0.1")), &[proxy]),
-            "1.2.3.4"
+            peer_addr(&parts("10.0.0.1", Some("1.2.3.4, 10.0.0.9")), &proxies),
+            "1.2.3.4",
+            "every address of the trusted network is skipped"
         );
         assert_eq!(
-            peer_addr(&parts("10.0.0.1", Some("junk")), &[proxy]),
+            peer_addr(&parts("10.0.0.1", Some("junk")), &proxies),
             "10.0.0.1"
         );
-        assert_eq!(peer_addr(&parts("10.0.0.1", None), &[proxy]), "10.0.0.1");
+        assert_eq!(peer_addr(&parts("10.0.0.1", None), &proxies), "10.0.0.1");
     }
 }

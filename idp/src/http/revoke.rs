@@ -68,8 +68,11 @@ async fn revoke(
     Ok(r)
 }
 
-/// Introspection is for confidential clients (resource servers); a refresh
-/// token is only described to the client it was issued to.
+/// Introspection is for confidential clients. RFC 7662 §4: a token is
+/// described only to the clients entitled to it — an access token to its own
+/// client or to a resource server named in its `aud`, a refresh token to the
+/// client it was issued to; everyone else learns `{"active": false}`, exactly
+/// as for an unknown token.
 async fn introspect(
     State(state): State<AppState>,
     PeerAddr(addr): PeerAddr,
@@ -87,7 +90,7 @@ async fn introspect(
         inactive()
     } else if looks_like_jwt(token) {
         match verify_access(&state, token).await {
-            Ok(c) => json!({
+            Ok(c) if c.client_id == client.id || c.aud.contains(&client.id) => json!({
                 "active": true,
                 "token_type": "Bearer",
                 "scope": c.scope,
@@ -103,6 +106,8 @@ async fn introspect(
                 "auth_time": c.auth_time,
                 "roles": c.roles,
             }),
+            // Someone else's token: as if unknown.
+            Ok(_) => inactive(),
             Err(e @ (OAuthError::Server(_) | OAuthError::Unavailable(_))) => return Err(e),
             Err(_) => inactive(),
         }

@@ -97,7 +97,7 @@ async fn authorization_code(
     let code_value = params.require("code")?;
     let redirect_uri = params.require("redirect_uri")?;
     let mut tx = state.db.begin().await?;
-    let code = match grants::consume_code(&mut tx, code_value).await? {
+    let code = match grants::consume_code(&mut tx, code_value, &client.id).await? {
         Redeem::Fresh(code) => code,
         Redeem::Replayed => {
             drop(tx);
@@ -105,15 +105,16 @@ async fn authorization_code(
             tracing::warn!(client_id = %client.id, "authorization code replayed; what it issued is revoked");
             return Err(OAuthError::invalid_grant("authorization code already used"));
         }
+        Redeem::OtherClient => {
+            tracing::warn!(client_id = %client.id, "authorization code of another client presented; left unused");
+            return Err(OAuthError::invalid_grant(
+                "authorization code was issued to another client",
+            ));
+        }
         Redeem::Unknown => return Err(OAuthError::invalid_grant("unknown authorization code")),
     };
-    // The code is consumed whatever happens next: commit that first.
+    // The code is consumed by its own client whatever happens next: commit that first.
     tx.commit().await?;
-    if code.client_id != client.id {
-        return Err(OAuthError::invalid_grant(
-            "authorization code was issued to another client",
-        ));
-    }
     if code.expires_at <= OffsetDateTime::now_utc() {
         return Err(OAuthError::invalid_grant("authorization code expired"));
     }

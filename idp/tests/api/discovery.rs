@@ -111,3 +111,31 @@ async fn unknown_paths_are_404_json_and_every_answer_has_a_request_id(pool: PgPo
     assert!(r.headers().contains_key("x-request-id"));
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
 }
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn an_https_issuer_sends_hsts_and_a_plain_one_does_not(pool: PgPool) {
+    let plain = crate::helpers::spawn(pool.clone()).await;
+    let r = plain.http.get(plain.url("/healthz")).send().await.unwrap();
+    assert!(r.headers().get("strict-transport-security").is_none());
+    drop(plain);
+    // Behind TLS termination: the issuer is https, the test talks to the
+    // listener directly.
+    let https = crate::helpers::spawn_with(pool, |c| {
+        c.issuer = "https://id.example.test".into();
+    })
+    .await;
+    let r = https
+        .http
+        .get(format!(
+            "http://{}/.well-known/openid-configuration",
+            https.idp.addr
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+}

@@ -85,8 +85,13 @@ impl TestIdp {
 
     /// Signs alice in through the gateway and redeems the code: the token response.
     pub async fn gateway_tokens(&self, scope: &str) -> Value {
-        let code = self
-            .browser()
+        self.gateway_tokens_in(&self.browser(), scope).await
+    }
+
+    /// As [`gateway_tokens`](Self::gateway_tokens), signing in with `browser`
+    /// (which then holds the IdP session, e.g. for RP-initiated logout).
+    pub async fn gateway_tokens_in(&self, browser: &Browser, scope: &str) -> Value {
+        let code = browser
             .sign_in_gateway("alice", "alice-password", scope)
             .await;
         let r = self

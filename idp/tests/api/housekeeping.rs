@@ -97,3 +97,27 @@ async fn purging_drops_expired_sessions_families_and_revocations_only(pool: PgPo
     // Purging again finds nothing new.
     assert_eq!(idp::housekeeping::purge(&t.pool).await.unwrap(), 0);
 }
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn purging_drops_throttle_counters_nobody_needs_any_more(pool: PgPool) {
+    let t = spawn(pool).await;
+    sqlx::query(
+        "INSERT INTO auth_throttle (key, failures, window_start, locked_until, in_flight, in_flight_since) VALUES
+         ('user:old', 3, now() - interval '2 hours', NULL, 0, NULL),
+         ('user:lock-over', 9, now() - interval '2 hours', now() - interval '1 minute', 0, NULL),
+         ('user:recent', 2, now() - interval '5 minutes', NULL, 0, NULL),
+         ('user:locked', 9, now() - interval '2 hours', now() + interval '10 minutes', 0, NULL),
+         ('user:in-flight', 0, now() - interval '2 hours', NULL, 1, now())",
+    )
+    .execute(&t.pool)
+    .await
+    .unwrap();
+    assert_eq!(idp::housekeeping::purge(&t.pool).await.unwrap(), 2);
+    let mut left: Vec<String> =
+        sqlx::query_scalar("SELECT key FROM auth_throttle WHERE key LIKE 'user:%'")
+            .fetch_all(&t.pool)
+            .await
+            .unwrap();
+    left.sort();
+    assert_eq!(left, ["user:in-flight", "user:locked", "user:recent"]);
+}

@@ -171,3 +171,114 @@ async fn logout_without_a_hint_asks_for_confirmation_with_csrf(pool: PgPool) {
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("signed out"));
 }
+
+/// Signs `user` in with `browser` through the gateway: the ID token.
+async fn id_token_of(
+    t: &crate::helpers::TestIdp,
+    browser: &crate::helpers::Browser,
+    user: &str,
+) -> String {
+    let code = browser
+        .sign_in_gateway(user, &format!("{user}-password"), "openid")
+        .await;
+    let r = t
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", GATEWAY_REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let tokens: serde_json::Value = r.json().await.unwrap();
+    tokens["id_token"].as_str().unwrap().to_owned()
+}
+
+async fn still_signed_in(browser: &crate::helpers::Browser) -> bool {
+    let mut check = gateway_authorize("openid");
+    check.push(("prompt".into(), "none".into()));
+    location_query(&browser.authorize(&check).await)
+        .1
+        .contains_key("code")
+}
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn a_hint_of_another_session_never_signs_anybody_out_silently(pool: PgPool) {
+    let t = spawn(pool).await;
+    let (alice, bob) = (t.browser(), t.browser());
+    let alice_hint = id_token_of(&t, &alice, "alice").await;
+    id_token_of(&t, &bob, "bob").await;
+    let query = q(&[
+        ("id_token_hint", &alice_hint),
+        ("post_logout_redirect_uri", "http://localhost:8080/"),
+    ]);
+
+    // Bob's browser opens a logout link carrying alice's ID token: bob is
+    // asked, alice's session is not touched.
+    let r = bob.get("/logout", &query).await;
+    assert_eq!(r.status(), StatusCode::OK, "a confirmation page");
+    let html = r.text().await.unwrap();
+    assert!(html.contains("bob") && html.contains("csrf_token"));
+    assert!(still_signed_in(&bob).await, "bob is still signed in");
+    assert!(still_signed_in(&alice).await, "alice is still signed in");
+
+    // Without any session cookie (an attacker holding the ID token): nothing ends.
+    let r = t.browser().get("/logout", &query).await;
+    assert!(r.status().is_redirection() || r.status() == StatusCode::OK);
+    assert!(still_signed_in(&alice).await, "alice is still signed in");
+
+    // Alice's own browser with her own hint: signed out at once.
+    let r = alice.get("/logout", &query).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(!still_signed_in(&alice).await);
+    assert!(still_signed_in(&bob).await);
+}
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn a_hint_signed_by_a_withdrawn_key_gets_the_confirmation_page(pool: PgPool) {
+    let t = spawn(pool).await;
+    let browser = t.browser();
+    let hint = id_token_of(&t, &browser, "alice").await;
+    // Every key that signed it is withdrawn from JWKS.
+    sqlx::query("UPDATE signing_keys SET retire_at = now(), expire_at = now()")
+        .execute(&t.pool)
+        .await
+        .unwrap();
+    t.idp.state.keys.reload().await.unwrap();
+
+    let r = browser
+        .get(
+            "/logout",
+            &q(&[
+                ("id_token_hint", &hint),
+                ("post_logout_redirect_uri", "http://localhost:8080/"),
+                ("state", "s2"),
+            ]),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "not an error page");
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Sign out") && html.contains("alice"),
+        "{html}"
+    );
+    assert!(
+        still_signed_in(&browser).await,
+        "nothing ended before confirming"
+    );
+    let r = browser
+        .http
+        .post(t.url("/logout"))
+        .form(&[
+            ("confirm", "yes"),
+            ("csrf_token", csrf_of(&html).as_str()),
+            ("client_id", "gateway"),
+            ("post_logout_redirect_uri", "http://localhost:8080/"),
+            ("state", "s2"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location_query(&r).1["state"], "s2");
+}

@@ -7,6 +7,7 @@ mod helpers;
 mod authorize;
 mod discovery;
 mod exchange;
+mod flood;
 mod housekeeping;
 mod keys;
 mod login;

@@ -110,7 +110,8 @@ async fn revoke(t: &TestIdp, token: &str) {
 #[sqlx::test(migrations = "../migrations/idp")]
 async fn revocations_reach_an_open_stream_as_they_happen(pool: PgPool) {
     let t = spawn(pool).await;
-    let tokens = t.gateway_tokens("openid offline_access").await;
+    let browser = t.browser();
+    let tokens = t.gateway_tokens_in(&browser, "openid offline_access").await;
     let mut events = Events::open(&t, None).await;
 
     revoke(&t, tokens["access_token"].as_str().unwrap()).await;
@@ -122,10 +123,9 @@ async fn revocations_reach_an_open_stream_as_they_happen(pool: PgPool) {
     );
     assert!(e["at"].as_i64().unwrap() > 0);
 
-    // Logout: the session's tokens go, by sid.
+    // Logout (from the browser of the session): the session's tokens go, by sid.
     let id_token = tokens["id_token"].as_str().unwrap();
-    let r = t
-        .browser()
+    let r = browser
         .get(
             "/logout",
             &[("id_token_hint".to_owned(), id_token.to_owned())],

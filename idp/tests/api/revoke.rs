@@ -73,8 +73,7 @@ async fn introspection_describes_live_tokens_and_nothing_else(pool: PgPool) {
             serde_json::json!({"active": false})
         );
     }
-    // The reporter (a resource-server-like client) may introspect the access
-    // token, but not the gateway's refresh token.
+    // Another client may not introspect the gateway's refresh token.
     let r: Value = t
         .http
         .post(t.url("/introspect"))
@@ -87,6 +86,35 @@ async fn introspection_describes_live_tokens_and_nothing_else(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(r["active"], false);
+}
+
+/// `token` introspected by `client`: `active`.
+async fn active_for(t: &TestIdp, client: &str, secret: &str, token: &str) -> Value {
+    let r = t
+        .http
+        .post(t.url("/introspect"))
+        .basic_auth(client, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json::<Value>().await.unwrap()["active"].clone()
+}
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn an_access_token_is_described_only_to_its_client_and_its_audience(pool: PgPool) {
+    let t = spawn(pool).await;
+    let tokens = t.gateway_tokens("openid orders:read").await;
+    let at = tokens["access_token"].as_str().unwrap();
+    // Its own client, and a resource server named in its aud.
+    assert_eq!(active_for(&t, "gateway", GATEWAY_SECRET, at).await, true);
+    assert_eq!(active_for(&t, "order", "order-dev-secret", at).await, true);
+    // Any other authenticated client learns nothing (RFC 7662 §4).
+    assert_eq!(
+        active_for(&t, "reporter", "reporter-dev-secret", at).await,
+        false
+    );
 }
 
 #[sqlx::test(migrations = "../migrations/idp")]

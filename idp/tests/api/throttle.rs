@@ -126,50 +126,92 @@ async fn one_address_cannot_try_many_accounts(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "../migrations/idp")]
-async fn repeated_client_authentication_failures_lock_the_client_id(pool: PgPool) {
-    let t = spawn(pool).await;
-    let cc = |secret: &'static str| {
-        t.http
-            .post(t.url("/token"))
-            .basic_auth("reporter", Some(secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-    };
-    for _ in 0..10 {
-        assert_eq!(
-            cc("wrong").await.unwrap().status(),
-            StatusCode::UNAUTHORIZED
-        );
-    }
-    let r = cc("reporter-dev-secret").await.unwrap();
-    assert_eq!(
-        r.status(),
-        StatusCode::UNAUTHORIZED,
-        "locked, even with the right secret"
-    );
-    assert_eq!(
-        r.json::<serde_json::Value>().await.unwrap()["error"],
-        "invalid_client"
-    );
-    // Another client is not affected.
-    let gateway = t
+async fn client_credentials(
+    t: &TestIdp,
+    secret: &str,
+    forwarded_for: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let mut r = t
         .http
-        .post(t.url("/introspect"))
-        .basic_auth("gateway", Some("gateway-dev-secret"))
-        .form(&[("token", "x")])
-        .send()
+        .post(t.url("/token"))
+        .basic_auth("reporter", Some(secret))
+        .form(&[("grant_type", "client_credentials")]);
+    if let Some(addr) = forwarded_for {
+        r = r.header("x-forwarded-for", addr);
+    }
+    let r = r.send().await.unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn client_authentication_failures_lock_only_where_they_come_from(pool: PgPool) {
+    let t = spawn(pool).await;
+    for _ in 0..10 {
+        let (status, _) = client_credentials(&t, "wrong", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // This (client, address) is locked: another wrong secret is told so.
+    let (status, body) = client_credentials(&t, "wrong", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid_client");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("too many"),
+        "{body}"
+    );
+    // The right secret is never refused: it cannot be guessed, so a lock on it
+    // would only serve whoever sent the failures.
+    let (status, _) = client_credentials(&t, "reporter-dev-secret", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM auth_throttle ORDER BY key")
+        .fetch_all(&t.pool)
         .await
         .unwrap();
-    assert_eq!(gateway.status(), StatusCode::OK);
-    unlock(&t).await;
     assert_eq!(
-        cc("reporter-dev-secret").await.unwrap().status(),
-        StatusCode::OK
+        keys,
+        ["addr:client-127.0.0.1", "client:reporter@127.0.0.1"],
+        "never the client id alone"
     );
     let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM auth_events WHERE kind = 'client_auth_failed' AND client_id = 'reporter'")
         .fetch_one(&t.pool)
         .await
         .unwrap();
     assert_eq!(failed, 10);
+}
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn a_flood_of_wrong_secrets_from_many_addresses_cannot_lock_the_real_client_out(
+    pool: PgPool,
+) {
+    use futures::StreamExt;
+    let t = crate::helpers::spawn_with(pool, |c| {
+        c.trusted_proxies = guard::client_ip::TrustedProxies::parse("127.0.0.1").unwrap();
+    })
+    .await;
+    let tokens = t.gateway_tokens("openid offline_access").await;
+    // 400 wrong secrets for the gateway's client id from 40 addresses, 50 at once.
+    let answers: Vec<StatusCode> = futures::stream::iter(0..400)
+        .map(|i| {
+            let (http, url) = (t.http.clone(), t.url("/token"));
+            async move {
+                http.post(url)
+                    .basic_auth("gateway", Some(format!("guess-{i}")))
+                    .header("x-forwarded-for", format!("198.51.100.{}", i % 40))
+                    .form(&[("grant_type", "refresh_token"), ("refresh_token", "x")])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        })
+        .buffer_unordered(50)
+        .collect()
+        .await;
+    assert!(answers.iter().all(|s| *s == StatusCode::UNAUTHORIZED));
+    // The real gateway still refreshes and redeems codes.
+    let (status, body) = t.refresh(tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    t.gateway_tokens("openid").await;
 }

@@ -240,6 +240,21 @@ async fn codes_are_stored_hashed_and_bound_to_their_client(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(error_of(r).await.1, "invalid_grant");
+    // Another client holding a leaked code cannot burn it: the rightful
+    // client still redeems it, and nothing it issued is revoked.
+    let r = t.token(&redeem(&code)).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the gateway still redeems its code"
+    );
+    let tokens: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        t.userinfo(tokens["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
 }
 
 #[sqlx::test(migrations = "../migrations/idp")]
@@ -728,7 +743,9 @@ async fn a_replay_during_the_first_redemption_stops_its_tokens(pool: PgPool) {
     // The first redemption has consumed the code and is still issuing...
     let mut first = t.pool.begin().await.unwrap();
     assert!(matches!(
-        idp::grants::consume_code(&mut first, &code).await.unwrap(),
+        idp::grants::consume_code(&mut first, &code, "gateway")
+            .await
+            .unwrap(),
         idp::grants::Redeem::Fresh(_)
     ));
     first.commit().await.unwrap();

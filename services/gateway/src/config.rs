@@ -32,8 +32,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use url::Url;
 
-use crate::client_ip::TrustedProxies;
 use crate::crypto::SealKey;
+use guard::client_ip::TrustedProxies;
 
 /// The development session key: public, so sessions sealed with it are not secret.
 const DEV_SESSION_KEY: [u8; 32] = *b"baton-dev-session-key-NOT-SECRET";

@@ -14,7 +14,6 @@
 
 pub mod caller;
 pub mod circuit;
-pub mod client_ip;
 pub mod config;
 pub mod crypto;
 pub mod csrf;

@@ -70,6 +70,8 @@
 //! * [`health`] — `/healthz` + `/readyz`.
 //! * [`trace`] — W3C `traceparent`.
 //! * [`config::var`] — a service's own typed settings from the environment.
+//! * [`client_ip`] — the caller's address behind trusted proxies (CIDRs), for
+//!   the gateway's rate limits and the IdP's throttle alike.
 //! * [`telemetry`], [`shutdown`], [`db`] — logging, graceful shutdown, database
 //!   start-up, for every process.
 //!
@@ -93,6 +95,7 @@ pub mod api_error;
 pub mod audit;
 mod cache;
 pub mod claims;
+pub mod client_ip;
 pub mod config;
 pub mod db;
 mod error;

@@ -1,7 +1,8 @@
 //! The attack suite over the real processes: forged tokens against every
-//! validator, OAuth attacks and brute force against the IdP.
+//! validator, OAuth attacks, brute force and denial of service against the IdP.
 
 mod brute_force;
+mod denial;
 mod oauth;
 mod properties;
 mod tokens;

@@ -211,6 +211,12 @@ pub async fn cli_token(stack: &Stack, user: User, scope: &str) -> String {
 
 /// [`cli_token`]'s whole token response (access, refresh and ID tokens).
 pub async fn cli_tokens(stack: &Stack, user: User, scope: &str) -> Value {
+    cli_sign_in(stack, user, scope).await.0
+}
+
+/// As [`cli_tokens`], with the browser that signed in (it holds the IdP
+/// session cookie, e.g. for RP-initiated logout).
+pub async fn cli_sign_in(stack: &Stack, user: User, scope: &str) -> (Value, reqwest::Client) {
     let redirect_uri = CLI_REDIRECT_URI;
     let http = reqwest::Client::builder()
         .cookie_store(true)
@@ -286,7 +292,7 @@ pub async fn cli_tokens(stack: &Stack, user: User, scope: &str) -> Value {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "token response: {json}");
-    json
+    (json, http)
 }
 
 /// The `cli` client's registered redirect URI (`idp seed`).

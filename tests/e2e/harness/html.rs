@@ -4,7 +4,7 @@
 
 /// A `<form>`: its `action` (raw, possibly relative), method and every
 /// `<input>` with a name and its value (hidden fields such as the CSRF token).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Form {
     pub action: String,
     pub method: String,

@@ -1,0 +1,220 @@
+//! `POST /login`: the login form behind `/authorize` ([`super::authorize`]).
+//!
+//! Under a flood of wrong passwords a real user still signs in: the attempt
+//! first reserves its place on its throttle keys ([`crate::in_flight`], so no
+//! more hashes run than the lock-outs allow), then waits for the password
+//! pool in the queue its keys earned (no recent failures: ahead), and when
+//! that queue is full it is answered at once with the form and a "try again"
+//! message (503, `Retry-After`) instead of waiting without bound.
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum_extra::extract::cookie::CookieJar;
+
+use crate::blocking::Priority;
+use crate::config::CODE_TTL;
+use crate::crypto::ct_eq;
+use crate::error::PageError;
+use crate::flow::LoginFlow;
+use crate::http::authorize::{MAX_USERNAME, create_code, display_name, redirect_with_code};
+use crate::http::cookies;
+use crate::http::pages::{self, LoginPage};
+use crate::http::params::read_form;
+use crate::http::peer::peer_addr;
+use crate::in_flight::{self, Admission};
+use crate::password::Passwords;
+use crate::state::AppState;
+use crate::{realm, sessions, throttle};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/login", post(login))
+}
+
+/// The generic answer to a failed sign-in: it never says which part was wrong.
+pub const LOGIN_FAILED: &str = "Invalid username or password.";
+/// The answer while a name or address is locked out (the same for unknown names).
+pub const LOGIN_LOCKED: &str =
+    "Too many failed sign-in attempts. Please wait a few minutes and try again.";
+/// The answer when the password checks are fully booked.
+pub const LOGIN_BUSY: &str = "Sign-in is very busy right now. Please try again in a moment.";
+
+const MAX_PASSWORD: usize = 1024;
+
+/// The "try again" answer: `page` with `Retry-After: 1`.
+fn busy(mut page: Response) -> Response {
+    page.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    page
+}
+
+/// Checks the CSRF token and the credentials, starts (or refreshes) the SSO
+/// session and completes the authorization request.
+async fn login(State(state): State<AppState>, jar: CookieJar, req: Request) -> Response {
+    match login_inner(&state, jar, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn login_inner(
+    state: &AppState,
+    jar: CookieJar,
+    req: Request,
+) -> Result<Response, PageError> {
+    let (parts, body) = req.into_parts();
+    let params = read_form(&parts.headers, body).await?;
+    params.check()?;
+    let flow = cookies::flow_value(&state.config, &jar)
+        .and_then(|c| LoginFlow::open(&state.flow_sealer, &c))
+        .ok_or_else(|| {
+            PageError::bad_request("Your sign-in request has expired or was started elsewhere. Go back to the application and try again.")
+        })?;
+    if !params
+        .get("csrf_token")
+        .is_some_and(|t| ct_eq(t.as_bytes(), flow.csrf.as_bytes()))
+    {
+        return Err(PageError::bad_request(
+            "The form could not be verified (CSRF check failed). Please try again.",
+        ));
+    }
+    let client = state
+        .auth_cache
+        .client_or_load(&state.db, &flow.request.client_id)
+        .await?
+        .ok_or_else(|| PageError::bad_request("The application is no longer registered here."))?;
+    let username = params
+        .get("username")
+        .filter(|u| u.len() <= MAX_USERNAME)
+        .unwrap_or("");
+    let password = params
+        .get("password")
+        .filter(|p| p.len() <= MAX_PASSWORD)
+        .unwrap_or("");
+    let addr = peer_addr(&parts, &state.config.trusted_proxies);
+    let form_again = |status: StatusCode, error: &'static str| {
+        let page = LoginPage {
+            client_name: display_name(&client),
+            csrf: &flow.csrf,
+            username,
+            error: Some(error),
+        };
+        let origin = pages::origin_of(&flow.request.redirect_uri);
+        pages::render(status, &page, origin.as_deref())
+    };
+    let event = |kind| throttle::AuthEvent {
+        kind,
+        username: Some(username),
+        client_id: Some(&client.id),
+        addr: &addr,
+    };
+
+    // Brute-force defence: the submitted name and the address, whether or not
+    // the account exists, so the lock-out reveals nothing either.
+    let (account_key, addr_key) = (throttle::account_key(username), throttle::addr_key(&addr));
+    // An address served behind meets a full queue: refused before any
+    // database work (see `crate::cache`).
+    if state.passwords.full() && state.auth_cache.is_behind(&addr_key) {
+        return Ok(busy(form_again(
+            StatusCode::SERVICE_UNAVAILABLE,
+            LOGIN_BUSY,
+        )));
+    }
+    let reservation = match in_flight::reserve(
+        &state.db,
+        &[
+            (&account_key, throttle::ACCOUNT),
+            (&addr_key, throttle::ADDRESS),
+        ],
+    )
+    .await?
+    {
+        Admission::Admitted(r) => r,
+        Admission::Refused => {
+            throttle::audit(&state.db, event("login_locked")).await?;
+            return Ok(form_again(StatusCode::OK, LOGIN_LOCKED));
+        }
+    };
+
+    let priority = reservation.priority();
+    if priority == Priority::Low {
+        state.auth_cache.mark_behind(&addr_key);
+    }
+    let user = realm::user_by_username(&state.db, username)
+        .await?
+        .filter(|u| !u.disabled);
+    let checked = state
+        .passwords
+        .verify(
+            password.to_owned(),
+            user.as_ref().map(|u| u.password_hash.clone()),
+            priority,
+        )
+        .await;
+    let ok = match checked {
+        Ok(ok) => ok,
+        Err(e) if Passwords::is_busy(&e) => {
+            reservation.busy().await?;
+            tracing::info!(client_id = %client.id, "password checks fully booked; asked to retry");
+            return Ok(busy(form_again(
+                StatusCode::SERVICE_UNAVAILABLE,
+                LOGIN_BUSY,
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let user = match user {
+        Some(u) if ok => u,
+        _ => {
+            tracing::info!(client_id = %client.id, %addr, "sign-in failed");
+            reservation.failed(event("login_failed")).await?;
+            return Ok(form_again(StatusCode::OK, LOGIN_FAILED));
+        }
+    };
+    // Same person again: a fresh auth_time and cookie, same sid. Someone else:
+    // the previous session ends and a new one starts.
+    let previous = match cookies::session_value(&state.config, &jar) {
+        Some(v) => sessions::find(&state.db, &v).await?,
+        None => None,
+    };
+    let succeeded = event("login_succeeded");
+    let (session, token, code) = match previous {
+        Some(p) if p.user_id == user.id => {
+            throttle::succeeded(&state.db, &account_key, succeeded).await?;
+            let (session, token) = sessions::reauthenticate(&state.db, p.id).await?;
+            let code = create_code(state, &flow.request, &session).await?;
+            (session, token, code)
+        }
+        other => {
+            if let Some(p) = other {
+                sessions::end(
+                    &state.db,
+                    p.id,
+                    "another user signed in",
+                    state.config.access_token_ttl,
+                )
+                .await?;
+            }
+            // The common case: every write of the sign-in in one statement.
+            sessions::sign_in(
+                &state.db,
+                user.id,
+                state.config.session_ttl,
+                &flow.request,
+                CODE_TTL,
+                &account_key,
+                succeeded,
+            )
+            .await?
+        }
+    };
+    // The account's counter is gone with its row; the address's place is given back.
+    reservation.succeeded().await?;
+    tracing::info!(user = %user.id, sid = %session.id, client_id = %client.id, "signed in");
+    let jar = cookies::clear_flow(&state.config, jar);
+    let jar = cookies::set_session(&state.config, jar, token);
+    let redirect = redirect_with_code(state, &flow.request, &session, &code)?;
+    Ok((jar, redirect).into_response())
+}
