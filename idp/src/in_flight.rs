@@ -20,7 +20,10 @@
 //! in their window (a real user) go ahead of keys that keep failing — and of
 //! keys turned away "try again" [`BUSY_GRACE`] times since their last success,
 //! or a flood of fresh addresses and names, refused before any failure could
-//! be counted, would keep its place ahead of the person it crowds out.
+//! be counted, would keep its place ahead of the person it crowds out — and of
+//! keys with more than [`FRESH_IN_FLIGHT`] attempts in flight at once: a
+//! person signs in once at a time, a burst from one address is not a person,
+//! and its first attempts have no failures yet either.
 
 use std::time::Duration;
 
@@ -36,6 +39,9 @@ pub const STALE_AFTER: Duration = Duration::from_secs(60);
 /// "Try again" answers a key may get (since its last success) and still be
 /// served ahead: a person retries a few times, a flood keeps coming.
 pub const BUSY_GRACE: i32 = 3;
+/// Attempts of one key in flight at once that still count as a person's
+/// (a double submit), see the module documentation.
+pub const FRESH_IN_FLIGHT: i32 = 2;
 
 /// Whether a sign-in may go ahead.
 pub enum Admission {
@@ -80,7 +86,8 @@ pub async fn reserve(db: &PgPool, keys: &[(&str, Policy)]) -> sqlx::Result<Admis
             reservation.open = false;
             return Ok(Admission::Refused);
         }
-        reservation.fresh &= r.failures == 0 && r.busy < BUSY_GRACE;
+        reservation.fresh &=
+            r.failures == 0 && r.busy < BUSY_GRACE && r.in_flight <= FRESH_IN_FLIGHT;
     }
     Ok(Admission::Admitted(reservation))
 }
