@@ -2,7 +2,7 @@
 //! payment charges. Each call carries a token for that service alone
 //! (`ORDER_RELAY=exchange`, the default: the caller's token exchanged at the
 //! IdP by guard's [`Exchanger`], `aud` = the target, `act` = order, scope
-//! narrowed to the target's, cached per caller's `jti` and target), or the
+//! narrowed to the call's, cached per caller's `jti` and target), or the
 //! caller's own token (`ORDER_RELAY=plain`). guard's relay client attaches it
 //! and continues the trace.
 //!
@@ -34,19 +34,15 @@ pub struct Downstream {
     pub exchanger: Option<Exchanger>,
 }
 
-/// The scopes a call to inventory or payment needs: the caller's scopes of
-/// that service (`inventory:*`, `payments:*`), else `orders:write` (the
-/// scope an order is placed under).
-fn scope_for(caller: &Principal, prefix: &str) -> String {
-    let own: Vec<&str> = caller.scopes().filter(|s| s.starts_with(prefix)).collect();
-    if own.is_empty() {
-        return caller
-            .scopes()
-            .filter(|s| *s == "orders:write")
-            .collect::<Vec<_>>()
-            .join(" ");
+/// The scope a call to inventory or payment carries: the one the call needs
+/// (`inventory:write` to reserve, `payments:write` to charge) when the caller
+/// holds it, else `orders:write` (the scope the order is placed under); a
+/// token never gains a scope the caller's lacks (the IdP refuses that).
+fn scope_for(caller: &Principal, needed: &'static str) -> &'static str {
+    if !caller.has_scope(needed) && caller.has_scope("orders:write") {
+        return "orders:write";
     }
-    own.join(" ")
+    needed
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,7 +91,7 @@ impl Downstream {
         &self,
         caller: &Principal,
         upstream: &Upstream,
-        prefix: &str,
+        scope: &'static str,
     ) -> Result<RelayContext, RelayError> {
         let Some(exchanger) = &self.exchanger else {
             return Ok(RelayContext::from(caller));
@@ -104,14 +100,15 @@ impl Downstream {
             .token(
                 &Subject::of(caller),
                 upstream.name(),
-                &scope_for(caller, prefix),
+                scope_for(caller, scope),
             )
             .await?;
         Ok(RelayContext::bearer(token, *caller.trace()))
     }
 
     async fn for_inventory(&self, caller: &Principal) -> Result<RelayContext, RelayError> {
-        self.token_for(caller, &self.inventory, "inventory:").await
+        self.token_for(caller, &self.inventory, "inventory:write")
+            .await
     }
 
     /// `POST {inventory}/reservations` for `lines`, as `caller`.
@@ -168,7 +165,7 @@ impl Downstream {
             "reference": format!("order:{order}"),
         });
         let as_caller = self
-            .token_for(caller, &self.payment, "payments:")
+            .token_for(caller, &self.payment, "payments:write")
             .await
             .map_err(ChargeError::Relay)?;
         self.payment
