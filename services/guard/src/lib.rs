@@ -49,7 +49,7 @@
 //! | `GUARD_JWKS_URI` | from discovery | JWKS URL override |
 //! | `GUARD_CACHE_CAPACITY` | `10000` | verified tokens kept in memory |
 //! | `GUARD_REVOCATION_STREAM_URL` | `<issuer>/revocations/stream` | the IdP's revocation stream (SSE), see [`subscriber`]; `off` disables it |
-//! | `GUARD_CLIENT_ID` | the audience | the client the stream is read as (scope `revocations:read`) |
+//! | `GUARD_CLIENT_ID` | the audience | the client the stream is read as (scope `revocations:read`), and tokens exchanged as ([`exchange`]) |
 //! | `GUARD_CLIENT_SECRET` | `<client id>-dev-secret` (warns) | its secret |
 //! | `GUARD_REVOCATION_MAX_STALENESS_SECS` | `30` | unconfirmed this long, the stream counts as stale |
 //! | `GUARD_REVOCATION_STALE_POLICY` | `serve` | `serve` or `refuse` tokens while stale, see [`StalePolicy`] |
