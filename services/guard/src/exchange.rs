@@ -9,7 +9,7 @@
 //! inventory.post("reservations", RelayContext::bearer(token, *principal.trace()))...
 //! ```
 //!
-//! One exchanged token is kept per (subject key, audience) until `margin`
+//! One exchanged token is kept per (subject key, audience, scope) until `margin`
 //! before it expires; the subject key is the subject token's `jti` (or, for
 //! the gateway, its session). The IdP never lets an exchanged token outlive its
 //! subject, so a subject close to its end is re-exchanged (and refused by the
@@ -121,7 +121,8 @@ impl From<ExchangeError> for RelayError {
     }
 }
 
-type Key = (Box<str>, Box<str>);
+/// (subject key, audience, scope).
+type Key = (Box<str>, Box<str>, Box<str>);
 
 #[derive(Clone)]
 struct Cached {
@@ -207,14 +208,14 @@ impl Exchanger {
 
     /// A token for `audience` with `scope` on behalf of `subject`: the cached
     /// one while it has more than the margin to live, else a new exchange
-    /// (one at a time per subject and audience).
+    /// (one at a time per subject, audience and scope).
     pub async fn token(
         &self,
         subject: &Subject<'_>,
         audience: &str,
         scope: &str,
     ) -> Result<Arc<str>, ExchangeError> {
-        let slot = self.slot(subject.key, audience);
+        let slot = self.slot(subject.key, audience, scope);
         let mut cached = slot.lock().await;
         if let Some(c) = cached.as_ref().filter(|c| c.renew_at > unix_now()) {
             return Ok(c.token.clone());
@@ -225,9 +226,9 @@ impl Exchanger {
         Ok(token)
     }
 
-    fn slot(&self, subject: &str, audience: &str) -> Slot {
+    fn slot(&self, subject: &str, audience: &str, scope: &str) -> Slot {
         let mut slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let key: Key = (subject.into(), audience.into());
+        let key: Key = (subject.into(), audience.into(), scope.into());
         if let Some(slot) = slots.get(&key) {
             return slot.clone();
         }

@@ -104,6 +104,19 @@ async fn a_hundred_concurrent_requests_make_one_exchange() {
         .unwrap();
     assert_ne!(payment, tokens[0]);
     assert_eq!(issuer.exchanges(), 2);
+    // Another scope too: a cached token never serves a call that asked for less.
+    exchanger
+        .token(
+            &Subject {
+                key: "jti-1",
+                token: &token,
+            },
+            "inventory",
+            "orders:write",
+        )
+        .await
+        .unwrap();
+    assert_eq!(issuer.exchanges(), 3);
 }
 
 #[tokio::test]
