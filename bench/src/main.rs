@@ -234,8 +234,15 @@ async fn measure(args: &Args, env: Env) -> anyhow::Result<Vec<Row>> {
     let gateway_origin = format!("http://127.0.0.1:{gateway_port}");
     eprintln!("starting idp and services ({})", args.bin_dir.display());
     let idp = stack::start_idp(&env, &args.bin_dir, &gateway_origin).await?;
-    let services =
-        stack::start_services(&env, &args.bin_dir, "auth", &idp.issuer, gateway_port).await?;
+    let services = stack::start_services(
+        &env,
+        &args.bin_dir,
+        "auth",
+        &idp.issuer,
+        gateway_port,
+        "exchange",
+    )
+    .await?;
     stack::fill_stock(&env).await?;
     let bench = Bench {
         env,
@@ -289,7 +296,10 @@ async fn measure(args: &Args, env: Env) -> anyhow::Result<Vec<Row>> {
             Some(dir) => {
                 eprintln!("   starting the auth-off chain ({})", dir.display());
                 let port = procs::free_port()?;
-                Some(stack::start_services(&b.env, dir, "noauth", &b.idp.issuer, port).await?)
+                Some(
+                    stack::start_services(&b.env, dir, "noauth", &b.idp.issuer, port, "plain")
+                        .await?,
+                )
             }
             None => None,
         };

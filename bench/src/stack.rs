@@ -94,29 +94,36 @@ pub async fn start_idp(env: &Env, bin_dir: &Path, gateway_origin: &str) -> anyho
 }
 
 /// The bench's route table: deploy/routes.toml without its per-address rate
-/// limit (the bench sends everything from one address).
-fn routes(env: &Env) -> anyhow::Result<PathBuf> {
+/// limit (the bench sends everything from one address), relaying as `relay`
+/// says (`exchange` for the chain with authentication, `plain` without: the
+/// auth-off baseline neither validates nor exchanges).
+fn routes(env: &Env, relay: &str) -> anyhow::Result<PathBuf> {
     let table = std::fs::read_to_string(env.workspace.join("deploy/routes.toml"))?;
     let unlimited: String = table
         .lines()
         .filter(|l| !l.trim_start().starts_with("rate_limit"))
-        .map(|l| format!("{l}\n"))
+        .map(|l| match l.trim_start().starts_with("relay =") {
+            true => format!("relay = \"{relay}\"\n"),
+            false => format!("{l}\n"),
+        })
         .collect();
-    let path = env.log_dir.join("routes.toml");
+    let path = env.log_dir.join(format!("routes-{relay}.toml"));
     std::fs::write(&path, unlimited)?;
     Ok(path)
 }
 
 /// Starts inventory, payment, order and the gateway from `bin_dir`
-/// (`label` names their logs) on `gateway_port`.
+/// (`label` names their logs) on `gateway_port`; the gateway's routes and
+/// order relay tokens as `relay` says (`exchange` or `plain`).
 pub async fn start_services(
     env: &Env,
     bin_dir: &Path,
     label: &str,
     issuer: &str,
     gateway_port: u16,
+    relay: &str,
 ) -> anyhow::Result<Services> {
-    let routes = routes(env)?;
+    let routes = routes(env, relay)?;
     let start = |name: &str, port: u16, extra: &[(&str, String)]| -> anyhow::Result<Proc> {
         let upper = name.to_ascii_uppercase();
         let mut cmd = Command::new(binary(bin_dir, name)?);
@@ -138,6 +145,7 @@ pub async fn start_services(
         &[
             ("ORDER_INVENTORY_URL", inventory.url()),
             ("ORDER_PAYMENT_URL", payment.url()),
+            ("ORDER_RELAY", relay.to_owned()),
         ],
     )?;
     let gateway = start(

@@ -114,7 +114,10 @@ pub fn demo_clients(seed: &SeedConfig) -> Vec<NewClient> {
             secret: Some(seed.gateway_secret.clone()),
             redirect_uris: vec![format!("{}/auth/callback", seed.gateway_url)],
             post_logout_redirect_uris: vec![format!("{}/", seed.gateway_url)],
-            grant_types: strings(&["authorization_code", "refresh_token"]),
+            // Token exchange: the gateway relays to each route a token for
+            // that route's service alone (its session's token, or an API
+            // client's token that names the gateway, as the subject).
+            grant_types: strings(&["authorization_code", "refresh_token", realm::TOKEN_EXCHANGE]),
             scopes: all_scopes,
             resources: resources.clone(),
         },

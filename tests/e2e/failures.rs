@@ -54,6 +54,30 @@ async fn with_the_idp_down_services_keep_validating_locally() {
         .expect("POST /revoke");
     assert_eq!(answer.status(), StatusCode::OK);
     assert_refused_everywhere(&stack, &revoked, "revoked before the outage").await;
+    // One order before the outage: order exchanges `valid` for inventory and
+    // payment once and keeps those tokens. `unused` never reached order.
+    let order = json!({ "lines": [{ "sku": "baton-tee", "quantity": 1 }] });
+    let gateway = stack.gateway.clone();
+    let place = |token: String| {
+        let (gateway, order) = (gateway.clone(), order.clone());
+        async move {
+            call_with_token(
+                Method::POST,
+                gateway.join("api/orders").expect("url"),
+                Some(&token),
+                Some(&order),
+                HeaderMap::new(),
+            )
+            .await
+        }
+    };
+    let (status, body, _) = place(valid.clone()).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "order before the outage: {body}"
+    );
+    let unused = cli_token(&stack, User::Alice, SCOPE).await;
 
     stack.stop("idp");
     for (url, status, body) in statuses(&stack, &valid).await {
@@ -76,21 +100,23 @@ async fn with_the_idp_down_services_keep_validating_locally() {
             );
         }
     }
-    // An order goes through the whole chain without the IdP.
-    let order = json!({ "lines": [{ "sku": "baton-tee", "quantity": 1 }] });
-    let (status, body, _) = call_with_token(
-        Method::POST,
-        stack.gateway.join("api/orders").expect("url"),
-        Some(&valid),
-        Some(&order),
-        HeaderMap::new(),
-    )
-    .await;
+    // An order goes through the whole chain without the IdP, with the
+    // tokens order exchanged before the outage.
+    let (status, body, _) = place(valid.clone()).await;
     assert_eq!(
         status,
         StatusCode::CREATED,
         "order with the IdP down: {body}"
     );
+    // A token order has not exchanged yet needs the IdP (the price of per-hop
+    // tokens, README "Per-hop tokens"): 503, and nothing is relayed as is.
+    let (status, body, _) = place(unused).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a new token with the IdP down: {body}"
+    );
+    assert_eq!(body["error"], "idp_unavailable", "{body}");
 
     // Back up: the services' revocation subscribers reconnect by themselves,
     // so a revocation made now still reaches every one of them.

@@ -12,6 +12,7 @@ mod deploy_manifests;
 mod failures;
 mod happy_path;
 mod harness;
+mod per_hop;
 mod rbac;
 mod readme_examples;
 mod revocation;

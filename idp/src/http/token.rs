@@ -435,16 +435,19 @@ async fn token_exchange(
             e @ (OAuthError::Server(_) | OAuthError::Unavailable(_)) => e,
             _ => OAuthError::invalid_request("subject_token is not a valid, current access token"),
         })?;
-    if !subject.aud.contains(&client.id) {
+    // The subject token must have been sent to this client (it is in `aud`:
+    // a service exchanging what it received) or issued to it (the gateway
+    // exchanging its session's token; never a token derived from it, which
+    // keeps the original `client_id` but names another party in `aud`).
+    let issued_to_it = subject.client_id == client.id && subject.act.is_none();
+    if !subject.aud.contains(&client.id) && !issued_to_it {
         return Err(OAuthError::invalid_request(
             "subject_token was not issued for this client",
         ));
     }
-    let reachable: Vec<&String> = subject
-        .aud
-        .iter()
-        .filter(|a| client.resources.contains(a))
-        .collect();
+    // Where the client may exchange toward is its registered resources (data,
+    // not code): order may trade the token it received for one for payment.
+    let reachable: Vec<&String> = client.resources.iter().collect();
     let aud: Vec<String> = match params.get("audience") {
         None => reachable.into_iter().cloned().collect(),
         Some(requested) => {
@@ -462,7 +465,7 @@ async fn token_exchange(
     };
     if aud.is_empty() {
         return Err(OAuthError::InvalidTarget(
-            "no audience of the subject token is available to this client".into(),
+            "no audience is available to this client".into(),
         ));
     }
     let allowed: Vec<&str> = subject

@@ -170,7 +170,7 @@ async fn exchanges_cannot_widen_or_be_made_by_the_wrong_party(pool: PgPool) {
         .unwrap();
     assert_eq!(error_of(r).await, "invalid_request");
     // A client not registered for the grant.
-    let r = exchange(&t, ("gateway", "gateway-dev-secret"), subject_token, &[]).await;
+    let r = exchange(&t, ("reporter", "reporter-dev-secret"), subject_token, &[]).await;
     assert_eq!(error_of(r).await, "unauthorized_client");
     // A token that was not sent to the exchanging service: the reporter's own
     // token names order, payment and inventory, but a client "audit" is none of them.
@@ -310,4 +310,80 @@ async fn revoking_a_token_revokes_every_token_exchanged_from_it(pool: PgPool) {
     t.revoke_as(ORDER, &obtained).await;
     assert!(!active(&t, &obtained).await);
     assert!(active(&t, &other_subject).await);
+}
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn the_gateway_exchanges_its_sessions_token_per_route_and_order_exchanges_that_on(
+    pool: PgPool,
+) {
+    let t = spawn(pool).await;
+    let tokens = t
+        .gateway_tokens("openid orders:write inventory:write payments:write")
+        .await;
+    let session_token = tokens["access_token"].as_str().unwrap();
+    let gateway = ("gateway", "gateway-dev-secret");
+    let body: Value = exchange(
+        &t,
+        gateway,
+        session_token,
+        &[
+            ("audience", "order"),
+            ("scope", "orders:write inventory:write payments:write"),
+        ],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let for_order = body["access_token"].as_str().unwrap();
+    let claims: AccessClaims = t.verify(for_order, "at+jwt", "order").await;
+    assert_eq!(claims.aud, vec!["order"]);
+    // order trades the token it received for one toward inventory, although
+    // that token names order alone: the policy is order's registered resources.
+    let body: Value = exchange(
+        &t,
+        ORDER,
+        for_order,
+        &[("audience", "inventory"), ("scope", "inventory:write")],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let for_inventory: AccessClaims = t
+        .verify(
+            body["access_token"].as_str().unwrap(),
+            "at+jwt",
+            "inventory",
+        )
+        .await;
+    assert_eq!(for_inventory.aud, vec!["inventory"]);
+    let act = for_inventory.act.unwrap();
+    assert_eq!(act.sub, "order");
+    assert_eq!(act.act.map(|a| a.sub), Some("gateway".to_owned()));
+    // The token order received cannot be exchanged by anyone but order, nor
+    // toward a service outside the exchanging client's resources.
+    assert_eq!(
+        error_of(exchange(&t, gateway, for_order, &[]).await).await,
+        "invalid_request"
+    );
+    assert_eq!(
+        error_of(exchange(&t, ORDER, for_order, &[("audience", "order")]).await).await,
+        "invalid_target"
+    );
+    // Nor widened beyond the scopes the subject token carries, nor a derived
+    // token exchanged again by the gateway (it names order, not the gateway).
+    assert_eq!(
+        error_of(
+            exchange(
+                &t,
+                gateway,
+                session_token,
+                &[("audience", "payment"), ("scope", "payments:refund")]
+            )
+            .await
+        )
+        .await,
+        "invalid_scope"
+    );
 }

@@ -41,6 +41,10 @@ pub enum GatewayError {
     Csrf(&'static str),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// No per-route token: the IdP refused to exchange the caller's token
+    /// (401), refused the route's audience or scopes (403), or was unreachable (503).
+    #[error(transparent)]
+    Exchange(guard::ExchangeError),
     /// The IdP could not be reached (discovery, token, refresh).
     #[error("the identity provider is unavailable")]
     IdpUnavailable,
@@ -100,7 +104,15 @@ impl IntoResponse for GatewayError {
             Self::Upstream(UpstreamError::CircuitOpen { .. }) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "circuit_open")
             }
-            Self::IdpUnavailable | Self::StoreUnavailable => {
+            Self::Exchange(guard::ExchangeError::Refused(_)) => {
+                (StatusCode::UNAUTHORIZED, "invalid_token")
+            }
+            Self::Exchange(guard::ExchangeError::NotAllowed(_)) => {
+                (StatusCode::FORBIDDEN, "insufficient_scope")
+            }
+            Self::Exchange(guard::ExchangeError::Unavailable(_))
+            | Self::IdpUnavailable
+            | Self::StoreUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
             }
         };

@@ -22,6 +22,7 @@ pub mod http;
 pub mod oidc;
 pub mod proxy;
 pub mod rate_limit;
+pub mod relay_token;
 pub mod routes;
 pub mod security_headers;
 pub mod session;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub sessions: SessionStore,
     pub oidc: Oidc,
     pub proxy: Proxy,
+    /// Per-route tokens by exchange, as the gateway's own client ([`relay_token`]).
+    pub exchanger: guard::Exchanger,
 }
 
 /// Why the gateway cannot start.
@@ -133,6 +136,21 @@ impl Application {
             id_tokens: guard.id_token_verifier(&config.client_id),
             timeout: config.idp_timeout,
         })?;
+        // The IdP's token endpoint is `<issuer>/token` (as its discovery says).
+        let token_endpoint =
+            url::Url::parse(&format!("{}/token", config.issuer.trim_end_matches('/'))).map_err(
+                |e| config::ConfigError {
+                    var: "GATEWAY_ISSUER",
+                    reason: e.to_string(),
+                },
+            )?;
+        let exchanger = guard::Exchanger::new(
+            token_endpoint,
+            guard::ClientCredentials {
+                id: config.client_id.clone(),
+                secret: config.client_secret.clone(),
+            },
+        )?;
         let sessions = SessionStore::new(
             pool,
             config.session_key.clone(),
@@ -148,6 +166,7 @@ impl Application {
             sessions,
             oidc,
             proxy: Proxy::new()?,
+            exchanger,
         };
         let router = router(state.clone());
         Ok(Self {

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use guard::Requirement;
+use guard::{RelayMode, Requirement};
 use http::Method;
 use serde::Deserialize;
 use url::Url;
@@ -51,6 +51,10 @@ struct Defaults {
     rate_limit: Option<RateLimitConfig>,
     #[serde(default)]
     circuit: CircuitConfig,
+    /// How a session's token is relayed (absent: plain).
+    relay: Option<RelayMode>,
+    /// How an API client's own bearer token is relayed (absent: plain).
+    bearer_relay: Option<RelayMode>,
 }
 
 impl Default for Defaults {
@@ -59,6 +63,8 @@ impl Default for Defaults {
             timeout_ms: default_timeout_ms(),
             rate_limit: None,
             circuit: CircuitConfig::default(),
+            relay: None,
+            bearer_relay: None,
         }
     }
 }
@@ -80,6 +86,12 @@ struct RouteFile {
     rate_limit: Option<RateLimitConfig>,
     circuit: Option<CircuitConfig>,
     fallback: Option<FallbackFile>,
+    relay: Option<RelayMode>,
+    bearer_relay: Option<RelayMode>,
+    /// The scopes an exchanged token carries (absent: all the caller's that
+    /// the gateway may hold).
+    #[serde(default)]
+    scopes: Vec<String>,
     #[serde(default)]
     allow: Vec<AllowFile>,
 }
@@ -121,6 +133,13 @@ pub struct Route {
     pub rate_limit: Option<RateLimiter>,
     /// Where requests go while every instance's circuit is open.
     pub fallback: Option<Fallback>,
+    /// How a session's token reaches the upstream: exchanged for one whose
+    /// `aud` is this route's audience alone, or as is.
+    pub relay: RelayMode,
+    /// The same for an API client's own bearer token.
+    pub bearer_relay: RelayMode,
+    /// The scope asked for in an exchange (space-separated; empty: the IdP's default).
+    pub scope: String,
     allow: Vec<AllowRule>,
 }
 
@@ -312,6 +331,12 @@ impl RouteTable {
                 audience: r.audience,
                 timeout: Duration::from_millis(timeout_ms),
                 fallback,
+                relay: r.relay.or(file.defaults.relay).unwrap_or(RelayMode::Plain),
+                bearer_relay: r
+                    .bearer_relay
+                    .or(file.defaults.bearer_relay)
+                    .unwrap_or(RelayMode::Plain),
+                scope: r.scopes.join(" "),
                 allow,
             });
         }

@@ -180,7 +180,7 @@ async function loadDashboard(traced = false) {
 }
 
 // The dashboard's relay trace: the gateway validated the token, then called
-// each service in parallel with it.
+// each service in parallel with the token that service's route relays.
 function traceDashboard(page, parts) {
   const user = page.user || {};
   const hops = [
@@ -189,7 +189,7 @@ function traceDashboard(page, parts) {
       name: "Gateway",
       status: "validated",
       ok: true,
-      detail: `${user.token === "bearer" ? "caller's bearer token" : "token from your session"}; ${parts.length} calls in parallel, each with it`,
+      detail: `${user.token === "bearer" ? "caller's bearer token" : "token from your session"}; ${parts.length} calls in parallel, each with the token its route relays (exchanged for that service alone, or as is)`,
       facts: [
         ["sub", short(user.sub)],
         ["roles", (user.roles || []).join(", ") || "—"],
@@ -402,11 +402,15 @@ function trace(title, request, result, services) {
       name: "Gateway",
       status: "validated",
       ok: true,
-      detail: `route ${relay.route} · ${relay.token === "bearer" ? "caller's bearer token" : "token from your session"}, relayed as Bearer`,
+      detail: `route ${relay.route} · ${relay.token === "bearer" ? "caller's bearer token" : "token from your session"}, ${
+        relay.relay === "exchange" ? "exchanged at the IdP for one naming the route's service alone" : "relayed as is"
+      }`,
       facts: [
         ["sub", short(relay.sub)],
         ["roles", (relay.roles || []).join(", ") || "—"],
         ["aud", (relay.aud || []).join(", ")],
+        ["sent aud", (relay.relayed_aud || relay.aud || []).join(", ")],
+        ["acted", (relay.relayed_actors || []).join(" ← ") || "—"],
         ["trace", short(relay.trace_id)],
       ],
     });
@@ -433,6 +437,8 @@ function trace(title, request, result, services) {
           facts: [
             ["sub", short(hop.sub)],
             ["roles", (hop.roles || []).join(", ") || "—"],
+            ["aud", (hop.aud || []).join(", ") || "—"],
+            ["acted", (hop.actors || []).join(" ← ") || "—"],
             ["jti", short(hop.jti)],
           ],
         });
@@ -443,12 +449,20 @@ function trace(title, request, result, services) {
     }
   }
 
-  const jtis = new Set((b.relay || []).map((h) => h.jti));
+  const chain = b.relay || [];
+  const jtis = new Set(chain.map((h) => h.jti));
+  const subs = new Set(chain.map((h) => h.sub));
   $("trace-action").replaceChildren(el("strong", { text: title }), " — ", result.ok ? `HTTP ${result.status}` : el("span", { class: "error", text: `HTTP ${result.status || "error"}` }));
   $("trace-time").textContent = new Date().toLocaleTimeString();
   $("trace").replaceChildren(...hops.map(renderHop));
   $("trace-footer").textContent =
-    jtis.size === 1 ? `Every service validated the same access token (jti ${short([...jtis][0])}), each on its own.` : "";
+    chain.length === 0
+      ? ""
+      : jtis.size === 1
+        ? `Every service validated the same access token (jti ${short([...jtis][0])}), each on its own.`
+        : subs.size === 1
+          ? `Every service validated a token of its own for the same user (${jtis.size} tokens, each naming one service; "acted" is who exchanged it, latest first).`
+          : "";
 }
 
 function renderHop(hop) {

@@ -21,13 +21,15 @@ pub struct Initiator {
     caller: String,
     jti: String,
     trace_id: String,
+    actors: Vec<String>,
 }
 
 impl Initiator {
     /// The token's subject, client and `jti`; the calling service is the
     /// actor of an exchanged token (`act.sub`), else the token's client (a
     /// relayed token names the client the user signed in with); the trace id
-    /// is the request's (W3C `traceparent`, or a fresh one guard started).
+    /// is the request's (W3C `traceparent`, or a fresh one guard started);
+    /// the actors are the whole `act` chain, latest hop first.
     pub fn new(principal: &Principal) -> Self {
         Self {
             sub: principal.sub().to_owned(),
@@ -38,6 +40,7 @@ impl Initiator {
                 .to_owned(),
             jti: principal.jti().to_owned(),
             trace_id: principal.trace().trace_id(),
+            actors: principal.actors().into_iter().map(str::to_owned).collect(),
         }
     }
 
@@ -52,6 +55,7 @@ impl Initiator {
             caller: name.to_owned(),
             jti: String::new(),
             trace_id: crate::TraceContext::new().trace_id(),
+            actors: Vec::new(),
         }
     }
 }
@@ -65,8 +69,8 @@ pub async fn record(
     detail: serde_json::Value,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO audit_log (action, resource, sub, client_id, caller, jti, trace_id, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO audit_log (action, resource, sub, client_id, caller, jti, trace_id, detail, actors)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(action)
     .bind(resource)
@@ -76,6 +80,7 @@ pub async fn record(
     .bind(&who.jti)
     .bind(&who.trace_id)
     .bind(detail)
+    .bind(&who.actors)
     .execute(conn)
     .await?;
     Ok(())
@@ -95,6 +100,8 @@ pub struct Entry {
     pub jti: String,
     pub trace_id: String,
     pub detail: serde_json::Value,
+    /// Who acted on the user's behalf, latest hop first (`act` chain).
+    pub actors: Vec<String>,
 }
 
 /// `GET /audit?limit=&before=`: newest first, `before` pages back by id.
@@ -107,7 +114,7 @@ pub struct Page {
 /// Lists audit rows, newest first, at most 500 per page (default 100).
 pub async fn list(pool: &PgPool, page: &Page) -> Result<Vec<Entry>, sqlx::Error> {
     sqlx::query_as::<_, Entry>(
-        "SELECT id, at, action, resource, sub, client_id, caller, jti, trace_id, detail
+        "SELECT id, at, action, resource, sub, client_id, caller, jti, trace_id, detail, actors
          FROM audit_log WHERE $1::BIGINT IS NULL OR id < $1
          ORDER BY id DESC LIMIT $2",
     )

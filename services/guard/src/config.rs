@@ -346,6 +346,12 @@ impl GuardConfig {
         &self.issuer
     }
 
+    /// This service's own client at the IdP (`GUARD_CLIENT_ID`/`GUARD_CLIENT_SECRET`):
+    /// the revocation stream and token exchange use it.
+    pub fn client_credentials(&self) -> Option<&ClientCredentials> {
+        self.stream_credentials.as_ref()
+    }
+
     /// This service's resource name, required in `aud`.
     pub fn audience(&self) -> &str {
         &self.audience

@@ -2,7 +2,7 @@
 //!
 //! Every state-changing answer of a resource server carries one, so the first
 //! service of a call chain can show the whole relay (service, sub, roles, jti)
-//! and prove that every hop validated the same token.
+//! with, per hop, the token's audience and who acted (the `act` chain).
 
 use crate::Principal;
 use axum::Json;
@@ -22,6 +22,13 @@ pub struct Hop {
     /// The acting party (`act.sub`) of an exchanged token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<String>,
+    /// The token's `aud`: one service for an exchanged token.
+    #[serde(default)]
+    pub aud: Vec<String>,
+    /// Everyone who acted on the user's behalf, latest hop first (the nested
+    /// `act` chain); empty for a token used as issued.
+    #[serde(default)]
+    pub actors: Vec<String>,
 }
 
 impl Hop {
@@ -33,6 +40,8 @@ impl Hop {
             roles: principal.roles().to_vec(),
             jti: principal.jti().to_owned(),
             act: principal.act().map(|a| a.sub.clone()),
+            aud: principal.aud().to_vec(),
+            actors: principal.actors().into_iter().map(str::to_owned).collect(),
         }
     }
 }

@@ -49,7 +49,7 @@
 //! | `GUARD_JWKS_URI` | from discovery | JWKS URL override |
 //! | `GUARD_CACHE_CAPACITY` | `10000` | verified tokens kept in memory |
 //! | `GUARD_REVOCATION_STREAM_URL` | `<issuer>/revocations/stream` | the IdP's revocation stream (SSE), see [`subscriber`]; `off` disables it |
-//! | `GUARD_CLIENT_ID` | the audience | the client the stream is read as (scope `revocations:read`) |
+//! | `GUARD_CLIENT_ID` | the audience | the client the stream is read as (scope `revocations:read`), and tokens exchanged as ([`exchange`]) |
 //! | `GUARD_CLIENT_SECRET` | `<client id>-dev-secret` (warns) | its secret |
 //! | `GUARD_REVOCATION_MAX_STALENESS_SECS` | `30` | unconfirmed this long, the stream counts as stale |
 //! | `GUARD_REVOCATION_STALE_POLICY` | `serve` | `serve` or `refuse` tokens while stale, see [`StalePolicy`] |
@@ -67,6 +67,9 @@
 //! * [`AuthError`] — 400/401/403/503 with RFC 6750 `WWW-Authenticate`.
 //! * [`relay`] — [`RelayClient`]: calls other services with the caller's token
 //!   and trace; [`RelayError`] maps their answers.
+//! * [`exchange`] — [`Exchanger`]: per-hop tokens by RFC 8693 token exchange
+//!   (`aud` = the next service alone, `act` = this service), cached per
+//!   (subject, audience), single-flight; [`RelayMode`] — exchange or plain relay.
 //! * [`health`] — `/healthz` + `/readyz`.
 //! * [`trace`] — W3C `traceparent`.
 //! * [`config::var`] — a service's own typed settings from the environment.
@@ -100,6 +103,7 @@ pub mod config;
 pub mod db;
 mod error;
 pub mod error_body;
+pub mod exchange;
 mod guard;
 pub mod guards;
 pub mod health;
@@ -127,6 +131,7 @@ pub use api_error::{ApiError, DomainError};
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
 pub use config::{ClientCredentials, ConfigError, GuardConfig, StalePolicy};
 pub use error::{AuthError, TokenError};
+pub use exchange::{ExchangeError, Exchanger, RelayMode, Subject};
 pub use guard::{BuildError, Guard, Incoming};
 pub use guards::{
     Requirement, require, require_all, require_any, require_any_role, require_any_scope,

@@ -75,6 +75,24 @@ impl Principal {
         self.verified.claims.act.as_ref()
     }
 
+    /// Who acted on the user's behalf, outermost (the latest hop) first:
+    /// `["order", "gateway"]` for a token order exchanged from one the
+    /// gateway exchanged; empty for a token used as issued.
+    pub fn actors(&self) -> Vec<&str> {
+        let mut actors = Vec::new();
+        let mut next = self.act();
+        while let Some(actor) = next {
+            actors.push(actor.sub.as_str());
+            next = actor.act.as_deref();
+        }
+        actors
+    }
+
+    /// The resources the token is meant for (`aud`).
+    pub fn aud(&self) -> &[String] {
+        &self.verified.claims.aud
+    }
+
     /// Expiry, seconds since the epoch.
     pub fn exp(&self) -> i64 {
         self.verified.claims.exp

@@ -37,6 +37,8 @@ use tokio::task::JoinHandle;
 use crate::jwks::unix_now;
 use crate::{GuardConfig, Revocation};
 
+mod exchange;
+
 /// Seconds since the epoch, as in `exp`/`iat`/`nbf`.
 pub fn now() -> i64 {
     unix_now()
@@ -194,6 +196,10 @@ struct Shared {
     live: broadcast::Sender<(u64, String)>,
     /// `true` while stopped: ends open event streams so shutdown completes.
     stopping: watch::Sender<bool>,
+    /// Tokens issued by exchange at `/token`.
+    exchanges: AtomicUsize,
+    /// Longest life of an exchanged token, seconds (default 300).
+    exchange_ttl: AtomicU64,
 }
 
 /// A running test issuer; stops when dropped.
@@ -224,6 +230,8 @@ impl TestIssuer {
             revocations: Mutex::new(Vec::new()),
             live: broadcast::channel(1024).0,
             stopping: watch::channel(false).0,
+            exchanges: AtomicUsize::new(0),
+            exchange_ttl: AtomicU64::new(300),
         });
         let server = Self::serve(listener, shared.clone());
         Self {
@@ -241,6 +249,7 @@ impl TestIssuer {
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/jwks.json", get(jwks))
             .route("/revocations/stream", get(revocation_stream))
+            .route("/token", axum::routing::post(exchange::token))
             .with_state(shared);
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -375,6 +384,30 @@ impl TestIssuer {
     /// How many times the JWKS was fetched.
     pub fn jwks_requests(&self) -> usize {
         self.shared.jwks_requests.load(Ordering::Relaxed)
+    }
+
+    /// How many tokens `/token` issued by exchange (see [`exchange`]).
+    pub fn exchanges(&self) -> usize {
+        self.shared.exchanges.load(Ordering::Relaxed)
+    }
+
+    /// The longest life of a token issued by exchange (default 300 s).
+    pub fn set_exchange_ttl(&self, secs: u64) {
+        self.shared.exchange_ttl.store(secs, Ordering::Relaxed);
+    }
+
+    /// An [`Exchanger`](crate::Exchanger) acting as `client` at this issuer's `/token`.
+    pub fn exchanger(&self, client: &str) -> crate::Exchanger {
+        crate::Exchanger::new(
+            format!("{}/token", self.issuer())
+                .parse()
+                .expect("a valid URL"),
+            crate::ClientCredentials {
+                id: client.to_owned(),
+                secret: format!("{client}-dev-secret"),
+            },
+        )
+        .expect("an HTTP client")
     }
 
     /// How many times the discovery document was fetched.

@@ -1,6 +1,10 @@
-//! The two services an order needs, called with the caller's own token
-//! (guard's relay client attaches it and continues the trace): inventory
-//! reserves and releases stock, payment charges.
+//! The two services an order needs: inventory reserves and releases stock,
+//! payment charges. Each call carries a token for that service alone
+//! (`ORDER_RELAY=exchange`, the default: the caller's token exchanged at the
+//! IdP by guard's [`Exchanger`], `aud` = the target, `act` = order, scope
+//! narrowed to the call's, cached per caller's `jti` and target), or the
+//! caller's own token (`ORDER_RELAY=plain`). guard's relay client attaches it
+//! and continues the trace.
 //!
 //! Every call is safe to repeat: reservations and charges carry an
 //! `Idempotency-Key` derived from the order id; committing and releasing are
@@ -13,18 +17,32 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use guard::Principal;
 use guard::hop::Hop;
 use guard::idempotency;
-use guard::relay::{RelayError, Upstream};
+use guard::relay::{RelayContext, RelayError, Upstream};
+use guard::{Exchanger, Subject};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::store::OrderLine;
 
-/// Where inventory and payment are.
+/// Where inventory and payment are, and how calls to them get their token.
 #[derive(Debug, Clone)]
 pub struct Downstream {
     pub inventory: Upstream,
     pub payment: Upstream,
+    /// `Some`: exchange the caller's token per target; `None`: relay it as is.
+    pub exchanger: Option<Exchanger>,
+}
+
+/// The scope a call to inventory or payment carries: the one the call needs
+/// (`inventory:write` to reserve, `payments:write` to charge) when the caller
+/// holds it, else `orders:write` (the scope the order is placed under); a
+/// token never gains a scope the caller's lacks (the IdP refuses that).
+fn scope_for(caller: &Principal, needed: &'static str) -> &'static str {
+    if !caller.has_scope(needed) && caller.has_scope("orders:write") {
+        return "orders:write";
+    }
+    needed
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +86,31 @@ pub enum ChargeError {
 }
 
 impl Downstream {
+    /// What to send to `upstream` on behalf of `caller`.
+    async fn token_for(
+        &self,
+        caller: &Principal,
+        upstream: &Upstream,
+        scope: &'static str,
+    ) -> Result<RelayContext, RelayError> {
+        let Some(exchanger) = &self.exchanger else {
+            return Ok(RelayContext::from(caller));
+        };
+        let token = exchanger
+            .token(
+                &Subject::of(caller),
+                upstream.name(),
+                scope_for(caller, scope),
+            )
+            .await?;
+        Ok(RelayContext::bearer(token, *caller.trace()))
+    }
+
+    async fn for_inventory(&self, caller: &Principal) -> Result<RelayContext, RelayError> {
+        self.token_for(caller, &self.inventory, "inventory:write")
+            .await
+    }
+
     /// `POST {inventory}/reservations` for `lines`, as `caller`.
     pub async fn reserve(
         &self,
@@ -79,8 +122,9 @@ impl Downstream {
             .iter()
             .map(|l| json!({ "sku": l.sku, "quantity": l.quantity }))
             .collect();
+        let as_caller = self.for_inventory(caller).await?;
         self.inventory
-            .post("reservations", caller)
+            .post("reservations", as_caller)
             .header(key_header(), key_value(order, "reservation"))
             .json(&json!({ "lines": lines }))
             .send_json()
@@ -89,8 +133,9 @@ impl Downstream {
 
     /// `DELETE {inventory}/reservations/{id}`, as `caller`.
     pub async fn release(&self, caller: &Principal, reservation: Uuid) -> Result<(), RelayError> {
+        let as_caller = self.for_inventory(caller).await?;
         self.inventory
-            .delete(&format!("reservations/{reservation}"), caller)
+            .delete(&format!("reservations/{reservation}"), as_caller)
             .send()
             .await
             .map(drop)
@@ -98,8 +143,9 @@ impl Downstream {
 
     /// `POST {inventory}/reservations/{id}/commit`: the stock is sold.
     pub async fn commit(&self, caller: &Principal, reservation: Uuid) -> Result<(), RelayError> {
+        let as_caller = self.for_inventory(caller).await?;
         self.inventory
-            .post(&format!("reservations/{reservation}/commit"), caller)
+            .post(&format!("reservations/{reservation}/commit"), as_caller)
             .send()
             .await
             .map(drop)
@@ -118,8 +164,12 @@ impl Downstream {
             "description": format!("Baton order {order}"),
             "reference": format!("order:{order}"),
         });
+        let as_caller = self
+            .token_for(caller, &self.payment, "payments:write")
+            .await
+            .map_err(ChargeError::Relay)?;
         self.payment
-            .post("charges", caller)
+            .post("charges", as_caller)
             .header(key_header(), key_value(order, "charge"))
             .json(&body)
             .send_json()

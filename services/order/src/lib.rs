@@ -1,5 +1,6 @@
 //! order: places orders by reserving stock at inventory and charging at
-//! payment, relaying the caller's own token on both calls.
+//! payment, each call with a token for that service alone, exchanged from the
+//! caller's (or, with `ORDER_RELAY=plain`, the caller's own token).
 //!
 //! | endpoint | who |
 //! |---|---|
@@ -28,7 +29,7 @@ use axum::extract::FromRef;
 use guard::config::{ConfigError, seconds, var};
 use guard::relay::RelayClient;
 use guard::server::{Running, resource_server};
-use guard::{Guard, GuardConfig};
+use guard::{Exchanger, Guard, GuardConfig, RelayMode};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
@@ -65,6 +66,10 @@ pub struct Config {
     /// inventory or payment (connecting: 1 s). An order makes at most three
     /// calls in a row, so it answers within the gateway's 8 s.
     pub relay_timeout: Duration,
+    /// `ORDER_RELAY`, default `exchange`: the token sent to inventory and
+    /// payment is exchanged at the IdP for one naming that service alone
+    /// (as `GUARD_CLIENT_ID`); `plain` relays the caller's own token.
+    pub relay: RelayMode,
     /// The `GUARD_*` variables, audience `order`.
     pub guard: GuardConfig,
 }
@@ -87,6 +92,7 @@ impl Config {
             inventory_url: var("ORDER_INVENTORY_URL", url("http://127.0.0.1:8083"))?,
             payment_url: var("ORDER_PAYMENT_URL", url("http://127.0.0.1:8082"))?,
             relay_timeout: Duration::from_millis(var("ORDER_RELAY_TIMEOUT_MS", 2000)?),
+            relay: var("ORDER_RELAY", RelayMode::Exchange)?,
             guard: GuardConfig::from_env(SERVICE)?,
         };
         config.check_pending_ttl()?;
@@ -114,13 +120,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// `relay` calls inventory and payment at these base URLs.
+    /// `relay` calls inventory and payment at these base URLs, with tokens
+    /// from `exchanger` (`None`: the caller's own token).
     pub fn new(
         pool: PgPool,
         guard: Guard,
         relay: &RelayClient,
         inventory: Url,
         payment: Url,
+        exchanger: Option<Exchanger>,
     ) -> Self {
         Self {
             pool,
@@ -128,6 +136,7 @@ impl AppState {
             downstream: Downstream {
                 inventory: relay.upstream("inventory", inventory),
                 payment: relay.upstream("payment", payment),
+                exchanger,
             },
         }
     }
@@ -160,6 +169,7 @@ mod tests {
             inventory_url: Url::parse("http://127.0.0.1:8083").unwrap(),
             payment_url: Url::parse("http://127.0.0.1:8082").unwrap(),
             relay_timeout: Duration::from_secs(2),
+            relay: RelayMode::Exchange,
             guard: GuardConfig::new("http://localhost:9000", SERVICE),
         };
         assert!(config.check_pending_ttl().is_ok());

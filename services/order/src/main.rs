@@ -1,7 +1,7 @@
 use anyhow::Context;
-use guard::Guard;
 use guard::relay::{DEFAULT_CONNECT_TIMEOUT, RelayClient};
 use guard::server::serve;
+use guard::{Exchanger, Guard, RelayMode};
 use order::{AppState, Config, MIGRATOR, SERVICE, expiry, router};
 use tokio::net::TcpListener;
 
@@ -16,6 +16,14 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .context("order database")?;
+    let exchanger = match config.relay {
+        RelayMode::Plain => None,
+        RelayMode::Exchange => Some(
+            Exchanger::from_config(&config.guard)
+                .context("ORDER_RELAY=exchange needs GUARD_CLIENT_ID and GUARD_CLIENT_SECRET")?
+                .context("token exchange client")?,
+        ),
+    };
     let guard = Guard::try_new(config.guard).context("guard")?;
     let relay = RelayClient::with_timeouts(config.relay_timeout, DEFAULT_CONNECT_TIMEOUT)
         .context("relay client")?;
@@ -24,13 +32,14 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
     tracing::info!(addr = %listener.local_addr()?, inventory = %config.inventory_url,
-        payment = %config.payment_url, "order listening");
+        payment = %config.payment_url, relay = ?config.relay, "order listening");
     let state = AppState::new(
         pool.clone(),
         guard,
         &relay,
         config.inventory_url,
         config.payment_url,
+        exchanger,
     );
     serve(listener, router(state), guard::shutdown::signal()).await?;
     // Requests have drained; let PostgreSQL see the connections close.

@@ -211,19 +211,43 @@ pub async fn cli_token(stack: &Stack, user: User, scope: &str) -> String {
 
 /// [`cli_token`]'s whole token response (access, refresh and ID tokens).
 pub async fn cli_tokens(stack: &Stack, user: User, scope: &str) -> Value {
-    cli_sign_in(stack, user, scope).await.0
+    code_flow(stack, ("cli", None), CLI_REDIRECT_URI, user, scope)
+        .await
+        .0
 }
 
 /// As [`cli_tokens`], with the browser that signed in (it holds the IdP
 /// session cookie, e.g. for RP-initiated logout).
 pub async fn cli_sign_in(stack: &Stack, user: User, scope: &str) -> (Value, reqwest::Client) {
-    let redirect_uri = CLI_REDIRECT_URI;
+    code_flow(stack, ("cli", None), CLI_REDIRECT_URI, user, scope).await
+}
+
+/// The same flow for the confidential `gateway` client (its secret at
+/// `/token`), as the gateway signs a person in: the token the gateway keeps
+/// in its session, for tests that play the gateway's part at the IdP.
+pub async fn gateway_tokens(stack: &Stack, user: User, scope: &str) -> Value {
+    let redirect_uri = stack.gateway.join("auth/callback").expect("callback url");
+    let client = ("gateway", Some(super::stack::GATEWAY_CLIENT_SECRET));
+    code_flow(stack, client, redirect_uri.as_str(), user, scope)
+        .await
+        .0
+}
+
+/// Authorization code + PKCE for `client` (id, secret of a confidential one);
+/// the token response and the browser that signed in.
+async fn code_flow(
+    stack: &Stack,
+    client: (&str, Option<&str>),
+    redirect_uri: &str,
+    user: User,
+    scope: &str,
+) -> (Value, reqwest::Client) {
+    let stop_at = redirect_uri.to_owned();
     let http = reqwest::Client::builder()
         .cookie_store(true)
         // Follow redirects inside the IdP, stop at the client's redirect URI.
-        .redirect(redirect::Policy::custom(|attempt| {
-            if attempt.url().as_str().starts_with(CLI_REDIRECT_URI) || attempt.previous().len() > 10
-            {
+        .redirect(redirect::Policy::custom(move |attempt| {
+            if attempt.url().as_str().starts_with(&stop_at) || attempt.previous().len() > 10 {
                 attempt.stop()
             } else {
                 attempt.follow()
@@ -244,7 +268,7 @@ pub async fn cli_sign_in(stack: &Stack, user: User, scope: &str) -> (Value, reqw
     authorize
         .query_pairs_mut()
         .append_pair("response_type", "code")
-        .append_pair("client_id", "cli")
+        .append_pair("client_id", client.0)
         .append_pair("redirect_uri", redirect_uri)
         .append_pair("scope", scope)
         .append_pair("state", &state)
@@ -277,20 +301,23 @@ pub async fn cli_sign_in(stack: &Stack, user: User, scope: &str) -> (Value, reqw
             .unwrap_or_else(|| panic!("no {name} in {callback}"))
     };
     assert_eq!(param("state"), state, "state is echoed");
-    let (status, json) = json_answer(
-        http.post(stack.idp.join("token").expect("token url"))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", &param("code")),
-                ("redirect_uri", redirect_uri),
-                ("client_id", "cli"),
-                ("code_verifier", &verifier),
-            ])
-            .send()
-            .await
-            .expect("POST /token"),
-    )
-    .await;
+    let code = param("code");
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let redeem = http.post(stack.idp.join("token").expect("token url"));
+    let redeem = match client {
+        (id, Some(secret)) => redeem.basic_auth(id, Some(secret)),
+        (id, None) => {
+            form.push(("client_id", id));
+            redeem
+        }
+    }
+    .form(&form);
+    let (status, json) = json_answer(redeem.send().await.expect("POST /token")).await;
     assert_eq!(status, StatusCode::OK, "token response: {json}");
     (json, http)
 }

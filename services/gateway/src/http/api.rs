@@ -9,7 +9,9 @@
 //!    within the margin — else 401 with a sign-in hint (pages: a redirect);
 //! 5. validate the token with guard for the route's audience (401);
 //! 6. coarse RBAC from the allow rule (403);
-//! 7. relay to the next instance whose circuit lets it through ([`crate::proxy`]):
+//! 7. the token to relay ([`crate::relay_token`]): exchanged for one naming the
+//!    route's service alone (`relay = "exchange"`), or the caller's as is;
+//! 8. relay to the next instance whose circuit lets it through ([`crate::proxy`]):
 //!    its answer passes through; unreachable 502, timeout 504; every circuit
 //!    open: the route's fallback, else 503 `circuit_open` with `Retry-After`.
 
@@ -20,7 +22,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum_extra::extract::CookieJar;
-use guard::{Principal, TraceContext};
+use guard::{Principal, RelayMode, TraceContext};
 use http::{HeaderValue, Uri};
 
 use crate::AppState;
@@ -28,6 +30,7 @@ use crate::caller::{Credentials, TokenSource};
 use crate::error::GatewayError;
 use crate::http::request_trace;
 use crate::proxy::Forwarding;
+use crate::relay_token;
 use crate::routes::Access;
 
 pub fn router() -> Router<AppState> {
@@ -77,15 +80,21 @@ async fn relay(
         requirement.check(&principal)?;
     }
 
+    let relayed = relay_token::for_route(&app.exchanger, route, &principal, source).await?;
+    let mode = relay_token::mode(route, source);
     let host = app.config.public_host();
     let forwarding = Forwarding {
-        token: principal.token(),
+        token: &relayed,
         trace: &trace,
         client_ip,
         proto: app.config.public_url.scheme(),
         host: &host,
     };
     let route_name = route.name.clone();
+    let relayed_aud: Vec<String> = match mode {
+        RelayMode::Exchange => vec![route.audience.clone()],
+        RelayMode::Plain => principal.aud().to_vec(),
+    };
     let request = Request::from_parts(parts, body);
     let mut response = app
         .proxy
@@ -97,20 +106,36 @@ async fn relay(
             &forwarding,
         )
         .await?;
-    if let Some(value) = relay_header(&route_name, &principal, source, &trace) {
+    let relayed = Relayed {
+        mode,
+        aud: &relayed_aud,
+    };
+    if let Some(value) = relay_header(&route_name, &principal, source, &relayed, &trace) {
         response.headers_mut().insert("x-baton-relay", value);
     }
     Ok(response.into_response())
 }
 
+/// What went on to the upstream.
+struct Relayed<'a> {
+    mode: RelayMode,
+    aud: &'a [String],
+}
+
 /// `x-baton-relay`: what the gateway validated and relayed, for the page's
-/// relay trace. Only the caller's own identity, never a token.
+/// relay trace: the caller's identity, the validated token's `aud` and
+/// actors, and the relayed token's `aud` and actors. Never a token.
 fn relay_header(
     route: &str,
     principal: &Principal,
     source: TokenSource,
+    relayed: &Relayed<'_>,
     trace: &TraceContext,
 ) -> Option<HeaderValue> {
+    let mut relayed_actors: Vec<&str> = principal.actors();
+    if relayed.mode == RelayMode::Exchange {
+        relayed_actors.insert(0, "gateway");
+    }
     let value = serde_json::json!({
         "hop": "gateway",
         "route": route,
@@ -119,6 +144,10 @@ fn relay_header(
         "client_id": principal.client_id(),
         "roles": principal.roles(),
         "aud": principal.claims().aud,
+        "actors": principal.actors(),
+        "relay": relayed.mode,
+        "relayed_aud": relayed.aud,
+        "relayed_actors": relayed_actors,
         "trace_id": trace.trace_id(),
     });
     HeaderValue::from_str(&value.to_string()).ok()

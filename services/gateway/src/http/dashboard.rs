@@ -1,5 +1,6 @@
 //! `GET /api/dashboard`: one document composed from three services, called
-//! concurrently with the caller's token.
+//! concurrently with the caller's token (or, on `relay = "exchange"` routes,
+//! a token exchanged for that route's service, see [`crate::relay_token`]).
 //!
 //! | key | route (table name) | upstream call | who |
 //! |---|---|---|---|
@@ -34,10 +35,11 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use crate::AppState;
-use crate::caller::Credentials;
+use crate::caller::{Credentials, TokenSource};
 use crate::error::{GatewayError, retry_after_secs};
 use crate::http::request_trace;
 use crate::proxy::{FALLBACK_HEADER, Forwarding, UpstreamError};
+use crate::relay_token;
 use crate::routes::Access;
 
 /// Items with less stock than this are "running low".
@@ -118,7 +120,7 @@ async fn dashboard(
         let validated = match guard {
             None => None,
             Some(guard) => match credentials.validate(&app, guard, &parts).await {
-                Ok((principal, source)) => Some(Ok((principal, source.as_str()))),
+                Ok((principal, source)) => Some(Ok((principal, source))),
                 Err(GatewayError::Auth(e)) => Some(Err(e)),
                 // The session ended (revoked), the store is down: the whole page.
                 Err(e) => return Err(e),
@@ -157,12 +159,28 @@ async fn dashboard(
             document.insert(part.key.into(), marker);
             continue;
         }
-        let (app, origin) = (app.clone(), origin.clone());
-        // The identity travels into the task as the task-local relay context.
-        tasks.spawn(context.clone().scope(async move {
-            let value = fetch(&app, &part, &origin).await;
+        let (app, origin, principal) = (app.clone(), origin.clone(), principal.clone());
+        let context = context.clone();
+        // The identity travels into the task as the task-local relay context,
+        // with the route's own token when it relays exchanged tokens.
+        tasks.spawn(async move {
+            let Some(route) = app.routes.named(part.route) else {
+                return (part.key, json!({"unavailable": "not_configured"}));
+            };
+            let context =
+                match relay_token::for_route(&app.exchanger, route, &principal, source).await {
+                    Ok(token) => RelayContext::bearer(token, *context.trace()),
+                    Err(GatewayError::Exchange(guard::ExchangeError::Refused(_))) => {
+                        return (part.key, json!({"denied": "invalid_token"}));
+                    }
+                    Err(GatewayError::Exchange(guard::ExchangeError::NotAllowed(_))) => {
+                        return (part.key, json!({"denied": "insufficient_scope"}));
+                    }
+                    Err(_) => return (part.key, json!({"unavailable": "idp"})),
+                };
+            let value = context.scope(fetch(&app, &part, &origin)).await;
             (part.key, value)
-        }));
+        });
     }
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -182,7 +200,7 @@ async fn dashboard(
         json!({
             "sub": principal.sub(),
             "roles": principal.roles(),
-            "token": source,
+            "token": source.as_str(),
         }),
     );
     document.insert("trace_id".into(), trace.trace_id().into());
@@ -199,7 +217,7 @@ async fn dashboard(
 fn admit(
     app: &AppState,
     part: &Part,
-    validated: Option<Result<(Principal, &str), AuthError>>,
+    validated: Option<Result<(Principal, TokenSource), AuthError>>,
     client_ip: IpAddr,
 ) -> Result<(), Value> {
     let (Some(route), Some(validated)) = (app.routes.named(part.route), validated) else {

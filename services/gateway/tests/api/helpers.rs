@@ -40,6 +40,9 @@ pub struct Options {
     pub db_max_connections: Option<u32>,
     /// `GATEWAY_IDP_TIMEOUT_MS`.
     pub idp_timeout_ms: Option<u64>,
+    /// `[defaults]` `relay` and `bearer_relay` of the standard table
+    /// (`"plain"` or `"exchange"`).
+    pub relay: (&'static str, &'static str),
 }
 
 impl Default for Options {
@@ -56,6 +59,7 @@ impl Default for Options {
             slow_idp: false,
             db_max_connections: None,
             idp_timeout_ms: None,
+            relay: ("plain", "plain"),
         }
     }
 }
@@ -150,6 +154,17 @@ async fn real_services(admin: &PgPool, connect: &PgConnectOptions, issuer: &str)
         &relay,
         inventory.url().parse().unwrap(),
         payment.url().parse().unwrap(),
+        // order's own client in the seeded realm: per-hop tokens by exchange.
+        Some(
+            guard::Exchanger::new(
+                format!("{issuer}/token").parse().unwrap(),
+                guard::ClientCredentials {
+                    id: "order".into(),
+                    secret: "order-dev-secret".into(),
+                },
+            )
+            .unwrap(),
+        ),
     );
     let order = order::spawn(bind().await, state).unwrap();
     Services::Real(vec![order, payment, inventory])
@@ -167,11 +182,14 @@ impl Drop for Stack {
 /// `deploy/routes.toml`.
 fn routes(order: &str, payment: &str, inventory: &str, o: &Options) -> String {
     let (per_second, burst) = o.rate_limit;
+    let (relay, bearer_relay) = o.relay;
     format!(
         r#"
 [defaults]
 timeout_ms = 5000
 rate_limit = {{ per_second = {per_second}, burst = {burst} }}
+relay = "{relay}"
+bearer_relay = "{bearer_relay}"
 
 [[route]]
 name = "orders"
@@ -362,6 +380,11 @@ impl Stack {
         let routes = RouteTable::parse(&self.table, |_| None).unwrap();
         self.serve(routes, listener);
         url
+    }
+
+    /// The order, payment and inventory upstreams' URLs.
+    pub fn upstream_urls(&self) -> [String; 3] {
+        self.services.urls()
     }
 
     pub fn url(&self, path: &str) -> String {

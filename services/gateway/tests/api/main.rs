@@ -6,6 +6,7 @@
 //! login form.
 
 mod browser;
+mod exchange;
 mod helpers;
 mod id_token;
 mod idp_proxy;

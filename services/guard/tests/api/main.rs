@@ -3,6 +3,7 @@
 
 mod audiences;
 mod db;
+mod exchange;
 mod extractor;
 mod health;
 mod helpers;

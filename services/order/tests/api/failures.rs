@@ -144,7 +144,8 @@ async fn sold_out_or_unknown_items_are_refused_and_nothing_is_charged(pool: PgPo
 
 #[sqlx::test(migrator = "order::MIGRATOR")]
 async fn a_token_payment_refuses_releases_the_stock_and_is_passed_on(pool: PgPool) {
-    let stack = Stack::start(pool).await;
+    // Plain relay: the caller's own token goes on to payment.
+    let stack = Stack::start_plain(pool).await;
     // Valid for order and inventory, but not meant for payment.
     let token = stack
         .issuer
@@ -262,4 +263,31 @@ async fn an_order_left_pending_by_a_crash_is_failed_after_the_ttl_and_not_placed
     .await
     .unwrap();
     assert_eq!((sub.as_str(), caller.as_str()), ("order", "order"));
+}
+
+#[sqlx::test(migrator = "order::MIGRATOR")]
+async fn without_the_idp_no_exchanged_token_is_made_and_nothing_is_reserved(pool: PgPool) {
+    let stack = Stack::start(pool).await;
+    let alice = stack.token(ALICE, &["customer"]);
+    let lines = json!([{ "sku": "baton-tee", "quantity": 1 }]);
+    expect(
+        stack.order(&alice, lines.clone()).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    // The IdP goes away: order still validates (keys cached) but cannot
+    // exchange a new caller's token, and never falls back to relaying it.
+    stack.issuer.stop().await;
+    let other = stack.token(ALICE, &["customer"]);
+    let error = expect(
+        stack.order(&other, lines).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert_eq!(error["error"], "idp_unavailable");
+    assert_eq!(stack.stock("baton-tee").await, 49);
+    assert_eq!(
+        (stack.orders().await, stack.held_reservations().await),
+        (1, 0)
+    );
 }

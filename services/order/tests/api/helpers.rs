@@ -1,10 +1,10 @@
 use std::time::Duration;
 
-use guard::Guard;
 use guard::relay::RelayClient;
 use guard::server::Running;
 use guard::testing::TestIssuer;
 pub use guard::testing::{ALICE, BOB, CAROL, expect};
+use guard::{Guard, RelayMode};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -32,12 +32,32 @@ impl Stack {
         Self::start_with(order_pool, None, Duration::from_secs(5)).await
     }
 
+    /// order relays the caller's own token (`ORDER_RELAY=plain`).
+    pub async fn start_plain(order_pool: PgPool) -> Self {
+        Self::start_mode(order_pool, None, Duration::from_secs(5), RelayMode::Plain).await
+    }
+
     /// order's calls to payment go to `payment` instead of the real payment
     /// service, and time out after `relay_timeout`.
     pub async fn start_with(
         order_pool: PgPool,
         payment_override: Option<Url>,
         relay_timeout: Duration,
+    ) -> Self {
+        Self::start_mode(
+            order_pool,
+            payment_override,
+            relay_timeout,
+            RelayMode::Exchange,
+        )
+        .await
+    }
+
+    async fn start_mode(
+        order_pool: PgPool,
+        payment_override: Option<Url>,
+        relay_timeout: Duration,
+        mode: RelayMode,
     ) -> Self {
         let issuer = TestIssuer::start().await;
         let inventory_pool = own_schema(&order_pool, "inventory", &inventory::MIGRATOR).await;
@@ -65,6 +85,8 @@ impl Stack {
             &RelayClient::with_timeouts(relay_timeout, Duration::from_secs(1)).unwrap(),
             Url::parse(&inventory.url()).unwrap(),
             payment_override.unwrap_or_else(|| Url::parse(&payment.url()).unwrap()),
+            // order's own client at the issuer: per-hop tokens by exchange.
+            (mode == RelayMode::Exchange).then(|| issuer.exchanger("order")),
         );
         let order = order::spawn(listener().await, state).unwrap();
         Self {

@@ -11,7 +11,7 @@ const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 #[sqlx::test(migrator = "order::MIGRATOR")]
-async fn an_order_reserves_and_charges_with_the_callers_token_and_every_hop_saw_the_same_identity(
+async fn an_order_reserves_and_charges_with_exchanged_tokens_and_every_hop_saw_the_same_user(
     pool: PgPool,
 ) {
     let stack = Stack::start(pool).await;
@@ -40,7 +40,8 @@ async fn an_order_reserves_and_charges_with_the_callers_token_and_every_hop_saw_
         json!({ "sku": "baton-mug", "quantity": 2, "unit_price_cents": 1200 })
     );
 
-    // The relay chain: each service validated the very same token.
+    // The relay chain: the same user at every hop; downstream, a token for
+    // that service alone, exchanged by order (aud = the target, act = order).
     let relay = placed["relay"].as_array().unwrap();
     let services: Vec<&str> = relay
         .iter()
@@ -49,10 +50,22 @@ async fn an_order_reserves_and_charges_with_the_callers_token_and_every_hop_saw_
     assert_eq!(services, ["order", "inventory", "payment"]);
     for hop in relay {
         assert_eq!(hop["sub"], ALICE, "{hop}");
-        assert_eq!(hop["jti"], jti.as_str(), "{hop}");
         assert_eq!(hop["roles"], json!(["customer"]), "{hop}");
         assert_eq!(hop["client_id"], "gateway", "{hop}");
     }
+    assert_eq!(relay[0]["jti"], jti.as_str());
+    assert_eq!(relay[0]["actors"], json!([]));
+    for (hop, service) in relay[1..].iter().zip(["inventory", "payment"]) {
+        assert_ne!(hop["jti"], jti.as_str(), "{hop}");
+        assert_eq!(hop["aud"], json!([service]), "{hop}");
+        assert_eq!(hop["actors"], json!(["order"]), "{hop}");
+        assert_eq!(hop["act"], "order", "{hop}");
+    }
+    assert_eq!(
+        stack.issuer.exchanges(),
+        2,
+        "one per target, reused for commit"
+    );
     assert_eq!(order["relay"], placed["relay"]);
 
     // What happened downstream.
@@ -83,10 +96,13 @@ async fn an_order_reserves_and_charges_with_the_callers_token_and_every_hop_saw_
         )
     );
 
-    // One trace and one token through all three audit trails.
+    // One trace and one user through all three audit trails; downstream rows
+    // record the exchanged token and order as its actor.
     let audit =
-        "SELECT action || ' ' || sub || ' ' || jti || ' ' || trace_id FROM audit_log ORDER BY id";
-    let row = |action: &str| format!("{action} {ALICE} {jti} {TRACE_ID}");
+        "SELECT action || ' ' || sub || ' ' || trace_id || ' ' || array_to_string(actors, ',')
+         FROM audit_log ORDER BY id";
+    let row = |action: &str| format!("{action} {ALICE} {TRACE_ID} ");
+    let by_order = |action: &str| format!("{action} {ALICE} {TRACE_ID} order");
     let order_audit: Vec<String> = sqlx::query_scalar(audit)
         .fetch_all(&stack.order_pool)
         .await
@@ -98,13 +114,16 @@ async fn an_order_reserves_and_charges_with_the_callers_token_and_every_hop_saw_
         .unwrap();
     assert_eq!(
         inventory_audit,
-        [row("reservation.create"), row("reservation.commit")]
+        [
+            by_order("reservation.create"),
+            by_order("reservation.commit")
+        ]
     );
     let payment_audit: Vec<String> = sqlx::query_scalar(audit)
         .fetch_all(&stack.payment_pool)
         .await
         .unwrap();
-    assert_eq!(payment_audit, [row("charge.create")]);
+    assert_eq!(payment_audit, [by_order("charge.create")]);
 }
 
 #[sqlx::test(migrator = "order::MIGRATOR")]

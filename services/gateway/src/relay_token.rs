@@ -1,0 +1,66 @@
+//! Which token the gateway sends to a route's service: the one place that
+//! decides, for `/api/...` and for the dashboard's parts alike.
+//!
+//! A route with `relay = "exchange"` (`bearer_relay` for API clients' own
+//! tokens) gets a token the gateway obtained by RFC 8693 token exchange with
+//! its own client credentials: subject = the caller's validated token, `aud`
+//! = the route's audience alone, `scope` = the route's `scopes`, `act` =
+//! `{"sub": "gateway"}`. guard's [`Exchanger`] keeps it per (the caller's
+//! token `jti`, audience) until shortly before it ends and asks the IdP once
+//! however many requests need it at the same moment; a session's refreshed
+//! token has a new `jti`, so it is exchanged afresh. `relay = "plain"`
+//! relays the caller's token as is.
+//!
+//! The IdP decides whether the gateway may exchange a token: its session
+//! tokens were issued to it; an API client's token only if it names the
+//! gateway in `aud`.
+
+use std::sync::Arc;
+
+use guard::{Exchanger, Principal, RelayMode, Subject};
+
+use crate::caller::TokenSource;
+use crate::error::GatewayError;
+use crate::routes::Route;
+
+/// How `route` relays a token that came from `source`.
+pub fn mode(route: &Route, source: TokenSource) -> RelayMode {
+    match source {
+        TokenSource::Session => route.relay,
+        TokenSource::Bearer => route.bearer_relay,
+    }
+}
+
+/// The token to relay to `route` for `principal` (whose token came from `source`).
+pub async fn for_route(
+    exchanger: &Exchanger,
+    route: &Route,
+    principal: &Principal,
+    source: TokenSource,
+) -> Result<Arc<str>, GatewayError> {
+    match mode(route, source) {
+        RelayMode::Plain => Ok(principal.token().clone()),
+        RelayMode::Exchange => exchanger
+            .token(
+                &Subject::of(principal),
+                &route.audience,
+                &scope(route, principal),
+            )
+            .await
+            .map_err(GatewayError::Exchange),
+    }
+}
+
+/// The route's scopes the caller holds; all of them when it holds none (the
+/// IdP then refuses the exchange: 403), so a token never gains a scope.
+fn scope(route: &Route, principal: &Principal) -> String {
+    let held: Vec<&str> = route
+        .scope
+        .split_ascii_whitespace()
+        .filter(|s| principal.has_scope(s))
+        .collect();
+    if held.is_empty() {
+        return route.scope.clone();
+    }
+    held.join(" ")
+}

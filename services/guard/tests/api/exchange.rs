@@ -1,0 +1,199 @@
+//! Per-hop token exchange against the test issuer's real `/token`: the
+//! exchanged token names the next service alone and its actor, is cached per
+//! (subject, audience), made once for any number of concurrent requests, and
+//! renewed when it nears its end (never outliving its subject).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use guard::testing::TestIssuer;
+use guard::{ExchangeError, Guard, Subject};
+
+fn subject_token(issuer: &TestIssuer, until: i64) -> String {
+    issuer
+        .token()
+        .aud(&["order"])
+        .client_id("gateway")
+        .scope("orders:write inventory:write payments:write")
+        .valid(0, until)
+        .sign()
+}
+
+#[tokio::test]
+async fn an_exchanged_token_names_only_the_target_and_the_actor_chain() {
+    let issuer = TestIssuer::start().await;
+    // The caller's token as order received it: already exchanged once by the gateway.
+    let token = issuer
+        .token()
+        .aud(&["order"])
+        .scope("orders:write inventory:write")
+        .claim("act", serde_json::json!({"sub": "gateway"}))
+        .sign();
+    let exchanger = issuer.exchanger("order");
+    let exchanged = exchanger
+        .token(
+            &Subject {
+                key: "j1",
+                token: &token,
+            },
+            "inventory",
+            "inventory:write",
+        )
+        .await
+        .unwrap();
+
+    let inventory = Guard::new(issuer.config("inventory"));
+    let principal = inventory
+        .validate(&exchanged)
+        .await
+        .expect("inventory accepts the exchanged token");
+    assert_eq!(principal.aud(), ["inventory"]);
+    assert_eq!(principal.actors(), ["order", "gateway"]);
+    assert_eq!(principal.scopes().collect::<Vec<_>>(), ["inventory:write"]);
+    let payment = Guard::new(issuer.config("payment"));
+    assert!(
+        payment.validate(&exchanged).await.is_err(),
+        "a token for inventory is refused by payment"
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_requests_make_one_exchange() {
+    let issuer = TestIssuer::start().await;
+    let token: Arc<str> = subject_token(&issuer, 300).into();
+    let exchanger = issuer.exchanger("order");
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (exchanger, token) = (exchanger.clone(), token.clone());
+            tokio::spawn(async move {
+                exchanger
+                    .token(
+                        &Subject {
+                            key: "jti-1",
+                            token: &token,
+                        },
+                        "inventory",
+                        "inventory:write",
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for task in tasks {
+        tokens.push(task.await.unwrap().unwrap());
+    }
+    assert_eq!(
+        issuer.exchanges(),
+        1,
+        "single flight per (subject, audience)"
+    );
+    assert!(tokens.iter().all(|t| *t == tokens[0]));
+
+    // Another audience is another token.
+    let payment = exchanger
+        .token(
+            &Subject {
+                key: "jti-1",
+                token: &token,
+            },
+            "payment",
+            "payments:write",
+        )
+        .await
+        .unwrap();
+    assert_ne!(payment, tokens[0]);
+    assert_eq!(issuer.exchanges(), 2);
+    // Another scope too: a cached token never serves a call that asked for less.
+    exchanger
+        .token(
+            &Subject {
+                key: "jti-1",
+                token: &token,
+            },
+            "inventory",
+            "orders:write",
+        )
+        .await
+        .unwrap();
+    assert_eq!(issuer.exchanges(), 3);
+}
+
+#[tokio::test]
+async fn a_token_near_its_subjects_end_is_exchanged_again() {
+    let issuer = TestIssuer::start().await;
+    let exchanger = issuer
+        .exchanger("order")
+        .with_margin(Duration::from_secs(30));
+    // Far from its end: cached.
+    let long = subject_token(&issuer, 300);
+    let subject = Subject {
+        key: "long",
+        token: &long,
+    };
+    let first = exchanger
+        .token(&subject, "order", "orders:write")
+        .await
+        .unwrap();
+    let second = exchanger
+        .token(&subject, "order", "orders:write")
+        .await
+        .unwrap();
+    assert_eq!(first, second);
+    assert_eq!(issuer.exchanges(), 1);
+    // The subject ends within the margin: the exchanged token would too, so
+    // it is not kept.
+    let short = subject_token(&issuer, 20);
+    let subject = Subject {
+        key: "short",
+        token: &short,
+    };
+    exchanger
+        .token(&subject, "order", "orders:write")
+        .await
+        .unwrap();
+    exchanger
+        .token(&subject, "order", "orders:write")
+        .await
+        .unwrap();
+    assert_eq!(issuer.exchanges(), 3);
+}
+
+#[tokio::test]
+async fn a_refused_exchange_is_not_cached_and_says_why() {
+    let issuer = TestIssuer::start().await;
+    let expired = subject_token(&issuer, -120);
+    let exchanger = issuer.exchanger("order");
+    let subject = Subject {
+        key: "old",
+        token: &expired,
+    };
+    for _ in 0..2 {
+        let e = exchanger.token(&subject, "order", "").await.unwrap_err();
+        assert!(matches!(e, ExchangeError::Refused(_)), "{e:?}");
+    }
+    assert_eq!(exchanger.exchanges(), 2);
+    // A client the issuer does not know (wrong secret) gets nothing.
+    let stranger = guard::Exchanger::new(
+        format!("{}/token", issuer.issuer()).parse().unwrap(),
+        guard::ClientCredentials {
+            id: "order".into(),
+            secret: "guess".into(),
+        },
+    )
+    .unwrap();
+    let valid = subject_token(&issuer, 300);
+    let e = stranger
+        .token(
+            &Subject {
+                key: "v",
+                token: &valid,
+            },
+            "order",
+            "",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ExchangeError::Refused(_)), "{e:?}");
+    assert_eq!(issuer.exchanges(), 0);
+}
