@@ -261,11 +261,8 @@ impl Exchanger {
             form.push(("scope", scope));
         }
         let credentials = &self.inner.credentials;
-        let response = self
-            .inner
-            .http
-            .post(self.inner.endpoint.clone())
-            .basic_auth(&credentials.id, Some(&credentials.secret))
+        let request = self.inner.http.post(self.inner.endpoint.clone());
+        let response = crate::client_auth::basic_auth(request, &credentials.id, &credentials.secret)
             .form(&form)
             .send()
             .await

@@ -98,6 +98,7 @@ pub mod api_error;
 pub mod audit;
 mod cache;
 pub mod claims;
+pub mod client_auth;
 pub mod client_ip;
 pub mod config;
 pub mod db;
