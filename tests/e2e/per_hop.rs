@@ -20,9 +20,8 @@ async fn exchange(
     audience: &str,
     scope: &str,
 ) -> String {
-    let response = reqwest::Client::new()
-        .post(stack.idp.join("token").unwrap())
-        .basic_auth(client.0, Some(client.1))
+    let request = reqwest::Client::new().post(stack.idp.join("token").unwrap());
+    let response = guard::client_auth::basic_auth(request, client.0, client.1)
         .form(&[
             ("grant_type", EXCHANGE),
             ("subject_token", subject),
@@ -87,7 +86,7 @@ async fn a_token_taken_at_order_is_refused_by_payment_and_inventory() {
     // What order sends on to inventory is refused by payment and order.
     let at_inventory = exchange(
         &stack,
-        ("order", "order-dev-secret"),
+        ("order", stack.client_secret("order")),
         &at_order,
         "inventory",
         "inventory:write",

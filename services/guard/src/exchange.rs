@@ -262,11 +262,12 @@ impl Exchanger {
         }
         let credentials = &self.inner.credentials;
         let request = self.inner.http.post(self.inner.endpoint.clone());
-        let response = crate::client_auth::basic_auth(request, &credentials.id, &credentials.secret)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| ExchangeError::Unavailable(e.without_url().to_string()))?;
+        let response =
+            crate::client_auth::basic_auth(request, &credentials.id, &credentials.secret)
+                .form(&form)
+                .send()
+                .await
+                .map_err(|e| ExchangeError::Unavailable(e.without_url().to_string()))?;
         let status = response.status();
         if status.is_server_error() {
             return Err(ExchangeError::Unavailable(format!(

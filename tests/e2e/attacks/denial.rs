@@ -189,10 +189,9 @@ async fn a_logout_link_with_someone_elses_id_token_signs_nobody_out() {
 }
 
 async fn introspect(stack: &Stack, client: &str, secret: &str, token: &str) -> Value {
+    let request = reqwest::Client::new().post(stack.idp.join("introspect").expect("url"));
     let (status, body) = json_answer(
-        reqwest::Client::new()
-            .post(stack.idp.join("introspect").expect("url"))
-            .basic_auth(client, Some(secret))
+        guard::client_auth::basic_auth(request, client, secret)
             .form(&[("token", token)])
             .send()
             .await
@@ -220,6 +219,6 @@ async fn introspection_tells_nothing_to_clients_the_token_is_not_for() {
         );
     }
     // A resource server in its aud is told.
-    let answer = introspect(&stack, "order", "order-dev-secret", access).await;
+    let answer = introspect(&stack, "order", stack.client_secret("order"), access).await;
     assert_eq!(answer["active"], true, "{answer}");
 }

@@ -60,6 +60,9 @@ pub struct Stack {
     /// The IdP's database URL and key-encryption key (for [`Stack::idp_cli`]).
     pub idp_database_url: String,
     pub key_encryption_key: String,
+    /// The client secrets of order, payment and inventory at the IdP
+    /// (per stack, see [`Stack::client_secret`]).
+    service_secrets: Vec<(&'static str, String)>,
 }
 
 impl Stack {
@@ -105,6 +108,7 @@ impl Stack {
             admin_url: admin_url.clone(),
             idp_database_url: String::new(),
             key_encryption_key: String::new(),
+            service_secrets: Vec::new(),
         };
         let issuer = stack.idp.as_str().trim_end_matches('/').to_owned();
         // Fresh secrets per stack, as a real deployment has (never the dev defaults).
@@ -115,7 +119,7 @@ impl Stack {
         // Each service's own client (the revocation stream), with a secret as
         // `openssl rand -base64 32` makes them: `+`, `/` and `=` must survive
         // HTTP Basic (RFC 6749 §2.3.1 form-encodes them first).
-        let service_secrets: Vec<(&str, String)> = ["order", "payment", "inventory"]
+        let service_secrets: Vec<(&'static str, String)> = ["order", "payment", "inventory"]
             .iter()
             .map(|name| (*name, format!("+/=%{}", random_key())))
             .collect();
@@ -216,8 +220,18 @@ impl Stack {
                 env,
             });
         }
+        stack.service_secrets = service_secrets;
         stack.wait_ready().await;
         stack
+    }
+
+    /// The client secret of `service` (order, payment or inventory) at the IdP.
+    pub fn client_secret(&self, service: &str) -> &str {
+        self.service_secrets
+            .iter()
+            .find(|(name, _)| *name == service)
+            .map(|(_, secret)| secret.as_str())
+            .unwrap_or_else(|| panic!("no client secret for {service}"))
     }
 
     /// Stops one part (SIGKILL: an outage, not a goodbye).
