@@ -287,14 +287,9 @@ impl Oidc {
 
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenSet, IdpError> {
         let metadata = self.metadata().await?;
+        let request = self.inner.http.post(metadata.token_endpoint.clone());
         let response = self
-            .inner
-            .http
-            .post(metadata.token_endpoint.clone())
-            .basic_auth(
-                form_encode(&self.inner.client_id),
-                Some(form_encode(&self.inner.client_secret)),
-            )
+            .authenticated(request)
             .form(form)
             .send()
             .await
@@ -356,6 +351,11 @@ impl Oidc {
             })
     }
 
+    /// `request` authenticated as the gateway's client (RFC 6749 §2.3.1).
+    fn authenticated(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        guard::client_auth::basic_auth(request, &self.inner.client_id, &self.inner.client_secret)
+    }
+
     /// Revokes a refresh token (RFC 7009), best effort: sign-out never waits on it failing.
     pub async fn revoke(&self, refresh_token: &str) {
         let Ok(metadata) = self.metadata().await else {
@@ -365,13 +365,7 @@ impl Oidc {
             return;
         };
         let result = self
-            .inner
-            .http
-            .post(endpoint)
-            .basic_auth(
-                form_encode(&self.inner.client_id),
-                Some(form_encode(&self.inner.client_secret)),
-            )
+            .authenticated(self.inner.http.post(endpoint))
             .form(&[
                 ("token", refresh_token),
                 ("token_type_hint", "refresh_token"),
@@ -401,11 +395,6 @@ impl Oidc {
         }
         Some(url)
     }
-}
-
-/// RFC 6749 §2.3.1: client id and secret are form-encoded before Basic auth.
-fn form_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 async fn read_bounded(mut response: reqwest::Response) -> Result<bytes::Bytes, IdpError> {
@@ -441,6 +430,5 @@ mod tests {
         assert!(!t.expires_within(Duration::from_secs(5)));
         let printed = format!("{t:?}");
         assert!(!printed.contains("secret"));
-        assert_eq!(form_encode("a b:c"), "a+b%3Ac");
     }
 }

@@ -93,6 +93,7 @@ pub mod api_error;
 pub mod audit;
 mod cache;
 pub mod claims;
+pub mod client_auth;
 pub mod config;
 pub mod db;
 mod error;

@@ -195,7 +195,7 @@ async fn stream_once(
         .get(url.clone())
         .header(http::header::ACCEPT, "text/event-stream");
     if let Some(c) = credentials {
-        request = request.basic_auth(&c.id, Some(&c.secret));
+        request = crate::client_auth::basic_auth(request, &c.id, &c.secret);
     }
     if let Some(id) = &last_id {
         request = request.header("last-event-id", id.as_str());

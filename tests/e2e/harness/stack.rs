@@ -112,6 +112,19 @@ impl Stack {
         stack.idp_database_url = db_url("idp");
         stack.key_encryption_key = key_encryption_key.clone();
         let session_key = random_key();
+        // Each service's own client (the revocation stream), with a secret as
+        // `openssl rand -base64 32` makes them: `+`, `/` and `=` must survive
+        // HTTP Basic (RFC 6749 §2.3.1 form-encodes them first).
+        let service_secrets: Vec<(&str, String)> = ["order", "payment", "inventory"]
+            .iter()
+            .map(|name| (*name, format!("+/=%{}", random_key())))
+            .collect();
+        let service_secret = |name: &str| {
+            service_secrets
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, secret)| secret.clone())
+        };
         let gateway_origin = stack.gateway.as_str().trim_end_matches('/').to_owned();
 
         // The demo realm, with the gateway client's redirect URI on this stack's port.
@@ -125,6 +138,12 @@ impl Stack {
             .env("IDP_SEED_GATEWAY_URL", &gateway_origin)
             .env("IDP_SEED_GATEWAY_SECRET", GATEWAY_CLIENT_SECRET)
             .env("IDP_SEED_CLI_REDIRECT_URI", super::client::CLI_REDIRECT_URI)
+            .envs(service_secrets.iter().map(|(name, secret)| {
+                (
+                    format!("IDP_SEED_{}_SECRET", name.to_ascii_uppercase()),
+                    secret,
+                )
+            }))
             .stdout(log_file(&seed_log))
             .stderr(log_file(&seed_log))
             .status()
@@ -146,6 +165,9 @@ impl Stack {
                     "GUARD_REVOCATION_STREAM_URL",
                     format!("{}/revocations/stream", base(idp2)),
                 );
+            }
+            if let Some(secret) = service_secret(program(name)) {
+                set("GUARD_CLIENT_SECRET", secret);
             }
             match program(name) {
                 "idp" => {
