@@ -34,14 +34,17 @@ started=$SECONDS
 step() { printf '\n==> %s (+%ss)\n' "$*" "$((SECONDS - started))"; }
 die() { printf 'deploy-test: %s\n' "$*" >&2; exit 1; }
 compose() { "$WORK/venv/bin/python" "$HERE/compose.py" deploy/compose.yaml "$@"; }
+# shellcheck source=deploy/test/kube.sh
+. "$HERE/kube.sh"
 
 # --- 1. tools -----------------------------------------------------------------
 
 install_packages() {
     local missing=() pkg
     # netavark needs iptables; Debian's default runtime crun refuses this
-    # machine's hybrid cgroups, so runc is installed and configured below.
-    for pkg in podman runc netavark aardvark-dns iptables debootstrap python3-venv; do
+    # machine's hybrid cgroups, so runc is installed and configured below;
+    # catatonit is the init of the pods' infra containers (podman kube play).
+    for pkg in podman runc netavark aardvark-dns iptables catatonit debootstrap python3-venv; do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     command -v kubectl >/dev/null || missing+=(kubectl)
@@ -120,13 +123,15 @@ teardown() {
     if [ "$status" -ne 0 ] && [ -x "$WORK/venv/bin/python" ]; then
         printf '\n==> failed: last log lines of every container\n' >&2
         local c
-        for c in $(podman ps --all --format '{{.Names}}' --filter label=com.docker.compose.project=baton-ci); do
+        for c in $(podman ps --all --format '{{.Names}}' --filter label=com.docker.compose.project=baton-ci) \
+                 $(kube_containers); do
             printf -- '--- %s\n' "$c" >&2
             podman logs --tail 15 "$c" >&2 2>&1 || true
         done
     fi
     step "tearing down"
     compose down || true
+    kube_down || true
     exit "$status"
 }
 
@@ -179,20 +184,30 @@ browser_test() {
         node --test tests/browser/signin.test.mjs
 }
 
-main() {
-    [ "$(id -u)" -eq 0 ] || die "needs root (rootful podman, apt-get)"
-    install_packages
-    configure_podman
-    validate_k8s
-    build_images
-    trap teardown EXIT
+compose_run() {
     compose down # leftovers of an interrupted run
     step "deploy/compose.yaml up (${SCALE[*]})"
     compose up "${SCALE[@]}"
     wait_ready
     check_issuer_alias
     browser_test
-    step "deploy-test passed in $((SECONDS - started)) s"
+    step "compose: tearing down"
+    compose down
+}
+
+# run.sh [all|compose|kube]: both paths (make deploy-test), or one of them.
+main() {
+    local what="${1:-all}"
+    case "$what" in all | compose | kube) ;; *) die "usage: run.sh [all|compose|kube]" ;; esac
+    [ "$(id -u)" -eq 0 ] || die "needs root (rootful podman, apt-get)"
+    install_packages
+    configure_podman
+    validate_k8s
+    build_images
+    trap teardown EXIT
+    [ "$what" = kube ] || compose_run
+    [ "$what" = compose ] || kube_run
+    step "deploy-test ($what) passed in $((SECONDS - started)) s"
 }
 
 main "$@"
