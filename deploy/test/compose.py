@@ -149,7 +149,9 @@ def up(spec, scale):
 def down():
     names = podman("ps", "--all", "--quiet", "--filter", f"label={LABEL}", capture=True).stdout.split()
     if names:
-        podman("rm", "--force", "--time", "2", *names, capture=True)
+        # Killed at once (nothing to keep), then removed.
+        podman("stop", "--time", "0", *names, check=False, capture=True)
+        podman("rm", "--force", *names, capture=True)
     podman("network", "rm", "--force", NETWORK, check=False, capture=True)
     vols = podman("volume", "ls", "--quiet", "--filter", f"label={LABEL}", capture=True).stdout.split()
     if vols:

@@ -43,8 +43,10 @@ kube_containers() {
 kube_down() {
     local pods ctrs
     pods="$(podman pod ps --quiet --filter "network=$KUBE_NET")"
+    # Stop (at once: nothing to keep), then remove: podman 4.3's `pod rm
+    # --force` waits out each pod's stop timeout one after the other.
     # shellcheck disable=SC2086 # word splitting wanted: one id a word
-    [ -z "$pods" ] || kpodman pod rm --force --time 2 $pods >/dev/null
+    [ -z "$pods" ] || { kpodman pod stop --time 0 $pods && kpodman pod rm --force $pods; } >/dev/null
     ctrs="$(podman ps --all --quiet --filter "label=$KUBE_LABEL")"
     # shellcheck disable=SC2086
     [ -z "$ctrs" ] || podman rm --force --time 5 $ctrs >/dev/null

@@ -23,4 +23,6 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
             runuser -u postgres -- postgres --single -D "$PGDATA" postgres >/dev/null
     fi
 fi
-exec runuser -u postgres -- postgres -D "$PGDATA" -c listen_addresses='*'
+# exec, not runuser: postgres itself is PID 1 and gets the stop signal.
+exec setpriv --reuid=postgres --regid=postgres --init-groups \
+    postgres -D "$PGDATA" -c listen_addresses='*'

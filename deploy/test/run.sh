@@ -97,11 +97,9 @@ build_images() {
         tar -C "$WORK/rootfs" -c . | podman import --quiet - "$BASE_IMAGE" >/dev/null
         rm -rf "$WORK/rootfs"
     fi
-    if ! podman image exists docker.io/library/postgres:16; then
-        step "postgres:16 image from Debian's postgresql-15"
-        podman build --quiet --build-arg "BASE=$BASE_IMAGE" -f "$HERE/Containerfile.postgres" \
-            -t docker.io/library/postgres:16 "$HERE" >/dev/null
-    fi
+    step "postgres:16 image from Debian's postgresql-15 (cached layers when unchanged)"
+    podman build --quiet --build-arg "BASE=$BASE_IMAGE" -f "$HERE/Containerfile.postgres" \
+        -t docker.io/library/postgres:16 "$HERE" >/dev/null
     step "baton:latest from $BIN_DIR"
     # A context with only what the image copies: target/ itself is gigabytes.
     local ctx="$WORK/context" part
