@@ -11,8 +11,11 @@
 #   4. brings deploy/compose.yaml up in dependency order (deploy/test/compose.py),
 #      gateway and order with two replicas each behind their service names
 #   5. waits for the seed job and every part's /readyz, checks the issuer
-#      alias, runs the real-browser test through http://localhost:8080
-#   6. tears everything down on exit (containers, network, volume), pass or fail
+#      alias, runs the real-browser test through http://localhost:8080, then
+#      stops one gateway and one order replica under load (replicas.mjs)
+#   6. runs deploy/k8s with `podman kube play` (kube.sh)
+#   7. tears everything down on exit (containers, pods, networks, volume,
+#      secret), pass or fail
 #
 # Needs root (rootful podman) and the host ports 8080 and 9000, which the
 # compose file publishes. The images and the cache under target/deploy-test/
@@ -182,6 +185,15 @@ browser_test() {
         node --test tests/browser/signin.test.mjs
 }
 
+# Two gateways sharing sessions, two order replicas, one of each stopped
+# under load: nothing lost (deploy/test/replicas.mjs).
+replicas_test() {
+    step "gateway and order replicas under load, one of each stopped"
+    BATON_GATEWAY2_URL="http://$(compose ip gateway 2):8080" \
+        BATON_STOP_ORDER="$(compose name order 2)" BATON_STOP_GATEWAY="$(compose name gateway 2)" \
+        node "$HERE/replicas.mjs"
+}
+
 compose_run() {
     compose down # leftovers of an interrupted run
     step "deploy/compose.yaml up (${SCALE[*]})"
@@ -189,6 +201,7 @@ compose_run() {
     wait_ready
     check_issuer_alias
     browser_test
+    replicas_test
     step "compose: tearing down"
     compose down
 }
