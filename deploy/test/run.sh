@@ -115,6 +115,8 @@ build_images() {
     cp deploy/routes.toml "$HERE/Containerfile.runtime" "$ctx/"
     podman build --quiet --build-arg "BASE=$BASE_IMAGE" -f "$ctx/Containerfile.runtime" \
         -t localhost/baton:latest "$ctx" >/dev/null
+    # Earlier builds of these two images, now untagged (each new binary makes one).
+    podman image prune --force --filter label=baton.deploy-test=ci-image >/dev/null
 }
 
 # --- 4./5. compose -------------------------------------------------------------
