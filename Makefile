@@ -3,11 +3,12 @@
 #   make down   stop it
 #   make logs   follow its logs
 #   make test   everything CI runs: lint, unit + integration, end-to-end, browser
+#   make deploy-test  the container and Kubernetes paths, run for real (root, podman)
 SHELL := /bin/bash
 DATABASE_URL_FOR_TESTS ?= postgres://postgres@127.0.0.1:5432/postgres
 BROWSER_DEPS := tests/browser/node_modules/.package-lock.json
 
-.PHONY: up down logs status test lint fmt e2e interop browser-deps bench fuzz
+.PHONY: up down logs status test lint fmt e2e interop browser-deps bench fuzz deploy-test
 up:
 	@deploy/local/run.sh up
 
@@ -38,6 +39,13 @@ e2e: export DATABASE_URL ?= $(DATABASE_URL_FOR_TESTS)
 e2e: $(BROWSER_DEPS)
 	cargo build --workspace --bins
 	cargo nextest run -p baton-tests --no-fail-fast
+
+# deploy/compose.yaml and deploy/k8s run with podman from the binaries in
+# target/debug (deploy/test/run.sh): images built, every part ready, the
+# browser test through the containers, replicas, manifests validated. Root only.
+deploy-test: $(BROWSER_DEPS)
+	cargo build --bins -p idp -p gateway -p order -p payment -p inventory
+	deploy/test/run.sh
 
 lint:
 	cargo fmt --all -- --check
