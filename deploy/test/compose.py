@@ -111,15 +111,18 @@ def wait_for(dep, condition, services):
     sys.exit(f"compose.py: {dep} not healthy after {WAIT_SECONDS} s")
 
 
-def run_args(service_name, service, replica):
-    """The `podman run` arguments for one replica of one service."""
+def run_args(service_name, service, replica, overrides):
+    """The `podman run` arguments for one replica of one service, with the
+    test's environment `overrides` ({service: {KEY: value}}) on top."""
     args = [
         "run", "--detach", "--name", container(service_name, replica), "--label", LABEL,
         "--network", NETWORK, "--network-alias", service_name,
     ]
     for alias in (service.get("networks") or {}).get("default", {}).get("aliases", []):
         args += ["--network-alias", alias]
-    for key, value in (service.get("environment") or {}).items():
+    environment = dict(service.get("environment") or {})
+    environment.update(overrides.get(service_name, {}))
+    for key, value in environment.items():
         args += ["--env", f"{key}={value}"]
     if replica == 1:  # a host port can be published once; other replicas are reached by name
         for port in service.get("ports", []):
@@ -133,7 +136,7 @@ def run_args(service_name, service, replica):
     return args
 
 
-def up(spec, scale):
+def up(spec, scale, overrides):
     services = spec["services"]
     podman("network", "create", "--label", LABEL, NETWORK, capture=True)
     for volume in spec.get("volumes") or {}:
@@ -142,7 +145,7 @@ def up(spec, scale):
         for dep, how in services[name].get("depends_on", {}).items():
             wait_for(dep, how.get("condition", "service_started"), services)
         for replica in range(1, scale.get(name, 1) + 1):
-            podman(*run_args(name, services[name], replica), capture=True)
+            podman(*run_args(name, services[name], replica, overrides), capture=True)
             print(f"started {container(name, replica)}", flush=True)
 
 
@@ -164,6 +167,7 @@ def main():
     sub = parser.add_subparsers(dest="cmd", required=True)
     up_cmd = sub.add_parser("up")
     up_cmd.add_argument("--scale", action="append", default=[], metavar="SERVICE=N")
+    up_cmd.add_argument("--env", action="append", default=[], metavar="SERVICE:KEY=VALUE")
     sub.add_parser("down")
     for cmd in ("ip", "name"):
         p = sub.add_parser(cmd)
@@ -173,7 +177,12 @@ def main():
     spec = load(args.file)
     if args.cmd == "up":
         scale = {k: int(v) for k, v in (s.split("=", 1) for s in args.scale)}
-        up(spec, scale)
+        overrides = {}
+        for item in args.env:
+            service, assignment = item.split(":", 1)
+            key, value = assignment.split("=", 1)
+            overrides.setdefault(service, {})[key] = value
+        up(spec, scale, overrides)
     elif args.cmd == "down":
         down()
     elif args.cmd == "name":

@@ -5,7 +5,10 @@
 //  * both gateways relay a steady stream of order listings and placements
 //    (within the per-address rate limit) while order replica 2 and then
 //    gateway replica 2 are stopped; every request to a live gateway must
-//    succeed and every placed order must be listed afterwards.
+//    succeed and every placed order must be listed afterwards;
+//  * access tokens live 32 s (run.sh), so refreshes are due nearly every
+//    second through both gateways at once: one refresh at a time across both
+//    (a second one with the same refresh token would end the session).
 // Env: BATON_GATEWAY2_URL, BATON_STOP_ORDER, BATON_STOP_GATEWAY (container names).
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';

@@ -32,6 +32,11 @@ PARTS=(idp gateway order payment inventory)
 KUBERNETES_VALIDATE_VERSION=1.37.0
 # Two replicas behind one name: sessions shared in PostgreSQL, orders in one database.
 SCALE=(--scale gateway=2 --scale order=2)
+# Access tokens of 32 s: the gateway refreshes within 30 s of expiry, so during
+# the replica run nearly every second a refresh is due, asked for through both
+# gateways at once; a second refresh with the same refresh token would be
+# taken as reuse and end the session, failing the run.
+OVERRIDES=(--env idp:IDP_ACCESS_TOKEN_TTL_SECS=32)
 
 started=$SECONDS
 step() { printf '\n==> %s (+%ss)\n' "$*" "$((SECONDS - started))"; }
@@ -194,12 +199,26 @@ replicas_test() {
     BATON_GATEWAY2_URL="http://$(compose ip gateway 2):8080" \
         BATON_STOP_ORDER="$(compose name order 2)" BATON_STOP_GATEWAY="$(compose name gateway 2)" \
         node "$HERE/replicas.mjs"
+    # The short token life made the gateways refresh alice's session through
+    # both replicas; none of it was a second use of a refresh token (which
+    # would have revoked the family and failed the run above).
+    local rotated reused
+    rotated=$(idp_sql "SELECT count(*) FROM refresh_tokens WHERE rotated_at IS NOT NULL")
+    reused=$(idp_sql "SELECT count(*) FROM revocations WHERE reason LIKE 'refresh token reuse%'")
+    printf 'refresh tokens rotated during the run: %s; reuse detected: %s\n' "$rotated" "$reused"
+    [ "$rotated" -ge 3 ] || die "expected the gateways to refresh during the run, saw $rotated rotations"
+    [ "$reused" -eq 0 ] || die "a refresh token was used twice across the gateways"
+}
+
+# One value from the IdP's database, through the postgres container.
+idp_sql() {
+    podman exec "$(compose name postgres)" psql -U baton -d baton_idp -Atc "$1"
 }
 
 compose_run() {
     compose down # leftovers of an interrupted run
     step "deploy/compose.yaml up (${SCALE[*]})"
-    compose up "${SCALE[@]}"
+    compose up "${SCALE[@]}" "${OVERRIDES[@]}"
     wait_ready
     check_issuer_alias
     browser_test
