@@ -91,8 +91,14 @@ impl TestIdp {
     /// As [`gateway_tokens`](Self::gateway_tokens), signing in with `browser`
     /// (which then holds the IdP session, e.g. for RP-initiated logout).
     pub async fn gateway_tokens_in(&self, browser: &Browser, scope: &str) -> Value {
+        self.gateway_tokens_of(browser, "alice", scope).await
+    }
+
+    /// As [`gateway_tokens_in`](Self::gateway_tokens_in), for the demo `user`
+    /// (password `<user>-password`).
+    pub async fn gateway_tokens_of(&self, browser: &Browser, user: &str, scope: &str) -> Value {
         let code = browser
-            .sign_in_gateway("alice", "alice-password", scope)
+            .sign_in_gateway(user, &format!("{user}-password"), scope)
             .await;
         let r = self
             .token(&[

@@ -178,19 +178,7 @@ async fn id_token_of(
     browser: &crate::helpers::Browser,
     user: &str,
 ) -> String {
-    let code = browser
-        .sign_in_gateway(user, &format!("{user}-password"), "openid")
-        .await;
-    let r = t
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", GATEWAY_REDIRECT),
-            ("code_verifier", VERIFIER),
-        ])
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let tokens: serde_json::Value = r.json().await.unwrap();
+    let tokens = t.gateway_tokens_of(browser, user, "openid").await;
     tokens["id_token"].as_str().unwrap().to_owned()
 }
 
