@@ -6,7 +6,7 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::helpers::{Browser, TestIdp, csrf_of, gateway_authorize, spawn_with};
+use crate::helpers::{Browser, TestIdp, gateway_authorize, spawn_with};
 
 /// An IdP behind a trusted proxy (127.0.0.1), so tests choose each request's
 /// address with `X-Forwarded-For`.
@@ -18,16 +18,6 @@ async fn behind_proxy(pool: PgPool, threads: usize) -> TestIdp {
     .await
 }
 
-async fn login_form(b: &Browser) -> String {
-    csrf_of(
-        &b.authorize(&gateway_authorize("openid"))
-            .await
-            .text()
-            .await
-            .unwrap(),
-    )
-}
-
 /// `n` wrong-password posts at once through one browser's login flow, the
 /// `i`-th from `addr(i)` as user `user(i)`: each answer's status and body.
 async fn flood(
@@ -36,7 +26,7 @@ async fn flood(
     addr: impl Fn(usize) -> String,
     user: impl Fn(usize) -> String,
 ) -> Vec<(StatusCode, Option<String>, String)> {
-    let csrf = login_form(b).await;
+    let csrf = b.login_csrf().await;
     futures::stream::iter(0..n)
         .map(|i| {
             let request = b

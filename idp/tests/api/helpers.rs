@@ -231,6 +231,18 @@ impl Browser {
             .unwrap()
     }
 
+    /// Opens the gateway's sign-in (scope `openid`): the login form's CSRF token.
+    pub async fn login_csrf(&self) -> String {
+        csrf_of(
+            &self
+                .authorize(&gateway_authorize("openid"))
+                .await
+                .text()
+                .await
+                .unwrap(),
+        )
+    }
+
     pub async fn authorize(&self, query: &[(String, String)]) -> reqwest::Response {
         self.get("/authorize", query).await
     }

@@ -5,19 +5,9 @@
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::helpers::{Browser, TestIdp, csrf_of, gateway_authorize, spawn};
+use crate::helpers::{Browser, TestIdp, gateway_authorize, spawn};
 
 const LOCKED: &str = "Too many failed sign-in attempts";
-
-async fn form(b: &Browser) -> String {
-    csrf_of(
-        &b.authorize(&gateway_authorize("openid"))
-            .await
-            .text()
-            .await
-            .unwrap(),
-    )
-}
 
 async fn attempt(b: &Browser, csrf: &str, user: &str, password: &str) -> (StatusCode, String) {
     let r = b.post_login(csrf, user, password).await;
@@ -35,7 +25,7 @@ async fn unlock(t: &TestIdp) {
 async fn repeated_failures_lock_an_account_even_for_the_right_password(pool: PgPool) {
     let t = spawn(pool).await;
     let b = t.browser();
-    let csrf = form(&b).await;
+    let csrf = b.login_csrf().await;
     for _ in 0..5 {
         let (_, html) = attempt(&b, &csrf, "alice", "guess").await;
         assert!(html.contains("Invalid username or password."));
@@ -94,7 +84,7 @@ async fn repeated_failures_lock_an_account_even_for_the_right_password(pool: PgP
 async fn an_unknown_account_is_locked_out_the_same_way(pool: PgPool) {
     let t = spawn(pool).await;
     let b = t.browser();
-    let csrf = form(&b).await;
+    let csrf = b.login_csrf().await;
     for _ in 0..5 {
         attempt(&b, &csrf, "mallory", "guess").await;
     }
@@ -115,7 +105,7 @@ async fn an_unknown_account_is_locked_out_the_same_way(pool: PgPool) {
 async fn one_address_cannot_try_many_accounts(pool: PgPool) {
     let t = spawn(pool).await;
     let b = t.browser();
-    let csrf = form(&b).await;
+    let csrf = b.login_csrf().await;
     for i in 0..20 {
         attempt(&b, &csrf, &format!("user{i}"), "guess").await;
     }
