@@ -116,7 +116,7 @@ struct ClientArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    guard::telemetry::init("idp");
+    let _telemetry = guard::telemetry::init("idp");
     let config = Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => idp::serve(config).await?,

@@ -24,6 +24,8 @@ pub const GATEWAY_CLIENT_SECRET: &str = "gateway-dev-secret";
 struct Part {
     name: &'static str,
     port: u16,
+    /// Where it serves `GET /metrics` (`<PART>_METRICS_BIND`).
+    metrics_port: u16,
     child: Child,
     log: PathBuf,
     /// Arguments and environment, kept so [`Stack::restart`] starts it the same way.
@@ -89,7 +91,10 @@ impl Stack {
             PARTS.to_vec()
         };
         let ports: Vec<u16> = parts.iter().map(|_| free_port()).collect();
-        let port = |name: &str| ports[parts.iter().position(|p| *p == name).expect("known part")];
+        let metrics_ports: Vec<u16> = parts.iter().map(|_| free_port()).collect();
+        let index = |name: &str| parts.iter().position(|p| *p == name).expect("known part");
+        let port = |name: &str| ports[index(name)];
+        let metrics_port = |name: &str| metrics_ports[index(name)];
         let url = |name: &str| {
             Url::parse(&format!("http://localhost:{}/", port(name))).expect("valid url")
         };
@@ -158,6 +163,10 @@ impl Stack {
             let upper = program(name).to_ascii_uppercase();
             let mut env: Vec<(String, String)> = vec![
                 (format!("{upper}_BIND"), format!("127.0.0.1:{}", port(name))),
+                (
+                    format!("{upper}_METRICS_BIND"),
+                    format!("127.0.0.1:{}", metrics_port(name)),
+                ),
                 (format!("{upper}_DATABASE_URL"), db_url(program(name))),
                 ("GUARD_ISSUER".into(), issuer.clone()),
                 ("RUST_LOG".into(), "info".into()),
@@ -214,6 +223,7 @@ impl Stack {
             stack.parts.push(Part {
                 name,
                 port: port(name),
+                metrics_port: metrics_port(name),
                 child,
                 log,
                 args,
@@ -232,6 +242,25 @@ impl Stack {
             .find(|(name, _)| *name == service)
             .map(|(_, secret)| secret.as_str())
             .unwrap_or_else(|| panic!("no client secret for {service}"))
+    }
+
+    /// What `part` serves on its metrics listener (`GET /metrics`, Prometheus text).
+    pub async fn scrape(&self, part: &str) -> String {
+        let port = self
+            .parts
+            .iter()
+            .find(|p| p.name == part)
+            .unwrap_or_else(|| panic!("no part {part}"))
+            .metrics_port;
+        let response = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .unwrap_or_else(|e| panic!("scrape {part}: {e}"));
+        assert!(
+            response.status().is_success(),
+            "scrape {part}: {}",
+            response.status()
+        );
+        response.text().await.expect("the metrics page")
     }
 
     /// Stops one part (SIGKILL: an outage, not a goodbye).
