@@ -44,6 +44,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process-wide Prometheus recorder (the first call; later
@@ -60,6 +63,21 @@ pub fn install() -> PrometheusHandle {
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_ok() {
                 describe();
+                // Histogram samples wait in a buffer until upkeep folds them
+                // in: do it every few seconds, scraped or not, so the buffer
+                // stays small (it would grow without bound otherwise).
+                let upkeep = handle.clone();
+                let started = std::thread::Builder::new()
+                    .name("metrics-upkeep".into())
+                    .spawn(move || {
+                        loop {
+                            std::thread::sleep(UPKEEP_EVERY);
+                            upkeep.run_upkeep();
+                        }
+                    });
+                if let Err(e) = started {
+                    tracing::warn!(error = %e, "no metrics upkeep thread: histograms are folded in at each scrape only");
+                }
             }
             handle
         })
