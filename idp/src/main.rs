@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use time::OffsetDateTime;
 
 use idp::Config;
+use idp::client_extras::ClientExtras;
 use idp::realm::{self, NewClient};
 
 #[derive(Parser)]
@@ -82,7 +83,7 @@ enum UsersCommand {
 #[derive(Subcommand)]
 enum ClientsCommand {
     /// Register (or replace) a client. A confidential client's secret is generated and printed once.
-    Add(ClientArgs),
+    Add(Box<ClientArgs>),
     /// List clients.
     List,
 }
@@ -111,6 +112,17 @@ struct ClientArgs {
     /// Resources (the aud of its access tokens), e.g. order,payment,inventory.
     #[arg(long = "resource", value_delimiter = ',', required = true)]
     resources: Vec<String>,
+    /// Where the IdP posts a logout token when a session of this client ends
+    /// (OpenID Connect Back-Channel Logout).
+    #[arg(long = "backchannel-logout-uri")]
+    backchannel_logout_uri: Option<String>,
+    /// The client requires `sid` in logout tokens (they always carry it).
+    #[arg(long = "backchannel-logout-session-required")]
+    backchannel_logout_session_required: bool,
+    /// Browser origin allowed to call the token, userinfo, revoke, discovery and JWKS
+    /// endpoints, e.g. https://app.example (repeatable or comma-separated; none by default).
+    #[arg(long = "allowed-origin", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
 }
 
 #[tokio::main]
@@ -311,6 +323,7 @@ async fn clients(config: Config, cmd: ClientsCommand) -> anyhow::Result<()> {
     let pool = pool(&config).await?;
     match cmd {
         ClientsCommand::Add(a) => {
+            let a = *a;
             let secret = (!a.public).then(idp::crypto::random_token);
             let split = |v: Vec<String>| -> Vec<String> {
                 v.iter()
@@ -328,7 +341,14 @@ async fn clients(config: Config, cmd: ClientsCommand) -> anyhow::Result<()> {
                 scopes: split(a.scopes),
                 resources: split(a.resources),
             };
+            let extras = ClientExtras {
+                backchannel_logout_uri: a.backchannel_logout_uri,
+                backchannel_logout_session_required: a.backchannel_logout_session_required,
+                allowed_origins: a.allowed_origins,
+            };
+            extras.validate(a.public)?;
             realm::upsert_client(&pool, &client).await?;
+            extras.save(&pool, &client.id, a.public).await?;
             println!("client {} registered", a.id);
             if let Some(secret) = secret {
                 println!("client_secret (shown once, store it now): {secret}");
@@ -336,8 +356,9 @@ async fn clients(config: Config, cmd: ClientsCommand) -> anyhow::Result<()> {
         }
         ClientsCommand::List => {
             for c in realm::clients(&pool).await? {
+                let extras = ClientExtras::of(&pool, &c.id).await?;
                 println!(
-                    "{}  {}\n  type: {}\n  grants: {}\n  scopes: {}\n  resources: {}\n  redirect URIs: {}\n  post-logout URIs: {}",
+                    "{}  {}\n  type: {}\n  grants: {}\n  scopes: {}\n  resources: {}\n  redirect URIs: {}\n  post-logout URIs: {}\n  back-channel logout URI: {}\n  allowed origins: {}",
                     c.id,
                     c.name,
                     if c.public { "public" } else { "confidential" },
@@ -345,7 +366,9 @@ async fn clients(config: Config, cmd: ClientsCommand) -> anyhow::Result<()> {
                     c.scopes.join(" "),
                     c.resources.join(", "),
                     c.redirect_uris.join(" "),
-                    c.post_logout_redirect_uris.join(" ")
+                    c.post_logout_redirect_uris.join(" "),
+                    extras.backchannel_logout_uri.as_deref().unwrap_or("-"),
+                    extras.allowed_origins.join(" ")
                 );
             }
         }

@@ -63,6 +63,7 @@ async fn token(
         return Err(OAuthError::UnsupportedGrantType);
     }
     let (client, _) = authenticate(&state, &headers, &params, &addr).await?;
+    super::cors::check_client(&state, &headers, &client.id)?;
     if !client.allows_grant(grant) {
         return Err(OAuthError::UnauthorizedClient(
             format!("this client may not use {grant}").into(),

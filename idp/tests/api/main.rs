@@ -5,6 +5,8 @@
 mod helpers;
 
 mod authorize;
+mod backchannel;
+mod cors;
 mod discovery;
 mod exchange;
 mod flood;
