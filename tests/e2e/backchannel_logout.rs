@@ -17,6 +17,15 @@ use crate::harness::{Stack, User};
 /// Only bounds a broken build's wait: delivery takes milliseconds.
 const DEADLINE: Duration = Duration::from_secs(20);
 
+async fn shop_orders(http: &reqwest::Client, stack: &Stack) -> (StatusCode, Value) {
+    let answer = http
+        .get(stack.gateway.join("api/orders").expect("url"))
+        .send()
+        .await
+        .expect("GET /api/orders");
+    json_answer(answer).await
+}
+
 async fn shop_session(http: &reqwest::Client, stack: &Stack) -> Value {
     let answer = http
         .get(stack.gateway.join("auth/session").expect("url"))
@@ -43,14 +52,7 @@ async fn signing_out_through_another_client_ends_the_shop_session() {
     assert_eq!(shop.url().port(), stack.gateway.port());
     let session = shop_session(&browser, &stack).await;
     assert_eq!(session["authenticated"], true, "{session}");
-    let (status, orders) = json_answer(
-        browser
-            .get(stack.gateway.join("api/orders").expect("url"))
-            .send()
-            .await
-            .expect("GET /api/orders"),
-    )
-    .await;
+    let (status, orders) = shop_orders(&browser, &stack).await;
     assert_eq!(status, StatusCode::OK, "the shop works: {orders}");
 
     // Sign out of the cli client (not the shop) at the IdP.
@@ -75,13 +77,6 @@ async fn signing_out_through_another_client_ends_the_shop_session() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (status, body) = json_answer(
-        browser
-            .get(stack.gateway.join("api/orders").expect("url"))
-            .send()
-            .await
-            .expect("GET /api/orders"),
-    )
-    .await;
+    let (status, body) = shop_orders(&browser, &stack).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }

@@ -1,6 +1,7 @@
 //! Issue 15 item 5: OpenID Connect Back-Channel Logout, the IdP's side — the
 //! logout token's contents, delivery from the outbox with retries and
-//! bounded attempts, and two replicas sharing the outbox.
+//! bounded attempts, and two replicas sharing the outbox (discovery's
+//! `backchannel_logout_*` fields: `discovery.rs`).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -120,22 +121,6 @@ fn retry_fast(attempts: u32) -> impl FnOnce(&mut idp::Config) {
         c.backchannel_logout_retry = Duration::from_millis(20);
         c.backchannel_logout_attempts = attempts;
     }
-}
-
-#[sqlx::test(migrations = "../migrations/idp")]
-async fn discovery_advertises_back_channel_logout_with_sessions(pool: PgPool) {
-    let t = spawn(pool).await;
-    let doc: Value = t
-        .http
-        .get(t.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(doc["backchannel_logout_supported"], true);
-    assert_eq!(doc["backchannel_logout_session_supported"], true);
 }
 
 #[sqlx::test(migrations = "../migrations/idp")]

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::{GuardConfig, MAX_TOKEN_BYTES};
-use crate::error::{AuthError, TokenError};
+use crate::error::TokenError;
 use crate::guard::Guard;
 use crate::validator::{OneOrMany, Validator, present};
 
@@ -60,24 +60,7 @@ pub enum LogoutTokenError {
     KeysUnavailable,
 }
 
-impl From<TokenError> for LogoutTokenError {
-    fn from(e: TokenError) -> Self {
-        match e {
-            TokenError::WrongType => Self::WrongType,
-            e => Self::Token(e),
-        }
-    }
-}
-
-impl From<AuthError> for LogoutTokenError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::InvalidToken(e) => e.into(),
-            // Only the key lookup fails otherwise, and only for want of keys.
-            _ => Self::KeysUnavailable,
-        }
-    }
-}
+crate::error::verifier_error_conversions!(LogoutTokenError);
 
 /// The claims of a verified logout token.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,11 +16,11 @@
 //! are out of reach (the IdP retries).
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::rejection::RawFormRejection;
+use axum::extract::{RawForm, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
 
 use crate::AppState;
 use crate::error::GatewayError;
@@ -34,23 +34,14 @@ pub fn router() -> Router<AppState> {
 
 async fn backchannel_logout(
     State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    form: Result<RawForm, RawFormRejection>,
 ) -> Result<Response, GatewayError> {
     let invalid = |why: &str| GatewayError::LogoutToken(why.to_owned());
-    let form_encoded = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !form_encoded {
+    let Ok(RawForm(body)) = form else {
         return Err(invalid(
             "the body must be application/x-www-form-urlencoded",
         ));
-    }
+    };
     let mut tokens = url::form_urlencoded::parse(&body)
         .filter(|(name, _)| name == "logout_token")
         .map(|(_, value)| value);
