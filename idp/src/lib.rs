@@ -3,8 +3,10 @@
 //! The library holds everything; `main.rs` is the CLI. Tests (here and in
 //! other crates) start a real IdP on an ephemeral port with [`spawn`].
 
+pub mod admin;
 pub mod blocking;
 pub mod cache;
+pub mod catalog;
 pub mod config;
 pub mod crypto;
 pub mod error;

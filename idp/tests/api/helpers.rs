@@ -168,6 +168,13 @@ impl TestIdp {
     }
 }
 
+/// The status and `error` code of an OAuth error response.
+pub async fn error_of(r: reqwest::Response) -> (StatusCode, String) {
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    (status, body["error"].as_str().unwrap().to_owned())
+}
+
 /// The unverified payload of a JWT (to look at, never to trust).
 pub fn payload(token: &str) -> Value {
     let part = token.split('.').nth(1).unwrap();

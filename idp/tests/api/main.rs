@@ -4,7 +4,9 @@
 
 mod helpers;
 
+mod admin;
 mod authorize;
+mod cli;
 mod discovery;
 mod exchange;
 mod flood;
@@ -15,6 +17,7 @@ mod logout;
 mod realm;
 mod revocations;
 mod revoke;
+mod spec;
 mod throttle;
 mod token;
 mod userinfo;
