@@ -115,13 +115,7 @@ async fn machine(t: &TestIdp, id: &str) -> String {
 }
 
 async fn client_credentials(t: &TestIdp, id: &str, secret: &str) -> reqwest::Response {
-    t.http
-        .post(t.url("/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
+    t.client_credentials((id, secret), &[]).await
 }
 
 #[sqlx::test(migrations = "../migrations/idp")]

@@ -52,6 +52,11 @@ async fn idp(t: &TestIdp, args: &[&str], stdin: &str) -> Result<Value, String> {
     }
 }
 
+/// The element of the JSON array `list` whose `key` is `value`.
+fn find<'a>(list: &'a Value, key: &str, value: &str) -> Option<&'a Value> {
+    list.as_array()?.iter().find(|e| e[key] == value)
+}
+
 #[sqlx::test(migrations = "../migrations/idp")]
 async fn a_scope_and_a_resource_added_by_the_cli_are_issued(pool: PgPool) {
     let t = spawn(pool).await;
@@ -138,16 +143,8 @@ async fn a_scope_and_a_resource_added_by_the_cli_are_issued(pool: PgPool) {
     let secret = registered["client_secret"].as_str().unwrap().to_owned();
 
     let r = t
-        .http
-        .post(t.url("/token"))
-        .basic_auth("reports-job", Some(&secret))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "reports:write"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .client_credentials(("reports-job", &secret), &[("scope", "reports:write")])
+        .await;
     assert_eq!(r.status(), reqwest::StatusCode::OK);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["scope"], "reports:write");
@@ -161,12 +158,7 @@ async fn a_scope_and_a_resource_added_by_the_cli_are_issued(pool: PgPool) {
 
     // Listed as data, with who uses them; in use, they cannot be removed.
     let scopes = idp(&t, &["scopes", "list"], "").await.unwrap();
-    let write = scopes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "reports:write")
-        .unwrap();
+    let write = find(&scopes, "name", "reports:write").expect("listed");
     assert_eq!(write["clients"], serde_json::json!(["reports-job"]));
     let refused = idp(&t, &["resources", "remove", "reports"], "")
         .await
@@ -188,13 +180,7 @@ async fn a_scope_and_a_resource_added_by_the_cli_are_issued(pool: PgPool) {
         .await
         .unwrap();
     let resources = idp(&t, &["resources", "list"], "").await.unwrap();
-    assert!(
-        !resources
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["name"] == "reports")
-    );
+    assert!(find(&resources, "name", "reports").is_none());
 }
 
 #[sqlx::test(migrations = "../migrations/idp")]
@@ -230,21 +216,11 @@ async fn clients_and_users_are_managed_from_the_cli(pool: PgPool) {
     assert!(refused.contains("RS256 only"), "{refused}");
     idp(&t, &["clients", "disable", "order"], "").await.unwrap();
     let clients = idp(&t, &["clients", "list"], "").await.unwrap();
-    let order = clients
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["client_id"] == "order")
-        .unwrap();
+    let order = find(&clients, "client_id", "order").expect("listed");
     assert_eq!(order["disabled"], true);
     let r = t
-        .http
-        .post(t.url("/token"))
-        .basic_auth("order", Some("order-dev-secret"))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+        .client_credentials(("order", "order-dev-secret"), &[])
+        .await;
     assert_eq!(error_of(r).await.1, "invalid_client");
 
     // A user added, listed, disabled (sessions end), deleted.
@@ -262,12 +238,7 @@ async fn clients_and_users_are_managed_from_the_cli(pool: PgPool) {
         added["id"]
     );
     let users = idp(&t, &["users", "list"], "").await.unwrap();
-    let dave = users
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["username"] == "dave")
-        .unwrap();
+    let dave = find(&users, "username", "dave").expect("listed");
     assert_eq!(
         (&dave["disabled"], &dave["roles"]),
         (&Value::Bool(false), &serde_json::json!(["customer"]))

@@ -12,9 +12,11 @@ use idp::keys::Alg;
 use idp::realm::{self, NewClient};
 
 use crate::helpers::{
-    Browser, GATEWAY_REDIRECT, TestIdp, VERIFIER, error_of, gateway_authorize, location_query,
-    payload, spawn, spawn_with,
+    Browser, GATEWAY_REDIRECT, TestIdp, error_of, gateway_authorize, location_query, payload,
+    spawn, spawn_with,
 };
+
+const DISCOVERY: &str = "/.well-known/openid-configuration";
 
 /// `/authorize` in `browser` with `extra` parameters: where it redirects.
 async fn authorize_with(browser: &Browser, extra: &[(&str, &str)]) -> (String, Value) {
@@ -67,14 +69,10 @@ async fn unknown_and_unregistered_scopes_are_left_out_at_authorize(pool: PgPool)
 #[sqlx::test(migrations = "../migrations/idp")]
 async fn client_credentials_grant_the_allowed_part_of_a_request(pool: PgPool) {
     let t = spawn(pool).await;
-    let cc = |scope: &'static str| {
-        t.http
-            .post(t.url("/token"))
-            .basic_auth("reporter", Some("reporter-dev-secret"))
-            .form(&[("grant_type", "client_credentials"), ("scope", scope)])
-            .send()
-    };
-    let r = cc("orders:read address orders:write").await.unwrap();
+    let reporter = ("reporter", "reporter-dev-secret");
+    let r = t
+        .client_credentials(reporter, &[("scope", "orders:read address orders:write")])
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["scope"], "orders:read");
@@ -84,7 +82,11 @@ async fn client_credentials_grant_the_allowed_part_of_a_request(pool: PgPool) {
     );
     // Nothing allowed at all: refused.
     assert_eq!(
-        error_of(cc("address phone").await.unwrap()).await,
+        error_of(
+            t.client_credentials(reporter, &[("scope", "address phone")])
+                .await
+        )
+        .await,
         (StatusCode::BAD_REQUEST, "invalid_scope".into())
     );
 }
@@ -92,15 +94,7 @@ async fn client_credentials_grant_the_allowed_part_of_a_request(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations/idp")]
 async fn discovery_advertises_only_what_is_implemented(pool: PgPool) {
     let t = spawn(pool).await;
-    let doc: Value = t
-        .http
-        .get(t.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = t.get_json(DISCOVERY).await;
     assert_eq!(doc["prompt_values_supported"], json!(["none", "login"]));
     // The scopes table is the truth: a scope added as data is advertised at once.
     idp::catalog::add(
@@ -111,15 +105,7 @@ async fn discovery_advertises_only_what_is_implemented(pool: PgPool) {
     )
     .await
     .unwrap();
-    let doc: Value = t
-        .http
-        .get(t.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = t.get_json(DISCOVERY).await;
     let scopes = doc["scopes_supported"].as_array().unwrap();
     assert!(scopes.iter().any(|s| s == "reports:write"));
     assert!(!scopes.iter().any(|s| s == "address"));
@@ -152,15 +138,7 @@ async fn id_token_hint_of_another_user_never_gets_their_code(pool: PgPool) {
     // Her own hint: a code, for her.
     let (_, q) = authorize_with(&alice, &[("prompt", "none"), ("id_token_hint", &alice_id)]).await;
     let code = q["code"].as_str().expect("a code").to_owned();
-    let r = t
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", GATEWAY_REDIRECT),
-            ("code_verifier", VERIFIER),
-        ])
-        .await;
-    let tokens: Value = r.json().await.unwrap();
+    let tokens: Value = t.redeem_gateway_code(&code).await.json().await.unwrap();
     assert_eq!(
         payload(tokens["id_token"].as_str().unwrap())["sub"],
         payload(&alice_id)["sub"]
@@ -206,15 +184,7 @@ fn alg_of(jwt: &str) -> String {
 #[sqlx::test(migrations = "../migrations/idp")]
 async fn rs256_id_tokens_stay_available_beside_es256(pool: PgPool) {
     let t = spawn_with(pool, |c| c.signing_alg = Alg::ES256).await;
-    let doc: Value = t
-        .http
-        .get(t.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = t.get_json(DISCOVERY).await;
     assert_eq!(
         doc["id_token_signing_alg_values_supported"],
         json!(["ES256", "RS256"])

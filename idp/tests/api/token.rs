@@ -704,15 +704,7 @@ async fn es256_and_eddsa_are_selectable(pool: PgPool) {
         .unwrap();
         assert_eq!(header["alg"], alg);
         let _: AccessClaims = t.verify(&at, "at+jwt", "order").await;
-        let jwks: Value = t
-            .http
-            .get(t.url("/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: Value = t.get_json("/jwks.json").await;
         assert!(
             jwks["keys"]
                 .as_array()
@@ -720,15 +712,7 @@ async fn es256_and_eddsa_are_selectable(pool: PgPool) {
                 .iter()
                 .any(|k| k["kty"] == kty && k["kid"] == header["kid"])
         );
-        let doc: Value = t
-            .http
-            .get(t.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc: Value = t.get_json("/.well-known/openid-configuration").await;
         assert_eq!(
             doc["id_token_signing_alg_values_supported"],
             serde_json::json!([alg, "RS256"]),
