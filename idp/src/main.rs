@@ -1,15 +1,18 @@
 //! `idp`: the Baton identity provider and its admin CLI. The realm commands
-//! (users, clients, scopes, resources) are in [`realm_cli`].
+//! (users, clients, scopes, resources) are in [`cli`].
 
-mod realm_cli;
+mod cli;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use cli::catalog::CatalogCommand;
+use cli::clients::ClientsCommand;
+use cli::emit;
+use cli::users::UsersCommand;
 use idp::Config;
-use realm_cli::{CatalogCommand, ClientsCommand, UsersCommand};
 
 #[derive(Parser)]
 #[command(
@@ -58,7 +61,7 @@ enum KeysCommand {
         immediate: bool,
         /// The algorithm of the new key (default IDP_SIGNING_ALG; RS256 keys sign ID tokens
         /// for clients registered with `--id-token-alg RS256`).
-        #[arg(long, value_parser = realm_cli::parse_alg)]
+        #[arg(long, value_parser = cli::parse_alg)]
         alg: Option<idp::keys::Alg>,
     },
     /// List keys and their state (pending, active, retired, expired).
@@ -99,32 +102,20 @@ async fn main() -> anyhow::Result<()> {
             });
         }
         Command::Keys(cmd) => keys(config, cmd, json).await?,
-        Command::Users(cmd) => realm_cli::users(state(config).await?, cmd, json).await?,
+        Command::Users(cmd) => cli::users::users(state(config).await?, cmd, json).await?,
         Command::Clients(cmd) => {
-            realm_cli::clients(&config, &pool(&config).await?, cmd, json).await?
+            cli::clients::clients(&config, &pool(&config).await?, cmd, json).await?
         }
         Command::Scopes(cmd) => {
             let kind = idp::catalog::Catalog::Scopes;
-            realm_cli::catalog(&pool(&config).await?, kind, cmd, json).await?
+            cli::catalog::catalog(&pool(&config).await?, kind, cmd, json).await?
         }
         Command::Resources(cmd) => {
             let kind = idp::catalog::Catalog::Resources;
-            realm_cli::catalog(&pool(&config).await?, kind, cmd, json).await?
+            cli::catalog::catalog(&pool(&config).await?, kind, cmd, json).await?
         }
     }
     Ok(())
-}
-
-/// Prints `value` as JSON with `--json`, else the text `text` builds.
-fn emit<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) {
-    if json {
-        match serde_json::to_string_pretty(value) {
-            Ok(doc) => println!("{doc}"),
-            Err(e) => eprintln!("cannot write JSON: {e}"),
-        }
-    } else {
-        println!("{}", text());
-    }
 }
 
 async fn pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {

@@ -1,11 +1,6 @@
-//! The realm commands of the `idp` binary: users, clients, scopes and
-//! resources. The work is done by the library ([`idp::admin`],
-//! [`idp::catalog`], [`idp::realm`]); this module parses and prints, as text
-//! or, with `--json`, as one JSON document.
+//! `idp clients …`.
 
-use std::io::{BufRead, IsTerminal, Write};
-
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::json;
@@ -13,47 +8,10 @@ use sqlx::PgPool;
 
 use idp::Config;
 use idp::admin::{self, ClientChanges};
-use idp::catalog::{self, Catalog};
 use idp::keys::Alg;
 use idp::realm::{self, Client, NewClient};
-use idp::state::AppState;
 
-use crate::emit;
-
-#[derive(Subcommand)]
-pub enum UsersCommand {
-    /// Create a user; the password is the first line of standard input.
-    Add {
-        username: String,
-        #[arg(long, default_value = "")]
-        name: String,
-        #[arg(long)]
-        email: Option<String>,
-        /// A role to grant (repeatable or comma-separated).
-        #[arg(long = "role", value_delimiter = ',')]
-        roles: Vec<String>,
-    },
-    /// Set a user's password (first line of standard input); ends the user's sessions.
-    SetPassword { username: String },
-    /// End all of a user's sessions and revoke every token issued to them so far.
-    RevokeSessions { username: String },
-    /// Show a user's roles, after granting --add and removing --remove.
-    Roles {
-        username: String,
-        #[arg(long, value_delimiter = ',')]
-        add: Vec<String>,
-        #[arg(long, value_delimiter = ',')]
-        remove: Vec<String>,
-    },
-    /// List users.
-    List,
-    /// Disable a user: no sign-in; every session ended, every token revoked.
-    Disable { username: String },
-    /// Enable a disabled user again.
-    Enable { username: String },
-    /// Delete a user: as disable, then the user and their grants are removed (audited).
-    Delete { username: String },
-}
+use super::{emit, parse_alg};
 
 #[derive(Subcommand)]
 pub enum ClientsCommand {
@@ -142,25 +100,6 @@ pub struct UpdateArgs {
     id_token_alg: Option<String>,
 }
 
-#[derive(Subcommand)]
-pub enum CatalogCommand {
-    /// Add one (or change the description of an existing one).
-    Add {
-        name: String,
-        #[arg(long, default_value = "")]
-        description: String,
-    },
-    /// List them, with the clients registered with each.
-    List,
-    /// Remove one that no client is registered with.
-    Remove { name: String },
-}
-
-pub fn parse_alg(s: &str) -> Result<Alg, String> {
-    s.parse()
-        .map_err(|()| format!("expected RS256, ES256 or EdDSA, got {s:?}"))
-}
-
 /// An ID-token algorithm must be one the IdP keeps a key for.
 fn check_alg(config: &Config, alg: Option<Alg>) -> anyhow::Result<Option<Alg>> {
     if let Some(a) = alg
@@ -173,123 +112,12 @@ fn check_alg(config: &Config, alg: Option<Alg>) -> anyhow::Result<Option<Alg>> {
     }
     Ok(alg)
 }
-
-fn read_password() -> anyhow::Result<String> {
-    if std::io::stdin().is_terminal() {
-        eprint!("password (input is visible; pipe it in to avoid that): ");
-        std::io::stderr().flush()?;
-    }
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    let password = line.trim_end_matches(['\r', '\n']).to_owned();
-    if password.chars().count() < 8 {
-        bail!("the password must have at least 8 characters");
-    }
-    Ok(password)
-}
-
-async fn user(state: &AppState, username: &str) -> anyhow::Result<realm::User> {
-    realm::user_by_username(&state.db, username)
-        .await?
-        .with_context(|| format!("no user {username:?}"))
-}
-
-/// `{"username": …, "sessions_ended": n}` or its text form.
-fn sessions_ended(json: bool, username: &str, ended: usize, what: &str) {
-    emit(
-        json,
-        &json!({"username": username, "sessions_ended": ended}),
-        || format!("{username}: {what}; {ended} session(s) ended"),
-    );
-}
-
-pub async fn users(state: AppState, cmd: UsersCommand, json: bool) -> anyhow::Result<()> {
-    let ttl = state.config.access_token_ttl;
-    match cmd {
-        UsersCommand::Add {
-            username,
-            name,
-            email,
-            roles,
-        } => {
-            let password = read_password()?;
-            let hash = state.passwords.hash(password).await?;
-            let (id, created) =
-                realm::insert_user(&state.db, &username, &hash, &name, email.as_deref()).await?;
-            if !created {
-                bail!("user {username:?} already exists (use `idp users set-password`)");
-            }
-            let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
-            realm::grant_roles(&state.db, id, &roles).await?;
-            emit(json, &json!({"id": id, "username": username}), || {
-                format!("user {username} created with id {id}")
-            });
-        }
-        UsersCommand::SetPassword { username } => {
-            let u = user(&state, &username).await?;
-            let hash = state.passwords.hash(read_password()?).await?;
-            realm::set_password(&state.db, u.id, &hash).await?;
-            let ended =
-                idp::sessions::end_all_for_user(&state.db, u.id, "password changed", ttl).await?;
-            sessions_ended(json, &username, ended, "password changed");
-        }
-        UsersCommand::RevokeSessions { username } => {
-            let u = user(&state, &username).await?;
-            let reason = "revoked by an administrator";
-            let ended = idp::sessions::end_all_for_user(&state.db, u.id, reason, ttl).await?;
-            sessions_ended(json, &username, ended, "every token issued so far revoked");
-        }
-        UsersCommand::Roles {
-            username,
-            add,
-            remove,
-        } => {
-            let u = user(&state, &username).await?;
-            let add: Vec<&str> = add.iter().map(String::as_str).collect();
-            let remove: Vec<&str> = remove.iter().map(String::as_str).collect();
-            realm::grant_roles(&state.db, u.id, &add).await?;
-            realm::revoke_roles(&state.db, u.id, &remove).await?;
-            let roles = realm::roles_of(&state.db, u.id).await?;
-            emit(json, &json!({"username": username, "roles": roles}), || {
-                format!("{username}: {}", roles.join(", "))
-            });
-        }
-        UsersCommand::List => {
-            let users = admin::users(&state.db).await?;
-            emit(json, &users, || {
-                let lines: Vec<String> = users
-                    .iter()
-                    .map(|u| {
-                        let flag = if u.disabled { " (disabled)" } else { "" };
-                        format!(
-                            "{}  {:<16} {:<28} {}{flag}",
-                            u.id,
-                            u.username,
-                            u.email.as_deref().unwrap_or_default(),
-                            u.roles.join(",")
-                        )
-                    })
-                    .collect();
-                lines.join("\n")
-            });
-        }
-        UsersCommand::Disable { username } => {
-            let u = user(&state, &username).await?;
-            let ended = admin::set_user_disabled(&state.db, &u, true, ttl).await?;
-            sessions_ended(json, &username, ended, "disabled");
-        }
-        UsersCommand::Enable { username } => {
-            let u = user(&state, &username).await?;
-            admin::set_user_disabled(&state.db, &u, false, ttl).await?;
-            sessions_ended(json, &username, 0, "enabled");
-        }
-        UsersCommand::Delete { username } => {
-            let u = user(&state, &username).await?;
-            let ended = admin::delete_user(&state.db, &u, ttl).await?;
-            sessions_ended(json, &username, ended, "deleted");
-        }
-    }
-    Ok(())
+/// Space- or comma-separated values given as one or more arguments.
+fn split(v: Vec<String>) -> Vec<String> {
+    v.iter()
+        .flat_map(|s| s.split_whitespace())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A client as the CLI shows it (never its secret hash).
@@ -339,14 +167,6 @@ impl<'a> ClientView<'a> {
             self.id_token_signed_response_alg.unwrap_or("default"),
         )
     }
-}
-
-/// Space- or comma-separated values given as one or more arguments.
-fn split(v: Vec<String>) -> Vec<String> {
-    v.iter()
-        .flat_map(|s| s.split_whitespace())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// `{"client_id": …, "refresh_tokens_revoked": n}` or its text form.
@@ -455,47 +275,6 @@ pub async fn clients(
                 &json!({"client_id": id, "client_secret": secret}),
                 || format!("client {id}: new client_secret (shown once, store it now): {secret}"),
             );
-        }
-    }
-    Ok(())
-}
-
-pub async fn catalog(
-    pool: &PgPool,
-    kind: Catalog,
-    cmd: CatalogCommand,
-    json: bool,
-) -> anyhow::Result<()> {
-    match cmd {
-        CatalogCommand::Add { name, description } => {
-            let created = catalog::add(pool, kind, &name, &description).await?;
-            emit(json, &json!({"name": name, "created": created}), || {
-                let what = if created { "added" } else { "updated" };
-                format!("{name} {what}")
-            });
-        }
-        CatalogCommand::List => {
-            let entries = catalog::list(pool, kind).await?;
-            emit(json, &entries, || {
-                entries
-                    .iter()
-                    .map(|e| {
-                        format!(
-                            "{:<24} {:<44} {}",
-                            e.name,
-                            e.description,
-                            e.clients.join(",")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
-        }
-        CatalogCommand::Remove { name } => {
-            catalog::remove(pool, kind, &name).await?;
-            emit(json, &json!({"name": name, "removed": true}), || {
-                format!("{name} removed")
-            });
         }
     }
     Ok(())
