@@ -96,7 +96,7 @@ async fn authorize(
         state: client_state.clone(),
         issuer: state.config.issuer.clone(),
     };
-    let request = validate(&params, &client, redirect_uri).map_err(|(e, d)| fail(e, &d))?;
+    let mut request = validate(&params, &client, redirect_uri).map_err(|(e, d)| fail(e, &d))?;
     if params.get("state").is_some_and(|s| s.len() > MAX_STATE) {
         return Err(fail("invalid_request", "state is too long"));
     }
@@ -145,6 +145,8 @@ async fn authorize(
             .as_deref()
             .is_none_or(|sub| s.user_id.to_string() == sub)
     });
+    // Whoever signs in on the login form must be that user too.
+    request.expected_sub = hinted_sub;
     let now = OffsetDateTime::now_utc();
     // OIDC Core §3.1.2.1: max_age=0 is equivalent to prompt=login.
     let fresh_enough = |s: &Session| {
@@ -276,6 +278,7 @@ fn validate(
         state: params.get("state").map(str::to_owned),
         nonce: nonce.map(str::to_owned),
         code_challenge,
+        expected_sub: None,
     })
 }
 

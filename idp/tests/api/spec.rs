@@ -130,10 +130,21 @@ async fn id_token_hint_of_another_user_never_gets_their_code(pool: PgPool) {
     let (_, q) = authorize_with(&alice, &[("prompt", "none"), ("id_token_hint", &bob_id)]).await;
     assert_eq!(q["error"], "login_required");
     assert!(q.get("code").is_none());
-    // Without prompt=none alice's session is not used: the login form.
+    // Without prompt=none alice's session is not used: the login form, where
+    // only bob may complete the request.
     let mut query = gateway_authorize("openid");
     query.push(("id_token_hint".into(), bob_id.clone()));
-    assert_eq!(alice.authorize(&query).await.status(), StatusCode::OK);
+    let r = alice.sign_in(&query, "alice", "alice-password").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (target, q) = location_query(&r);
+    assert_eq!(
+        (target.as_str(), q["error"].as_str()),
+        (GATEWAY_REDIRECT, "login_required")
+    );
+    assert_eq!(q["state"], "st-123");
+    assert!(!q.contains_key("code"));
+    let r = t.browser().sign_in(&query, "bob", "bob-password").await;
+    assert!(location_query(&r).1.contains_key("code"));
 
     // Her own hint: a code, for her.
     let (_, q) = authorize_with(&alice, &[("prompt", "none"), ("id_token_hint", &alice_id)]).await;
