@@ -10,7 +10,7 @@ use sqlx::PgExecutor;
 use crate::realm::RealmError;
 
 /// A client's back-channel logout and CORS registration.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ClientExtras {
     /// Where logout tokens are posted; `None`: the client gets none.
     pub backchannel_logout_uri: Option<String>,

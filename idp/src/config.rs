@@ -186,6 +186,14 @@ impl Config {
         self.access_token_ttl.max(self.id_token_ttl) + Duration::from_secs(60)
     }
 
+    /// The algorithms the IdP keeps a signing key for: `IDP_SIGNING_ALG`
+    /// (every token by default) and RS256, which OIDC Core §15.1 requires for
+    /// ID tokens whatever else is configured (clients choose with
+    /// `id_token_signed_response_alg`).
+    pub fn id_token_algs(&self) -> Vec<Alg> {
+        crate::keys::signing_algs(self.signing_alg)
+    }
+
     /// An endpoint URL under the issuer.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)

@@ -3,9 +3,11 @@
 //! The library holds everything; `main.rs` is the CLI. Tests (here and in
 //! other crates) start a real IdP on an ephemeral port with [`spawn`].
 
+pub mod admin;
 pub mod backchannel;
 pub mod blocking;
 pub mod cache;
+pub mod catalog;
 pub mod client_extras;
 pub mod config;
 pub mod crypto;

@@ -4,9 +4,10 @@
 
 use sqlx::PgPool;
 
+use crate::catalog::{self, SCOPES};
 use crate::client_extras::ClientExtras;
 use crate::password::{PasswordError, Passwords};
-use crate::realm::{self, NewClient, RealmError, SCOPES};
+use crate::realm::{self, NewClient, RealmError};
 
 /// `IDP_SEED_GATEWAY_URL` (default `http://localhost:8080`),
 /// `IDP_SEED_GATEWAY_SECRET` (default `gateway-dev-secret`),
@@ -211,7 +212,7 @@ pub async fn apply(
     passwords: &Passwords,
     seed: &SeedConfig,
 ) -> Result<(), SeedError> {
-    realm::ensure_scopes(pool).await?;
+    catalog::ensure_defaults(pool).await?;
     realm::ensure_roles(pool, &["customer", "support", "admin"]).await?;
     for (username, password, name, email, roles) in DEMO_USERS {
         let id = match realm::user_by_username(pool, username).await? {

@@ -4,8 +4,10 @@
 
 mod helpers;
 
+mod admin;
 mod authorize;
 mod backchannel;
+mod cli;
 mod cors;
 mod discovery;
 mod exchange;
@@ -17,6 +19,7 @@ mod logout;
 mod realm;
 mod revocations;
 mod revoke;
+mod spec;
 mod throttle;
 mod token;
 mod userinfo;
