@@ -168,7 +168,7 @@ fn raw_signing_rate(
 ) -> anyhow::Result<f64> {
     let key = state
         .keys
-        .signing_key()
+        .signing_key(state.keys.default_alg())
         .context("the IdP has a signing key")?;
     let message = format!(
         "eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCJ9.{}",

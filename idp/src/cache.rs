@@ -177,14 +177,8 @@ mod tests {
     fn client(id: &str) -> Arc<Client> {
         Arc::new(Client {
             id: id.into(),
-            name: String::new(),
-            secret_hash: None,
             public: true,
-            redirect_uris: vec![],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![],
-            scopes: vec![],
-            resources: vec![],
+            ..Client::default()
         })
     }
 

@@ -57,6 +57,14 @@ pub struct Config {
     /// `IDP_REVOCATION_STREAMS_PER_CLIENT` (default 16): open revocation streams a
     /// client may hold at once on one replica.
     pub revocation_streams_per_client: usize,
+    /// `IDP_BACKCHANNEL_LOGOUT_ATTEMPTS` (default 8): attempts to deliver one logout
+    /// token (OpenID Connect Back-Channel Logout) before it is given up.
+    pub backchannel_logout_attempts: u32,
+    /// `IDP_BACKCHANNEL_LOGOUT_RETRY_MS` (default 1000): delay before the first retry,
+    /// doubling at each further one (at most 5 minutes); also how often the outbox is read.
+    pub backchannel_logout_retry: Duration,
+    /// `IDP_BACKCHANNEL_LOGOUT_TIMEOUT_MS` (default 5000): bound on each delivery.
+    pub backchannel_logout_timeout: Duration,
 }
 
 /// A variable that is set but cannot be used.
@@ -128,6 +136,12 @@ impl Config {
         let blocking_threads = count("IDP_BLOCKING_THREADS", cpus, 256)?;
         let database_max_connections = count("IDP_DATABASE_MAX_CONNECTIONS", 16, 1000)? as u32;
         let revocation_streams_per_client = count("IDP_REVOCATION_STREAMS_PER_CLIENT", 16, 10_000)?;
+        let backchannel_logout_attempts = count("IDP_BACKCHANNEL_LOGOUT_ATTEMPTS", 8, 100)? as u32;
+        let millis = |name: &'static str, default: usize| -> Result<Duration, ConfigError> {
+            count(name, default, 600_000).map(|ms| Duration::from_millis(ms as u64))
+        };
+        let backchannel_logout_retry = millis("IDP_BACKCHANNEL_LOGOUT_RETRY_MS", 1000)?;
+        let backchannel_logout_timeout = millis("IDP_BACKCHANNEL_LOGOUT_TIMEOUT_MS", 5000)?;
         let trusted_proxies =
             TrustedProxies::parse(&var("IDP_TRUSTED_PROXIES", "")).map_err(|problem| {
                 ConfigError {
@@ -169,6 +183,9 @@ impl Config {
             blocking_threads,
             trusted_proxies,
             revocation_streams_per_client,
+            backchannel_logout_attempts,
+            backchannel_logout_retry,
+            backchannel_logout_timeout,
         })
     }
 
@@ -180,6 +197,14 @@ impl Config {
     /// The longest a token signed now can stay valid: how long a retired key stays published.
     pub fn longest_token_life(&self) -> Duration {
         self.access_token_ttl.max(self.id_token_ttl) + Duration::from_secs(60)
+    }
+
+    /// The algorithms the IdP keeps a signing key for: `IDP_SIGNING_ALG`
+    /// (every token by default) and RS256, which OIDC Core §15.1 requires for
+    /// ID tokens whatever else is configured (clients choose with
+    /// `id_token_signed_response_alg`).
+    pub fn id_token_algs(&self) -> Vec<Alg> {
+        crate::keys::signing_algs(self.signing_alg)
     }
 
     /// An endpoint URL under the issuer.
@@ -244,6 +269,10 @@ mod tests {
                 "IDP_ACCESS_TOKEN_TTL_SECS",
             ),
             (&[("IDP_BIND", "nowhere")][..], "IDP_BIND"),
+            (
+                &[("IDP_BACKCHANNEL_LOGOUT_RETRY_MS", "0")][..],
+                "IDP_BACKCHANNEL_LOGOUT_RETRY_MS",
+            ),
             (
                 &[("IDP_TRUSTED_PROXIES", "10.0.0.1, proxy")][..],
                 "IDP_TRUSTED_PROXIES",

@@ -22,6 +22,10 @@ pub struct AuthRequest {
     pub state: Option<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
+    /// The `sub` of the request's `id_token_hint`: only that user may
+    /// complete it (OIDC Core §3.1.2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_sub: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,6 +74,7 @@ mod tests {
             state: Some("s".into()),
             nonce: None,
             code_challenge: None,
+            expected_sub: None,
         }
     }
 

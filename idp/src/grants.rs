@@ -321,12 +321,15 @@ pub async fn rotate_refresh(
 /// Revokes refresh tokens matching `condition` (on `$1`) and records a `jti`
 /// revocation for each access token issued with them that may still be valid.
 #[tracing::instrument(name = "db.grants.revoke_refresh_where", skip_all)]
-pub async fn revoke_refresh_where(
+pub async fn revoke_refresh_where<V>(
     db: &mut PgConnection,
     condition: &'static str,
-    value: Uuid,
+    value: V,
     reason: &str,
-) -> sqlx::Result<u64> {
+) -> sqlx::Result<u64>
+where
+    V: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+{
     let revoked: Vec<(String, OffsetDateTime)> = sqlx::query_as(&format!(
         "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, now())
          WHERE {condition} RETURNING access_jti, access_expires_at"

@@ -5,6 +5,11 @@
 //! is signed with them directly (never re-parsing a PEM per token). RSA
 //! signatures (~1 ms) run on the bounded blocking pool; ECDSA and Ed25519 are
 //! fast enough to run inline.
+//!
+//! The IdP keeps a signing key of each algorithm in [`signing_algs`]: the
+//! configured one (every token by default) and RS256, which OIDC Core §15.1
+//! requires to stay available for ID tokens (a client picks it with
+//! `id_token_signed_response_alg`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -61,6 +66,19 @@ impl Alg {
             Alg::EdDSA => b64url(&crate::crypto::sha512(data)[..32]),
         }
     }
+}
+
+/// Every algorithm there is.
+const ALL: [Alg; 3] = [Alg::RS256, Alg::ES256, Alg::EdDSA];
+
+/// The algorithms an IdP configured with `primary` signs with: `primary`
+/// first, and RS256 (OIDC Core §15.1).
+pub fn signing_algs(primary: Alg) -> Vec<Alg> {
+    let mut algs = vec![primary];
+    if primary != Alg::RS256 {
+        algs.push(Alg::RS256);
+    }
+    algs
 }
 
 impl FromStr for Alg {
@@ -269,12 +287,14 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    /// The key that signs at `now`: the newest one of the configured algorithm
-    /// whose signing window contains `now`.
-    fn signer(&self, now: OffsetDateTime) -> Option<&Arc<SigningKey>> {
+    /// The key of `alg` that signs at `now`: the newest one whose signing
+    /// window contains `now`.
+    fn signer(&self, alg: Alg, now: OffsetDateTime) -> Option<&Arc<SigningKey>> {
         self.signers
             .iter()
-            .filter(|s| s.not_before <= now && s.retire_at.is_none_or(|r| r > now))
+            .filter(|s| {
+                s.key.alg == alg && s.not_before <= now && s.retire_at.is_none_or(|r| r > now)
+            })
             .max_by_key(|s| s.not_before)
             .map(|s| &s.key)
     }
@@ -290,8 +310,8 @@ pub struct KeyStore {
 }
 
 impl KeyStore {
-    /// Makes sure a usable key of `alg` is active (creating one on first start),
-    /// then loads everything.
+    /// Makes sure a usable key of each of [`signing_algs`]`(alg)` is active
+    /// (creating them on first start), then loads everything. `alg` signs by default.
     pub async fn open(
         pool: PgPool,
         sealer: Sealer,
@@ -299,8 +319,11 @@ impl KeyStore {
         blocking: Blocking,
         retired_key_life: Duration,
     ) -> Result<Self, KeyError> {
-        ensure_active(&pool, &sealer, alg, &blocking, retired_key_life).await?;
-        let set = load(&pool, &sealer, alg).await?;
+        let algs = signing_algs(alg);
+        for a in &algs {
+            ensure_active(&pool, &sealer, *a, &algs, &blocking, retired_key_life).await?;
+        }
+        let set = load(&pool, &sealer, &algs).await?;
         Ok(Self {
             pool,
             sealer,
@@ -311,7 +334,7 @@ impl KeyStore {
     }
 
     pub async fn reload(&self) -> Result<(), KeyError> {
-        let set = load(&self.pool, &self.sealer, self.alg).await?;
+        let set = load(&self.pool, &self.sealer, &signing_algs(self.alg)).await?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
         Ok(())
     }
@@ -328,15 +351,17 @@ impl KeyStore {
         self.snapshot().jwks.clone()
     }
 
+    /// Whether a key of every algorithm signs now.
     pub fn has_signer(&self) -> bool {
-        self.snapshot().signer(OffsetDateTime::now_utc()).is_some()
+        let (set, now) = (self.snapshot(), OffsetDateTime::now_utc());
+        signing_algs(self.alg)
+            .into_iter()
+            .all(|a| set.signer(a, now).is_some())
     }
 
-    /// The algorithm of the key that signs now.
-    pub fn current_alg(&self) -> Alg {
-        self.snapshot()
-            .signer(OffsetDateTime::now_utc())
-            .map_or(self.alg, |k| k.alg)
+    /// The algorithm that signs by default (`IDP_SIGNING_ALG`).
+    pub fn default_alg(&self) -> Alg {
+        self.alg
     }
 
     /// Runs `f` with the published public key `kid`, if any.
@@ -345,18 +370,31 @@ impl KeyStore {
         set.public.iter().find(|k| k.kid == kid).map(f)
     }
 
-    /// The key that signs now.
-    pub fn signing_key(&self) -> Option<Arc<SigningKey>> {
-        self.snapshot().signer(OffsetDateTime::now_utc()).cloned()
+    /// The key of `alg` that signs now.
+    pub fn signing_key(&self, alg: Alg) -> Option<Arc<SigningKey>> {
+        self.snapshot()
+            .signer(alg, OffsetDateTime::now_utc())
+            .cloned()
     }
 
-    /// Signs a compact JWS with the active key: `header.payload.signature`.
+    /// Signs a compact JWS with the active key of the default algorithm:
+    /// `header.payload.signature`.
     pub async fn sign_jwt(
         &self,
         typ: &str,
         claims: &impl Serialize,
     ) -> Result<(String, Alg), KeyError> {
-        let key = self.signing_key().ok_or(KeyError::NoActiveKey)?;
+        self.sign_jwt_as(self.alg, typ, claims).await
+    }
+
+    /// As [`sign_jwt`](Self::sign_jwt), with the active key of `alg`.
+    pub async fn sign_jwt_as(
+        &self,
+        alg: Alg,
+        typ: &str,
+        claims: &impl Serialize,
+    ) -> Result<(String, Alg), KeyError> {
+        let key = self.signing_key(alg).ok_or(KeyError::NoActiveKey)?;
         let header = json!({"alg": key.alg.as_str(), "typ": typ, "kid": key.kid});
         let payload = serde_json::to_vec(claims).map_err(|e| KeyError::Sign(e.to_string()))?;
         let mut jwt = b64url(header.to_string().as_bytes());
@@ -382,7 +420,8 @@ impl KeyStore {
     }
 }
 
-async fn load(pool: &PgPool, sealer: &Sealer, alg: Alg) -> Result<KeySet, KeyError> {
+/// Every published key; the private keys of `algs` that can sign.
+async fn load(pool: &PgPool, sealer: &Sealer, algs: &[Alg]) -> Result<KeySet, KeyError> {
     let rows: Vec<KeyRow> = sqlx::query_as(
         "SELECT kid, alg, public_jwk, private_key_encrypted, not_before, retire_at
          FROM signing_keys WHERE expire_at IS NULL OR expire_at > now()
@@ -410,7 +449,7 @@ async fn load(pool: &PgPool, sealer: &Sealer, alg: Alg) -> Result<KeySet, KeyErr
             alg: row_alg,
             decoding,
         });
-        if row_alg != alg
+        if !algs.contains(&row_alg)
             || row
                 .retire_at
                 .is_some_and(|r| r <= OffsetDateTime::now_utc())
@@ -462,21 +501,27 @@ async fn insert_key(
     Ok(())
 }
 
-/// Retires every key still signing (or scheduled to) at `at`: they stop
-/// signing then and stay published `retired_key_life` longer.
+/// Retires every other key of `keep`'s algorithm, and of any algorithm not
+/// in `algs`, still signing (or scheduled to) at `at`: they stop signing then
+/// and stay published `retired_key_life` longer.
 async fn retire_others(
     tx: &mut sqlx::PgConnection,
-    keep: &str,
+    keep: &NewKey,
+    algs: &[Alg],
     at: OffsetDateTime,
     retired_key_life: Duration,
 ) -> Result<(), KeyError> {
+    let algs: Vec<&str> = algs.iter().map(|a| a.as_str()).collect();
     sqlx::query(
         "UPDATE signing_keys SET retire_at = $2, expire_at = $2 + make_interval(secs => $3)
-         WHERE kid <> $1 AND (retire_at IS NULL OR retire_at > $2)",
+         WHERE kid <> $1 AND (alg = $4 OR alg <> ALL($5))
+           AND (retire_at IS NULL OR retire_at > $2)",
     )
-    .bind(keep)
+    .bind(&keep.kid)
     .bind(at.max(OffsetDateTime::now_utc()))
     .bind(retired_key_life.as_secs_f64())
+    .bind(keep.alg.as_str())
+    .bind(&algs)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -493,17 +538,19 @@ async fn generate_off_runtime(blocking: &Blocking, alg: Alg) -> Result<NewKey, K
 }
 
 /// On start-up: when no decryptable key of `alg` is signing now, creates one
-/// that signs at once (first start, a changed algorithm, or a lost dev key).
+/// that signs at once (first start, a changed algorithm, or a lost dev key),
+/// retiring keys of algorithms no longer in `algs`.
 pub async fn ensure_active(
     pool: &PgPool,
     sealer: &Sealer,
     alg: Alg,
+    algs: &[Alg],
     blocking: &Blocking,
     retired_key_life: Duration,
 ) -> Result<(), KeyError> {
-    if load(pool, sealer, alg)
+    if load(pool, sealer, &[alg])
         .await?
-        .signer(OffsetDateTime::now_utc())
+        .signer(alg, OffsetDateTime::now_utc())
         .is_some()
     {
         return Ok(());
@@ -530,7 +577,7 @@ pub async fn ensure_active(
         return Ok(());
     }
     insert_key(&mut tx, sealer, &key, now).await?;
-    retire_others(&mut tx, &key.kid, now, retired_key_life).await?;
+    retire_others(&mut tx, &key, algs, now, retired_key_life).await?;
     tx.commit().await?;
     tracing::info!(kid = %key.kid, %alg, "created a signing key");
     Ok(())
@@ -554,7 +601,8 @@ pub async fn rotate(
         .execute(&mut *tx)
         .await?;
     insert_key(&mut tx, sealer, &key, not_before).await?;
-    retire_others(&mut tx, &key.kid, not_before, retired_key_life).await?;
+    // Only keys of its own algorithm: the others keep signing what they sign.
+    retire_others(&mut tx, &key, &ALL, not_before, retired_key_life).await?;
     tx.commit().await?;
     let info = sqlx::query_as("SELECT kid, alg, created_at, not_before, retire_at, expire_at FROM signing_keys WHERE kid = $1")
         .bind(&key.kid)

@@ -3,8 +3,12 @@
 //! The library holds everything; `main.rs` is the CLI. Tests (here and in
 //! other crates) start a real IdP on an ephemeral port with [`spawn`].
 
+pub mod admin;
+pub mod backchannel;
 pub mod blocking;
 pub mod cache;
+pub mod catalog;
+pub mod client_extras;
 pub mod config;
 pub mod crypto;
 pub mod error;
@@ -55,6 +59,10 @@ pub enum StartError {
     MasterKey(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
 }
 
 /// The key-encryption key: `IDP_KEY_ENCRYPTION_KEY`, or else a development key.
@@ -135,6 +143,12 @@ pub async fn build_state(config: Config, pool: PgPool) -> Result<AppState, Start
         config.longest_token_life(),
     )
     .await?;
+    let logout_http = reqwest::Client::builder()
+        .timeout(config.backchannel_logout_timeout)
+        .connect_timeout(config.backchannel_logout_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let cors = http::cors::Origins::load(&pool).await?;
     Ok(AppState::new(Inner {
         flow_sealer: master.derive("login-flow"),
         config,
@@ -145,13 +159,17 @@ pub async fn build_state(config: Config, pool: PgPool) -> Result<AppState, Start
         stream_counts: Default::default(),
         shutdown: tokio::sync::watch::channel(false).0,
         auth_cache: cache::AuthCache::default(),
+        logout_http,
+        cors,
     }))
 }
 
 /// The background work of a server: re-reading the keys (so rotations by the
-/// CLI or another replica reach this process), the revocation hub, and
-/// purging expired grants.
+/// CLI or another replica reach this process) and the clients' CORS origins,
+/// the revocation hub, delivering logout tokens, and purging expired grants.
 fn spawn_background(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(backchannel::run(state.clone()));
+    tokio::spawn(http::cors::reload(state.clone()));
     let hub = state
         .revocation_hub
         .clone()

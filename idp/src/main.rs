@@ -1,13 +1,18 @@
-//! `idp`: the Baton identity provider and its admin CLI.
+//! `idp`: the Baton identity provider and its admin CLI. The realm commands
+//! (users, clients, scopes, resources) are in [`cli`].
 
-use std::io::{BufRead, IsTerminal, Write};
+mod cli;
 
-use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde::Serialize;
 use time::OffsetDateTime;
 
+use cli::catalog::CatalogCommand;
+use cli::clients::ClientsCommand;
+use cli::emit;
+use cli::users::UsersCommand;
 use idp::Config;
-use idp::realm::{self, NewClient};
 
 #[derive(Parser)]
 #[command(
@@ -16,6 +21,9 @@ use idp::realm::{self, NewClient};
     about = "Baton's OpenID Connect provider (default command: serve)"
 )]
 struct Cli {
+    /// Print the result as JSON (one document on standard output).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -35,6 +43,12 @@ enum Command {
     /// OAuth clients.
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// Scopes clients may be registered with (what access tokens may carry).
+    #[command(subcommand)]
+    Scopes(CatalogCommand),
+    /// Resources: the audiences (`aud`) access tokens may name, one per protected service.
+    #[command(subcommand)]
+    Resources(CatalogCommand),
 }
 
 #[derive(Subcommand)]
@@ -45,79 +59,35 @@ enum KeysCommand {
         /// Sign with the new key at once (after a key compromise; validators then refetch JWKS on the new kid).
         #[arg(long)]
         immediate: bool,
+        /// The algorithm of the new key (default IDP_SIGNING_ALG; RS256 keys sign ID tokens
+        /// for clients registered with `--id-token-alg RS256`).
+        #[arg(long, value_parser = cli::parse_alg)]
+        alg: Option<idp::keys::Alg>,
     },
     /// List keys and their state (pending, active, retired, expired).
     List,
 }
 
-#[derive(Subcommand)]
-enum UsersCommand {
-    /// Create a user; the password is the first line of standard input.
-    Add {
-        username: String,
-        #[arg(long, default_value = "")]
-        name: String,
-        #[arg(long)]
-        email: Option<String>,
-        /// A role to grant (repeatable or comma-separated).
-        #[arg(long = "role", value_delimiter = ',')]
-        roles: Vec<String>,
-    },
-    /// Set a user's password (first line of standard input); ends the user's sessions.
-    SetPassword { username: String },
-    /// End all of a user's sessions and revoke every token issued to them so far.
-    RevokeSessions { username: String },
-    /// Show a user's roles, after granting --add and removing --remove.
-    Roles {
-        username: String,
-        #[arg(long, value_delimiter = ',')]
-        add: Vec<String>,
-        #[arg(long, value_delimiter = ',')]
-        remove: Vec<String>,
-    },
-    /// List users.
-    List,
-}
-
-#[derive(Subcommand)]
-enum ClientsCommand {
-    /// Register (or replace) a client. A confidential client's secret is generated and printed once.
-    Add(ClientArgs),
-    /// List clients.
-    List,
-}
-
-#[derive(Args)]
-struct ClientArgs {
-    /// The client_id.
-    id: String,
-    #[arg(long, default_value = "")]
-    name: String,
-    /// A public client (no secret; PKCE required), e.g. a native or single-page app.
-    #[arg(long)]
-    public: bool,
-    /// Exact redirect URI (repeatable).
-    #[arg(long = "redirect-uri")]
-    redirect_uris: Vec<String>,
-    /// Exact post-logout redirect URI (repeatable).
-    #[arg(long = "post-logout-redirect-uri")]
-    post_logout_redirect_uris: Vec<String>,
-    /// authorization_code, refresh_token, client_credentials (repeatable or comma-separated).
-    #[arg(long = "grant", value_delimiter = ',', required = true)]
-    grants: Vec<String>,
-    /// Allowed scopes (repeatable, comma- or space-separated).
-    #[arg(long = "scope", value_delimiter = ',', required = true)]
-    scopes: Vec<String>,
-    /// Resources (the aud of its access tokens), e.g. order,payment,inventory.
-    #[arg(long = "resource", value_delimiter = ',', required = true)]
-    resources: Vec<String>,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let _telemetry = guard::telemetry::init("idp");
+    // Kept until the end: dropping it flushes the exported spans.
+    let _telemetry = match cli.command {
+        None | Some(Command::Serve) => Some(guard::telemetry::init("idp")),
+        // An admin command's standard output is its answer (`--json` is
+        // parsed by scripts): its log lines go to standard error.
+        Some(_) => {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            None
+        }
+    };
     let config = Config::from_env()?;
+    let json = cli.json;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => idp::serve(config).await?,
         Command::Seed => {
@@ -128,13 +98,24 @@ async fn main() -> anyhow::Result<()> {
                 &idp::seed::SeedConfig::from_env(),
             )
             .await?;
-            println!(
+            emit(json, &serde_json::json!({"applied": true}), || {
                 "demo realm applied: users alice, carol, bob; clients gateway, cli, reporter, order"
-            );
+                    .into()
+            });
         }
-        Command::Keys(cmd) => keys(config, cmd).await?,
-        Command::Users(cmd) => users(config, cmd).await?,
-        Command::Clients(cmd) => clients(config, cmd).await?,
+        Command::Keys(cmd) => keys(config, cmd, json).await?,
+        Command::Users(cmd) => cli::users::users(state(config).await?, cmd, json).await?,
+        Command::Clients(cmd) => {
+            cli::clients::clients(&config, &pool(&config).await?, cmd, json).await?
+        }
+        Command::Scopes(cmd) => {
+            let kind = idp::catalog::Catalog::Scopes;
+            cli::catalog::catalog(&pool(&config).await?, kind, cmd, json).await?
+        }
+        Command::Resources(cmd) => {
+            let kind = idp::catalog::Catalog::Resources;
+            cli::catalog::catalog(&pool(&config).await?, kind, cmd, json).await?
+        }
     }
     Ok(())
 }
@@ -150,48 +131,74 @@ async fn state(config: Config) -> anyhow::Result<idp::state::AppState> {
     Ok(idp::build_state(config, pool).await?)
 }
 
-async fn keys(config: Config, cmd: KeysCommand) -> anyhow::Result<()> {
+async fn keys(config: Config, cmd: KeysCommand, json: bool) -> anyhow::Result<()> {
     let state = state(config).await?;
-    if let KeysCommand::Rotate { immediate } = cmd {
+    let mut rotated = None;
+    if let KeysCommand::Rotate { immediate, alg } = cmd {
         let c = &state.config;
         let lead = if immediate {
             std::time::Duration::ZERO
         } else {
             c.key_publish_lead
         };
+        let alg = alg.unwrap_or(c.signing_alg);
+        if !c.id_token_algs().contains(&alg) {
+            anyhow::bail!(
+                "this IdP signs with {} only (IDP_SIGNING_ALG and RS256)",
+                c.id_token_algs()
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         let sealer = idp::master_key(c)?.derive("signing-keys");
-        let key = idp::keys::rotate(
-            &state.db,
-            &sealer,
-            c.signing_alg,
-            lead,
-            c.longest_token_life(),
-        )
-        .await?;
-        println!(
-            "new key {} ({}) published; it signs from {}",
-            key.kid,
-            key.alg,
-            stamp(key.not_before)
-        );
+        let key = idp::keys::rotate(&state.db, &sealer, alg, lead, c.longest_token_life()).await?;
+        if !json {
+            println!(
+                "new key {} ({}) published; it signs from {}",
+                key.kid,
+                key.alg,
+                stamp(key.not_before)
+            );
+        }
+        rotated = Some(key.kid);
     }
     let now = OffsetDateTime::now_utc();
-    println!(
-        "{:<44} {:<6} {:<8} {:<20} {:<20} expires",
-        "kid", "alg", "status", "signs from", "retires"
-    );
-    for k in idp::keys::list(&state.db).await? {
-        let show = |t: Option<OffsetDateTime>| t.map_or_else(|| "-".to_owned(), stamp);
-        println!(
-            "{:<44} {:<6} {:<8} {:<20} {:<20} {}",
-            k.kid,
-            k.alg,
-            k.status(now),
-            stamp(k.not_before),
-            show(k.retire_at),
-            show(k.expire_at)
-        );
+    #[derive(Serialize)]
+    struct Listed {
+        #[serde(flatten)]
+        key: idp::keys::KeyInfo,
+        status: &'static str,
     }
+    let keys: Vec<Listed> = idp::keys::list(&state.db)
+        .await?
+        .into_iter()
+        .map(|key| Listed {
+            status: key.status(now),
+            key,
+        })
+        .collect();
+    let doc = serde_json::json!({"rotated": rotated, "keys": keys});
+    emit(json, &doc, || {
+        let mut out = format!(
+            "{:<44} {:<6} {:<8} {:<20} {:<20} expires",
+            "kid", "alg", "status", "signs from", "retires"
+        );
+        let show = |t: Option<OffsetDateTime>| t.map_or_else(|| "-".to_owned(), stamp);
+        for k in &keys {
+            out.push_str(&format!(
+                "\n{:<44} {:<6} {:<8} {:<20} {:<20} {}",
+                k.key.kid,
+                k.key.alg,
+                k.status,
+                stamp(k.key.not_before),
+                show(k.key.retire_at),
+                show(k.key.expire_at)
+            ));
+        }
+        out
+    });
     Ok(())
 }
 
@@ -207,148 +214,4 @@ fn stamp(t: OffsetDateTime) -> String {
         t.minute(),
         t.second()
     )
-}
-
-fn read_password() -> anyhow::Result<String> {
-    if std::io::stdin().is_terminal() {
-        eprint!("password (input is visible; pipe it in to avoid that): ");
-        std::io::stderr().flush()?;
-    }
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    let password = line.trim_end_matches(['\r', '\n']).to_owned();
-    if password.chars().count() < 8 {
-        bail!("the password must have at least 8 characters");
-    }
-    Ok(password)
-}
-
-async fn user(state: &idp::state::AppState, username: &str) -> anyhow::Result<realm::User> {
-    realm::user_by_username(&state.db, username)
-        .await?
-        .with_context(|| format!("no user {username:?}"))
-}
-
-async fn users(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
-    let state = state(config).await?;
-    match cmd {
-        UsersCommand::Add {
-            username,
-            name,
-            email,
-            roles,
-        } => {
-            let password = read_password()?;
-            let hash = state.passwords.hash(password).await?;
-            let (id, created) =
-                realm::insert_user(&state.db, &username, &hash, &name, email.as_deref()).await?;
-            if !created {
-                bail!("user {username:?} already exists (use `idp users set-password`)");
-            }
-            let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
-            realm::grant_roles(&state.db, id, &roles).await?;
-            println!("user {username} created with id {id}");
-        }
-        UsersCommand::SetPassword { username } => {
-            let u = user(&state, &username).await?;
-            let hash = state.passwords.hash(read_password()?).await?;
-            realm::set_password(&state.db, u.id, &hash).await?;
-            let ended = idp::sessions::end_all_for_user(
-                &state.db,
-                u.id,
-                "password changed",
-                state.config.access_token_ttl,
-            )
-            .await?;
-            println!("password of {username} changed; {ended} session(s) ended");
-        }
-        UsersCommand::RevokeSessions { username } => {
-            let u = user(&state, &username).await?;
-            let ended = idp::sessions::end_all_for_user(
-                &state.db,
-                u.id,
-                "revoked by an administrator",
-                state.config.access_token_ttl,
-            )
-            .await?;
-            println!("{username}: {ended} session(s) ended, every token issued so far revoked");
-        }
-        UsersCommand::Roles {
-            username,
-            add,
-            remove,
-        } => {
-            let u = user(&state, &username).await?;
-            let add: Vec<&str> = add.iter().map(String::as_str).collect();
-            let remove: Vec<&str> = remove.iter().map(String::as_str).collect();
-            realm::grant_roles(&state.db, u.id, &add).await?;
-            realm::revoke_roles(&state.db, u.id, &remove).await?;
-            println!(
-                "{username}: {}",
-                realm::roles_of(&state.db, u.id).await?.join(", ")
-            );
-        }
-        UsersCommand::List => {
-            let rows: Vec<(String, String, Option<String>, bool)> = sqlx::query_as(
-                "SELECT id::text, username, email, disabled FROM users ORDER BY username",
-            )
-            .fetch_all(&state.db)
-            .await?;
-            for (id, username, email, disabled) in rows {
-                let roles = realm::roles_of(&state.db, id.parse()?).await?.join(",");
-                let flag = if disabled { " (disabled)" } else { "" };
-                println!(
-                    "{id}  {username:<16} {:<28} {roles}{flag}",
-                    email.unwrap_or_default()
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn clients(config: Config, cmd: ClientsCommand) -> anyhow::Result<()> {
-    let pool = pool(&config).await?;
-    match cmd {
-        ClientsCommand::Add(a) => {
-            let secret = (!a.public).then(idp::crypto::random_token);
-            let split = |v: Vec<String>| -> Vec<String> {
-                v.iter()
-                    .flat_map(|s| s.split_whitespace())
-                    .map(str::to_owned)
-                    .collect()
-            };
-            let client = NewClient {
-                id: a.id.clone(),
-                name: a.name,
-                secret: secret.clone(),
-                redirect_uris: a.redirect_uris,
-                post_logout_redirect_uris: a.post_logout_redirect_uris,
-                grant_types: split(a.grants),
-                scopes: split(a.scopes),
-                resources: split(a.resources),
-            };
-            realm::upsert_client(&pool, &client).await?;
-            println!("client {} registered", a.id);
-            if let Some(secret) = secret {
-                println!("client_secret (shown once, store it now): {secret}");
-            }
-        }
-        ClientsCommand::List => {
-            for c in realm::clients(&pool).await? {
-                println!(
-                    "{}  {}\n  type: {}\n  grants: {}\n  scopes: {}\n  resources: {}\n  redirect URIs: {}\n  post-logout URIs: {}",
-                    c.id,
-                    c.name,
-                    if c.public { "public" } else { "confidential" },
-                    c.grant_types.join(", "),
-                    c.scopes.join(" "),
-                    c.resources.join(", "),
-                    c.redirect_uris.join(" "),
-                    c.post_logout_redirect_uris.join(" ")
-                );
-            }
-        }
-    }
-    Ok(())
 }

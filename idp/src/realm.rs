@@ -5,25 +5,6 @@ use uuid::Uuid;
 
 use crate::crypto::{ct_eq, sha256};
 
-/// The scopes this IdP knows (seeded into the `scopes` table).
-pub const SCOPES: &[(&str, &str)] = &[
-    ("openid", "Sign you in"),
-    ("profile", "Your name and username"),
-    ("email", "Your email address"),
-    ("offline_access", "Stay signed in"),
-    ("orders:read", "See orders"),
-    ("orders:write", "Place orders"),
-    ("payments:read", "See payments"),
-    ("payments:write", "Make payments"),
-    ("payments:refund", "Refund payments"),
-    ("inventory:read", "See inventory"),
-    ("inventory:write", "Change inventory"),
-    (
-        REVOCATIONS_READ,
-        "Subscribe to the revocation stream (resource servers)",
-    ),
-];
-
 /// The scope a client must be registered with to read `/revocations/stream`.
 pub const REVOCATIONS_READ: &str = "revocations:read";
 
@@ -102,7 +83,7 @@ pub async fn roles_of(db: impl PgExecutor<'_>, user: Uuid) -> sqlx::Result<Vec<S
         .await
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct Client {
     pub id: String,
     pub name: String,
@@ -113,6 +94,10 @@ pub struct Client {
     pub grant_types: Vec<String>,
     pub scopes: Vec<String>,
     pub resources: Vec<String>,
+    /// A disabled client cannot authenticate nor start a sign-in.
+    pub disabled: bool,
+    /// The algorithm of this client's ID tokens; `None`: `IDP_SIGNING_ALG`.
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 impl Client {
@@ -143,9 +128,21 @@ impl Client {
     }
 }
 
-const CLIENT_COLUMNS: &str = "id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris, grant_types, scopes, resources";
+const CLIENT_COLUMNS: &str = "id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris, grant_types, scopes, resources, disabled, id_token_signed_response_alg";
 
+/// The client `id` if it is registered and enabled: what every protocol
+/// endpoint may deal with.
 pub async fn client(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Client>> {
+    sqlx::query_as(&format!(
+        "SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1 AND NOT disabled"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// The client `id`, enabled or not (administration).
+pub async fn any_client(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Client>> {
     sqlx::query_as(&format!(
         "SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"
     ))
@@ -154,6 +151,7 @@ pub async fn client(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Cl
     .await
 }
 
+/// Every client, enabled or not (administration).
 pub async fn clients(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Client>> {
     sqlx::query_as(&format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY id"))
         .fetch_all(db)
@@ -178,52 +176,62 @@ pub struct NewClient {
 pub enum RealmError {
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
 }
 
 impl NewClient {
-    /// Checks what the database constraints cannot express.
+    /// Checks what the database constraints cannot express (scopes and
+    /// resources are checked against their tables by [`upsert_client`]).
     pub fn validate(&self) -> Result<(), RealmError> {
-        let bad = |m: String| Err(RealmError::Invalid(m));
-        for g in &self.grant_types {
-            if !GRANT_TYPES.contains(&g.as_str()) {
-                return bad(format!(
-                    "unknown grant type {g:?} (known: {})",
-                    GRANT_TYPES.join(", ")
-                ));
-            }
-        }
-        for s in &self.scopes {
-            if !SCOPES.iter().any(|(n, _)| n == s) {
-                return bad(format!("unknown scope {s:?}"));
-            }
-        }
-        if self.resources.is_empty() {
-            return bad("a client needs at least one resource (the audience of its tokens)".into());
-        }
-        if self.secret.is_none()
-            && self
-                .grant_types
-                .iter()
-                .any(|g| g == "client_credentials" || g == TOKEN_EXCHANGE)
-        {
-            return bad("a public client cannot use client_credentials or token exchange".into());
-        }
-        if self.grant_types.iter().any(|g| g == "authorization_code")
-            && self.redirect_uris.is_empty()
-        {
-            return bad("authorization_code needs at least one redirect URI".into());
-        }
-        for uri in self
-            .redirect_uris
-            .iter()
-            .chain(&self.post_logout_redirect_uris)
-        {
-            check_redirect_uri(uri).map_err(RealmError::Invalid)?;
-        }
-        Ok(())
+        check_registration(&Registration {
+            public: self.secret.is_none(),
+            grant_types: &self.grant_types,
+            redirect_uris: &self.redirect_uris,
+            post_logout_redirect_uris: &self.post_logout_redirect_uris,
+            resources: &self.resources,
+        })
     }
+}
+
+/// What must hold together in a client's registration, new or updated.
+pub struct Registration<'a> {
+    pub public: bool,
+    pub grant_types: &'a [String],
+    pub redirect_uris: &'a [String],
+    pub post_logout_redirect_uris: &'a [String],
+    pub resources: &'a [String],
+}
+
+pub fn check_registration(r: &Registration<'_>) -> Result<(), RealmError> {
+    let bad = |m: String| Err(RealmError::Invalid(m));
+    for g in r.grant_types {
+        if !GRANT_TYPES.contains(&g.as_str()) {
+            return bad(format!(
+                "unknown grant type {g:?} (known: {})",
+                GRANT_TYPES.join(", ")
+            ));
+        }
+    }
+    if r.resources.is_empty() {
+        return bad("a client needs at least one resource (the audience of its tokens)".into());
+    }
+    if r.public
+        && r.grant_types
+            .iter()
+            .any(|g| g == "client_credentials" || g == TOKEN_EXCHANGE)
+    {
+        return bad("a public client cannot use client_credentials or token exchange".into());
+    }
+    if r.grant_types.iter().any(|g| g == "authorization_code") && r.redirect_uris.is_empty() {
+        return bad("authorization_code needs at least one redirect URI".into());
+    }
+    for uri in r.redirect_uris.iter().chain(r.post_logout_redirect_uris) {
+        check_redirect_uri(uri).map_err(RealmError::Invalid)?;
+    }
+    Ok(())
 }
 
 /// A redirect URI must be absolute, without a fragment, and https unless it
@@ -247,6 +255,7 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
 /// Inserts or replaces a client; the secret is stored as SHA-256 only.
 pub async fn upsert_client(db: &PgPool, c: &NewClient) -> Result<(), RealmError> {
     c.validate()?;
+    crate::catalog::check(db, &c.scopes, &c.resources).await?;
     let hash = c.secret.as_deref().map(|s| sha256(s.as_bytes()).to_vec());
     sqlx::query(
         "INSERT INTO clients (id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris, grant_types, scopes, resources)
@@ -273,19 +282,6 @@ pub async fn ensure_roles(db: impl PgExecutor<'_>, roles: &[&str]) -> sqlx::Resu
         .bind(roles)
         .execute(db)
         .await?;
-    Ok(())
-}
-
-pub async fn ensure_scopes(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
-    let (names, descriptions): (Vec<&str>, Vec<&str>) = SCOPES.iter().copied().unzip();
-    sqlx::query(
-        "INSERT INTO scopes (name, description) SELECT * FROM unnest($1::text[], $2::text[])
-         ON CONFLICT (name) DO UPDATE SET description = EXCLUDED.description",
-    )
-    .bind(&names)
-    .bind(&descriptions)
-    .execute(db)
-    .await?;
     Ok(())
 }
 
@@ -389,7 +385,6 @@ mod tests {
         };
         assert!(with(&|c| c.grant_types = vec!["client_credentials".into()]).is_err());
         assert!(with(&|c| c.grant_types = vec!["password".into()]).is_err());
-        assert!(with(&|c| c.scopes = vec!["admin:all".into()]).is_err());
         assert!(with(&|c| c.resources.clear()).is_err());
         assert!(with(&|c| c.redirect_uris.clear()).is_err());
     }

@@ -4,8 +4,10 @@
 
 use sqlx::PgPool;
 
+use crate::catalog::{self, SCOPES};
+use crate::client_extras::ClientExtras;
 use crate::password::{PasswordError, Passwords};
-use crate::realm::{self, NewClient, RealmError, SCOPES};
+use crate::realm::{self, NewClient, RealmError};
 
 /// `IDP_SEED_GATEWAY_URL` (default `http://localhost:8080`),
 /// `IDP_SEED_GATEWAY_SECRET` (default `gateway-dev-secret`),
@@ -13,10 +15,15 @@ use crate::realm::{self, NewClient, RealmError, SCOPES};
 /// `IDP_SEED_ORDER_SECRET` (default `order-dev-secret`),
 /// `IDP_SEED_PAYMENT_SECRET` (default `payment-dev-secret`),
 /// `IDP_SEED_INVENTORY_SECRET` (default `inventory-dev-secret`),
-/// `IDP_SEED_CLI_REDIRECT_URI` (default `http://127.0.0.1:8976/callback`).
+/// `IDP_SEED_CLI_REDIRECT_URI` (default `http://127.0.0.1:8976/callback`),
+/// `IDP_SEED_GATEWAY_BACKCHANNEL_LOGOUT_URI` (default `<IDP_SEED_GATEWAY_URL>/backchannel-logout`).
 #[derive(Debug, Clone)]
 pub struct SeedConfig {
     pub gateway_url: String,
+    /// Where the IdP posts the gateway's logout tokens, when the IdP reaches
+    /// the gateway at another address than browsers do (containers); `None`:
+    /// under `gateway_url`.
+    pub gateway_backchannel_logout_uri: Option<String>,
     pub gateway_secret: String,
     pub reporter_secret: String,
     pub order_secret: String,
@@ -37,6 +44,11 @@ impl SeedConfig {
             gateway_url: var("IDP_SEED_GATEWAY_URL", "http://localhost:8080")
                 .trim_end_matches('/')
                 .to_owned(),
+            gateway_backchannel_logout_uri: std::env::var(
+                "IDP_SEED_GATEWAY_BACKCHANNEL_LOGOUT_URI",
+            )
+            .ok()
+            .filter(|v| !v.is_empty()),
             gateway_secret: var("IDP_SEED_GATEWAY_SECRET", "gateway-dev-secret"),
             reporter_secret: var("IDP_SEED_REPORTER_SECRET", "reporter-dev-secret"),
             order_secret: var("IDP_SEED_ORDER_SECRET", "order-dev-secret"),
@@ -54,6 +66,7 @@ impl Default for SeedConfig {
     fn default() -> Self {
         Self {
             gateway_url: "http://localhost:8080".into(),
+            gateway_backchannel_logout_uri: None,
             gateway_secret: "gateway-dev-secret".into(),
             reporter_secret: "reporter-dev-secret".into(),
             order_secret: "order-dev-secret".into(),
@@ -199,7 +212,7 @@ pub async fn apply(
     passwords: &Passwords,
     seed: &SeedConfig,
 ) -> Result<(), SeedError> {
-    realm::ensure_scopes(pool).await?;
+    catalog::ensure_defaults(pool).await?;
     realm::ensure_roles(pool, &["customer", "support", "admin"]).await?;
     for (username, password, name, email, roles) in DEMO_USERS {
         let id = match realm::user_by_username(pool, username).await? {
@@ -216,5 +229,16 @@ pub async fn apply(
     for client in demo_clients(seed) {
         realm::upsert_client(pool, &client).await?;
     }
+    // The gateway ends its sessions when the IdP says a person signed out.
+    let gateway = ClientExtras {
+        backchannel_logout_uri: Some(
+            seed.gateway_backchannel_logout_uri
+                .clone()
+                .unwrap_or_else(|| format!("{}/backchannel-logout", seed.gateway_url)),
+        ),
+        backchannel_logout_session_required: true,
+        allowed_origins: vec![],
+    };
+    gateway.save(pool, "gateway", false).await?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! SSO sessions: the browser holds a random cookie value, the database its
-//! SHA-256. Ending a session revokes its refresh tokens and records a `sid`
-//! revocation for the access tokens already out there.
+//! SHA-256. Ending a session revokes its refresh tokens, records a `sid`
+//! revocation for the access tokens already out there, and queues a logout
+//! token for each client of the session ([`crate::backchannel`]).
 
 use std::time::Duration;
 
@@ -115,8 +116,9 @@ pub async fn reauthenticate(db: &PgPool, id: Uuid) -> sqlx::Result<(Session, Str
 }
 
 /// Ends a session: marks it ended, revokes its refresh tokens and the access
-/// tokens they were issued with, and records a `sid` revocation that outlives
-/// every access token of the session. Answers whether it was live.
+/// tokens they were issued with, records a `sid` revocation that outlives
+/// every access token of the session, and (when it was live) queues its
+/// back-channel logout tokens, all in one transaction. Answers whether it was live.
 #[tracing::instrument(name = "db.sessions.end", skip_all)]
 pub async fn end(db: &PgPool, id: Uuid, reason: &str, access_ttl: Duration) -> sqlx::Result<bool> {
     let mut tx = db.begin().await?;
@@ -127,6 +129,9 @@ pub async fn end(db: &PgPool, id: Uuid, reason: &str, access_ttl: Duration) -> s
             .await?
             .rows_affected()
             == 1;
+    if ended {
+        crate::backchannel::enqueue(&mut tx, id).await?;
+    }
     crate::grants::revoke_refresh_where(&mut tx, "session_id = $1", id, reason).await?;
     crate::revocations::record(
         &mut tx,

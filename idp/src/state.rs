@@ -30,6 +30,10 @@ pub struct Inner {
     pub shutdown: watch::Sender<bool>,
     /// Client records and "not locked" verdicts, briefly (see [`crate::cache`]).
     pub auth_cache: AuthCache,
+    /// Posts logout tokens to clients ([`crate::backchannel`]): bounded, no redirects.
+    pub logout_http: reqwest::Client,
+    /// The browser origins clients registered (CORS, [`crate::http::cors`]).
+    pub cors: crate::http::cors::Origins,
 }
 
 impl AppState {

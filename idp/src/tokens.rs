@@ -26,7 +26,6 @@ pub struct AccessToken {
     pub token: String,
     pub jti: String,
     pub expires_at: OffsetDateTime,
-    pub alg: Alg,
 }
 
 pub async fn issue_access(
@@ -88,14 +87,13 @@ pub async fn issue_exchanged(
 }
 
 async fn sign_access(state: &AppState, claims: AccessClaims) -> Result<AccessToken, OAuthError> {
-    let (token, alg) = state.keys.sign_jwt(ACCESS_TOKEN_TYP, &claims).await?;
+    let (token, _) = state.keys.sign_jwt(ACCESS_TOKEN_TYP, &claims).await?;
     let expires_at = OffsetDateTime::from_unix_timestamp(claims.exp)
         .map_err(|e| OAuthError::Server(e.to_string()))?;
     Ok(AccessToken {
         token,
         jti: claims.jti,
         expires_at,
-        alg,
     })
 }
 
@@ -138,6 +136,13 @@ pub async fn issue_id(
     access: &AccessToken,
 ) -> Result<String, OAuthError> {
     let now = OffsetDateTime::now_utc();
+    // The client's id_token_signed_response_alg (checked against the IdP's
+    // algorithms when registered), else the default.
+    let alg = client
+        .id_token_signed_response_alg
+        .as_deref()
+        .and_then(|a| a.parse::<Alg>().ok())
+        .unwrap_or_else(|| state.keys.default_alg());
     let has = |s: &str| ctx.scope.split(' ').any(|x| x == s);
     let (profile, email) = (has("profile"), has("email"));
     let claims = IdClaims {
@@ -149,7 +154,8 @@ pub async fn issue_id(
         iat: now.unix_timestamp(),
         auth_time: ctx.auth_time.unix_timestamp(),
         nonce: ctx.nonce,
-        at_hash: access.alg.half_hash(access.token.as_bytes()),
+        // OIDC Core §3.1.3.6: the hash of the ID token's own algorithm.
+        at_hash: alg.half_hash(access.token.as_bytes()),
         sid: ctx.sid.to_string(),
         name: profile.then_some(ctx.user.name.as_str()),
         preferred_username: profile.then_some(ctx.user.username.as_str()),
@@ -160,7 +166,7 @@ pub async fn issue_id(
         },
         email_verified: (email && ctx.user.email.is_some()).then_some(ctx.user.email_verified),
     };
-    Ok(state.keys.sign_jwt("JWT", &claims).await?.0)
+    Ok(state.keys.sign_jwt_as(alg, "JWT", &claims).await?.0)
 }
 
 /// The claims of an ID token the IdP issued, as read back from `id_token_hint`.

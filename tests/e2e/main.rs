@@ -7,6 +7,7 @@
 //! tests are independent and run in parallel.
 
 mod attacks;
+mod backchannel_logout;
 mod browser;
 mod deploy_manifests;
 mod failures;

@@ -20,6 +20,7 @@ use crate::http::params::{Params, read_form};
 use crate::realm::Client;
 use crate::sessions::{self, Session};
 use crate::state::AppState;
+use crate::tokens::{self, IdTokenHint};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/authorize", get(authorize_get).post(authorize_post))
@@ -95,7 +96,7 @@ async fn authorize(
         state: client_state.clone(),
         issuer: state.config.issuer.clone(),
     };
-    let request = validate(&params, &client, redirect_uri).map_err(|(e, d)| fail(e, &d))?;
+    let mut request = validate(&params, &client, redirect_uri).map_err(|(e, d)| fail(e, &d))?;
     if params.get("state").is_some_and(|s| s.len() > MAX_STATE) {
         return Err(fail("invalid_request", "state is too long"));
     }
@@ -119,10 +120,33 @@ async fn authorize(
         ),
     };
 
+    // OIDC Core §3.1.2.1: `id_token_hint` names the user the client expects
+    // (an ID token of ours, expired or not). A session of anyone else is not
+    // used: with prompt=none that is login_required, never their code.
+    let hinted_sub = match params.get("id_token_hint") {
+        None => None,
+        Some(hint) => Some(
+            tokens::verify_own::<IdTokenHint>(state, hint, "JWT", true)
+                .map_err(|_| {
+                    fail(
+                        "invalid_request",
+                        "id_token_hint is not an ID token issued by this provider",
+                    )
+                })?
+                .sub,
+        ),
+    };
     let session = match cookies::session_value(&state.config, &jar) {
         Some(value) => sessions::find(&state.db, &value).await?,
         None => None,
-    };
+    }
+    .filter(|s| {
+        hinted_sub
+            .as_deref()
+            .is_none_or(|sub| s.user_id.to_string() == sub)
+    });
+    // Whoever signs in on the login form must be that user too.
+    request.expected_sub = hinted_sub;
     let now = OffsetDateTime::now_utc();
     // OIDC Core §3.1.2.1: max_age=0 is equivalent to prompt=login.
     let fresh_enough = |s: &Session| {
@@ -132,7 +156,10 @@ async fn authorize(
         Some(s) if !prompts.contains(&"login") && fresh_enough(&s) => {
             Ok(issue_code(state, &request, &s).await?)
         }
-        _ if prompt_none => Err(fail("login_required", "the user is not signed in")),
+        _ if prompt_none => Err(fail(
+            "login_required",
+            "the user is not signed in (or not as the id_token_hint's user)",
+        )),
         _ => {
             let flow = LoginFlow::new(request);
             let hint = params
@@ -194,14 +221,18 @@ fn validate(
             "this client may not use the authorization code flow".into(),
         ));
     }
-    let scope = normalise_scope(params.get("scope").unwrap_or(""));
-    if !scope.split(' ').any(|s| s == "openid") {
+    let requested = normalise_scope(params.get("scope").unwrap_or(""));
+    if !requested.split(' ').any(|s| s == "openid") {
         return Err(("invalid_scope", "the openid scope is required".into()));
     }
-    if let Some(bad) = scope.split(' ').find(|s| !client.allows_scope(s)) {
+    // RFC 6749 §3.3: the grant may be narrower than the request. Scopes this
+    // client may not have (or that do not exist) are left out, not refused;
+    // the token response names what was granted.
+    let scope = within(&requested, |s| client.allows_scope(s));
+    if !scope.split(' ').any(|s| s == "openid") {
         return Err((
             "invalid_scope",
-            format!("scope {bad} is not allowed for this client"),
+            "this client may not use the openid scope".into(),
         ));
     }
     let code_challenge = match (
@@ -247,7 +278,14 @@ fn validate(
         state: params.get("state").map(str::to_owned),
         nonce: nonce.map(str::to_owned),
         code_challenge,
+        expected_sub: None,
     })
+}
+
+/// The scopes of `requested` (normalised) that `allowed` accepts, in order.
+pub fn within(requested: &str, allowed: impl Fn(&str) -> bool) -> String {
+    let kept: Vec<&str> = requested.split(' ').filter(|s| allowed(s)).collect();
+    kept.join(" ")
 }
 
 /// Space-separated, duplicates removed, order kept.

@@ -8,7 +8,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::realm::SCOPES;
+use crate::catalog::{self, Catalog};
+use crate::error::OAuthError;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -19,9 +20,12 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The provider metadata (the same document serves both specifications).
-pub fn document(state: &AppState) -> Value {
+/// It advertises only what is implemented: `prompt` values `none` and
+/// `login` (no consent screen, no account chooser), the scopes of the
+/// `scopes` table, and every algorithm a token may be signed with.
+pub fn document(state: &AppState, scopes: &[String]) -> Value {
     let c = &state.config;
-    let alg = state.keys.current_alg().as_str();
+    let algs: Vec<&str> = c.id_token_algs().iter().map(|a| a.as_str()).collect();
     let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
     json!({
         "issuer": c.issuer,
@@ -32,17 +36,17 @@ pub fn document(state: &AppState) -> Value {
         "revocation_endpoint": c.url("/revoke"),
         "introspection_endpoint": c.url("/introspect"),
         "end_session_endpoint": c.url("/logout"),
-        "scopes_supported": SCOPES.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": crate::realm::GRANT_TYPES,
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [alg],
+        "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
-        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "prompt_values_supported": ["none", "login"],
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid",
             "name", "preferred_username", "email", "email_verified"
@@ -52,16 +56,18 @@ pub fn document(state: &AppState) -> Value {
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
         "frontchannel_logout_supported": false,
-        "backchannel_logout_supported": false,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     })
 }
 
-async fn metadata(State(state): State<AppState>) -> Response {
-    (
+async fn metadata(State(state): State<AppState>) -> Result<Response, OAuthError> {
+    let scopes = catalog::names(&state.db, Catalog::Scopes).await?;
+    Ok((
         [(header::CACHE_CONTROL, "public, max-age=3600")],
-        Json(document(&state)),
+        Json(document(&state, &scopes)),
     )
-        .into_response()
+        .into_response())
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {

@@ -17,7 +17,7 @@ use axum_extra::extract::cookie::CookieJar;
 use crate::blocking::Priority;
 use crate::config::CODE_TTL;
 use crate::crypto::ct_eq;
-use crate::error::PageError;
+use crate::error::{AuthorizeError, PageError};
 use crate::flow::LoginFlow;
 use crate::http::authorize::{MAX_USERNAME, create_code, display_name, redirect_with_code};
 use crate::http::cookies;
@@ -183,6 +183,26 @@ async fn login_inner(
             return Ok(form_again(StatusCode::OK, LOGIN_FAILED));
         }
     };
+    // The client asked for another user (id_token_hint): the password was
+    // right, so this is no failure, but this user gets no code and no session
+    // (OIDC Core §3.1.2.1: login_required).
+    if flow
+        .request
+        .expected_sub
+        .as_deref()
+        .is_some_and(|sub| sub != user.id.to_string())
+    {
+        reservation.succeeded().await?;
+        tracing::info!(client_id = %client.id, "signed in as another user than the id_token_hint names");
+        let refused = AuthorizeError::Redirect {
+            redirect_uri: flow.request.redirect_uri.clone(),
+            error: "login_required",
+            description: "the user who signed in is not the id_token_hint's user".into(),
+            state: flow.request.state.clone(),
+            issuer: state.config.issuer.clone(),
+        };
+        return Ok((cookies::clear_flow(&state.config, jar), refused).into_response());
+    }
     // Same person again: a fresh auth_time and cookie, same sid. Someone else:
     // the previous session ends and a new one starts.
     let previous = match cookies::session_value(&state.config, &jar) {

@@ -5,6 +5,7 @@
 pub mod authorize;
 pub mod client_auth;
 pub mod cookies;
+pub mod cors;
 pub mod discovery;
 pub mod health;
 pub mod login;
@@ -41,13 +42,18 @@ const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000; includeSub
 
 pub fn router(state: AppState) -> Router {
     let https = state.config.secure_cookies();
-    let router = Router::new()
+    // The endpoints a browser-based client calls (see `cors`).
+    let browser_facing = Router::new()
         .merge(discovery::router())
-        .merge(authorize::router())
-        .merge(login::router())
         .merge(token::router())
         .merge(userinfo::router())
         .merge(revoke::router())
+        .layer(cors::layer(state.cors.clone()));
+    let router = Router::new()
+        .merge(browser_facing)
+        .merge(authorize::router())
+        .merge(login::router())
+        .merge(revoke::introspection_router())
         .merge(revocations::router())
         .merge(logout::router())
         .merge(health::router())

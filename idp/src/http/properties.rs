@@ -190,13 +190,9 @@ fn client(redirect_uris: &[&str]) -> Client {
     Client {
         id: "c".into(),
         name: "c".into(),
-        secret_hash: None,
         public: true,
         redirect_uris: redirect_uris.iter().map(|s| (*s).to_owned()).collect(),
-        post_logout_redirect_uris: Vec::new(),
-        grant_types: Vec::new(),
-        scopes: Vec::new(),
-        resources: Vec::new(),
+        ..Client::default()
     }
 }
 

@@ -20,10 +20,14 @@ use crate::state::AppState;
 use crate::tokens::{self, MAX_TOKEN_LEN};
 use crate::{realm, revocations, sessions};
 
+/// `/revoke`, which browser-based clients may call (CORS applies, see [`super::cors`]).
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/revoke", post(revoke))
-        .route("/introspect", post(introspect))
+    Router::new().route("/revoke", post(revoke))
+}
+
+/// `/introspect`, for resource servers only (no CORS).
+pub fn introspection_router() -> Router<AppState> {
+    Router::new().route("/introspect", post(introspect))
 }
 
 /// A JWT has two dots; our refresh tokens are 43 base64url characters.
@@ -41,6 +45,7 @@ async fn revoke(
     Form(params): Form,
 ) -> Result<Response, OAuthError> {
     let (client, _) = authenticate(&state, &headers, &params, &addr).await?;
+    super::cors::check_client(&state, &headers, &client.id)?;
     let token = params.require("token")?;
     if token.len() <= MAX_TOKEN_LEN {
         if looks_like_jwt(token) {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::crypto::{b64url, ct_eq, sha256};
 use crate::error::OAuthError;
 use crate::grants::{self, NewRefresh, Redeem};
-use crate::http::authorize::normalise_scope;
+use crate::http::authorize::{normalise_scope, within};
 use crate::http::client_auth::authenticate;
 use crate::http::params::{Form, Params};
 use crate::http::peer::PeerAddr;
@@ -83,6 +83,7 @@ async fn issue(
         return Err(OAuthError::UnsupportedGrantType);
     }
     let (client, _) = authenticate(&state, &headers, &params, &addr).await?;
+    super::cors::check_client(&state, &headers, &client.id)?;
     if !client.allows_grant(grant) {
         return Err(OAuthError::UnauthorizedClient(
             format!("this client may not use {grant}").into(),
@@ -264,21 +265,14 @@ async fn refresh_token(
     else {
         return Err(refresh_refused(state, client, presented).await);
     };
-    let scope = match params.get("scope") {
-        None => old.scope.clone(),
-        Some(requested) => {
-            let requested = normalise_scope(requested);
-            if let Some(extra) = requested
-                .split(' ')
-                .find(|s| !old.scope.split(' ').any(|o| o == *s))
-            {
-                return Err(OAuthError::invalid_scope(format!(
-                    "scope {extra} was not granted"
-                )));
-            }
-            requested
-        }
-    };
+    // Within the original grant and what the client may still have (its
+    // registration may have been narrowed since).
+    let allowed: Vec<&str> = old
+        .scope
+        .split(' ')
+        .filter(|s| client.allows_scope(s))
+        .collect();
+    let scope = granted_scope(params, &allowed)?;
     let subject = Subject {
         sub: user.id.to_string(),
         roles,
@@ -367,16 +361,20 @@ async fn refresh_refused(state: &AppState, client: &Client, presented: &str) -> 
 }
 
 /// The scope a token gets: everything `allowed` when none is requested,
-/// otherwise the requested scope, refused whole if any part is not allowed.
-fn granted_scope(params: &Params, allowed: &[&str], refusal: &str) -> Result<String, OAuthError> {
+/// otherwise the requested scopes that are allowed (RFC 6749 §3.3: the rest
+/// is left out, not refused; the response names what was granted). A request
+/// of which nothing is allowed is refused.
+fn granted_scope(params: &Params, allowed: &[&str]) -> Result<String, OAuthError> {
     let Some(requested) = params.get("scope") else {
         return Ok(allowed.join(" "));
     };
-    let requested = normalise_scope(requested);
-    match requested.split(' ').find(|s| !allowed.contains(s)) {
-        Some(bad) => Err(OAuthError::invalid_scope(format!("scope {bad} {refusal}"))),
-        None => Ok(requested),
+    let granted = within(&normalise_scope(requested), |s| allowed.contains(&s));
+    if granted.is_empty() {
+        return Err(OAuthError::invalid_scope(
+            "none of the requested scopes is available to this client",
+        ));
     }
+    Ok(granted)
 }
 
 async fn client_credentials(
@@ -390,7 +388,7 @@ async fn client_credentials(
         .map(String::as_str)
         .filter(|s| !USER_SCOPES.contains(s))
         .collect();
-    let scope = granted_scope(params, &allowed, "is not allowed for this client")?;
+    let scope = granted_scope(params, &allowed)?;
     let subject = Subject {
         sub: client.id.clone(),
         roles: Vec::new(),
@@ -492,7 +490,7 @@ async fn token_exchange(
         .scopes()
         .filter(|s| client.allows_scope(s))
         .collect();
-    let scope = granted_scope(params, &allowed, "is not available for this exchange")?;
+    let scope = granted_scope(params, &allowed)?;
     let subject_jti = subject.jti.clone();
     let access = tokens::issue_exchanged(state, subject, &client.id, aud, scope.clone()).await?;
     // Revoking the subject token now revokes this one too; if it was revoked

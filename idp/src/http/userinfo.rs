@@ -51,6 +51,7 @@ async fn userinfo(
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
     let claims = verify_access(&state, bearer(&headers)?).await?;
+    super::cors::check_client(&state, &headers, &claims.client_id)?;
     if !claims.scopes().any(|s| s == "openid") {
         return Err(OAuthError::InsufficientScope(
             "the openid scope is required".into(),

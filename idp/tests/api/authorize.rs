@@ -127,10 +127,6 @@ async fn invalid_requests_with_a_valid_redirect_uri_are_redirected_with_the_erro
         ("invalid_scope", Box::new(|q| set(q, "scope", "profile"))),
         ("invalid_scope", Box::new(|q| remove(q, "scope"))),
         (
-            "invalid_scope",
-            Box::new(|q| set(q, "scope", "openid admin:everything")),
-        ),
-        (
             "invalid_request",
             Box::new(|q| set(q, "code_challenge_method", "plain")),
         ),

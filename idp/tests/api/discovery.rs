@@ -59,6 +59,9 @@ async fn both_metadata_documents_name_the_issuer_and_every_required_field(pool: 
                 .iter()
                 .any(|s| s == "orders:write")
         );
+        // Back-Channel Logout 1.0, with `sid` in ID and logout tokens.
+        assert_eq!(doc["backchannel_logout_supported"], true);
+        assert_eq!(doc["backchannel_logout_session_supported"], true);
     }
 }
 

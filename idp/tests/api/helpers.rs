@@ -100,30 +100,55 @@ impl TestIdp {
         let code = browser
             .sign_in_gateway(user, &format!("{user}-password"), scope)
             .await;
-        let r = self
-            .token(&[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", GATEWAY_REDIRECT),
-                ("code_verifier", VERIFIER),
-            ])
-            .await;
+        let r = self.redeem_gateway_code(&code).await;
         assert_eq!(r.status(), StatusCode::OK);
         r.json().await.unwrap()
     }
 
-    /// Verifies a JWT with the key of its `kid` fetched over HTTP from the JWKS
-    /// endpoint; the algorithm comes from the JWK, never from the token.
-    pub async fn verify<T: DeserializeOwned>(&self, token: &str, typ: &str, aud: &str) -> T {
-        let jwks: JwkSet = self
-            .http
-            .get(self.url("/jwks.json"))
+    /// Redeems a code issued to the gateway (PKCE verifier [`VERIFIER`]).
+    pub async fn redeem_gateway_code(&self, code: &str) -> reqwest::Response {
+        self.token(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", GATEWAY_REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .await
+    }
+
+    /// A `client_credentials` grant as `client` (HTTP Basic), with `extra` parameters.
+    pub async fn client_credentials(
+        &self,
+        client: (&str, &str),
+        extra: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend_from_slice(extra);
+        self.http
+            .post(self.url("/token"))
+            .basic_auth(client.0, Some(client.1))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET `path` of the IdP as JSON.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> T {
+        self.http
+            .get(self.url(path))
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Verifies a JWT with the key of its `kid` fetched over HTTP from the JWKS
+    /// endpoint; the algorithm comes from the JWK, never from the token.
+    pub async fn verify<T: DeserializeOwned>(&self, token: &str, typ: &str, aud: &str) -> T {
+        let jwks: JwkSet = self.get_json("/jwks.json").await;
         let header = decode_header(token).unwrap();
         assert_eq!(header.typ.as_deref(), Some(typ));
         let jwk = jwks
@@ -166,6 +191,13 @@ impl TestIdp {
             .await
             .unwrap()
     }
+}
+
+/// The status and `error` code of an OAuth error response.
+pub async fn error_of(r: reqwest::Response) -> (StatusCode, String) {
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    (status, body["error"].as_str().unwrap().to_owned())
 }
 
 /// The unverified payload of a JWT (to look at, never to trust).

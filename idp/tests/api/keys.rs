@@ -31,15 +31,7 @@ fn kid_of(token: &str) -> String {
 }
 
 async fn published(t: &TestIdp) -> Vec<String> {
-    let jwks: Value = t
-        .http
-        .get(t.url("/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = t.get_json("/jwks.json").await;
     jwks["keys"]
         .as_array()
         .unwrap()

@@ -4,7 +4,11 @@
 
 mod helpers;
 
+mod admin;
 mod authorize;
+mod backchannel;
+mod cli;
+mod cors;
 mod discovery;
 mod exchange;
 mod flood;
@@ -15,6 +19,7 @@ mod logout;
 mod realm;
 mod revocations;
 mod revoke;
+mod spec;
 mod throttle;
 mod token;
 mod userinfo;

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use guard::AccessClaims;
 
 use crate::helpers::{
-    GATEWAY_REDIRECT, GATEWAY_SECRET, TestIdp, VERIFIER, payload, spawn, spawn_with,
+    GATEWAY_REDIRECT, GATEWAY_SECRET, TestIdp, VERIFIER, error_of, payload, spawn, spawn_with,
 };
 
 #[derive(Debug, Deserialize)]
@@ -26,12 +26,6 @@ struct IdClaims {
     name: String,
     email: String,
     exp: i64,
-}
-
-async fn error_of(r: reqwest::Response) -> (StatusCode, String) {
-    let status = r.status();
-    let body: Value = r.json().await.unwrap();
-    (status, body["error"].as_str().unwrap().to_owned())
 }
 
 async fn code_for(t: &TestIdp, scope: &str) -> String {
@@ -424,7 +418,16 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family(pool: PgPool) {
     assert_ne!(a1.jti, a2.jti);
     assert!(second["id_token"].is_string());
 
-    // A narrower scope is fine; a wider one is not.
+    // A narrower scope is fine; what was never granted is left out (RFC 6749
+    // §3.3), and a request of nothing granted is refused.
+    let r = t
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt2),
+            ("scope", "orders:write"),
+        ])
+        .await;
+    assert_eq!(error_of(r).await.1, "invalid_scope");
     let r = t
         .token(&[
             ("grant_type", "refresh_token"),
@@ -432,7 +435,10 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family(pool: PgPool) {
             ("scope", "openid orders:write"),
         ])
         .await;
-    assert_eq!(error_of(r).await.1, "invalid_scope");
+    assert_eq!(r.status(), StatusCode::OK);
+    let narrowed: Value = r.json().await.unwrap();
+    assert_eq!(narrowed["scope"], "openid");
+    let rt2 = narrowed["refresh_token"].as_str().unwrap().to_owned();
 
     // rt1 again: reuse. The whole family dies, including rt2 and its access token.
     let r = t
@@ -698,15 +704,7 @@ async fn es256_and_eddsa_are_selectable(pool: PgPool) {
         .unwrap();
         assert_eq!(header["alg"], alg);
         let _: AccessClaims = t.verify(&at, "at+jwt", "order").await;
-        let jwks: Value = t
-            .http
-            .get(t.url("/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: Value = t.get_json("/jwks.json").await;
         assert!(
             jwks["keys"]
                 .as_array()
@@ -714,18 +712,11 @@ async fn es256_and_eddsa_are_selectable(pool: PgPool) {
                 .iter()
                 .any(|k| k["kty"] == kty && k["kid"] == header["kid"])
         );
-        let doc: Value = t
-            .http
-            .get(t.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc: Value = t.get_json("/.well-known/openid-configuration").await;
         assert_eq!(
             doc["id_token_signing_alg_values_supported"],
-            serde_json::json!([alg])
+            serde_json::json!([alg, "RS256"]),
+            "RS256 stays available for ID tokens (OIDC Core §15.1)"
         );
         // An ID token signed with it verifies too (at_hash uses the algorithm's hash).
         let tokens = t.gateway_tokens("openid").await;

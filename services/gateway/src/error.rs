@@ -54,6 +54,9 @@ pub enum GatewayError {
     /// A sign-in callback that cannot complete; shown to the person as a page.
     #[error("{0}")]
     SignIn(String),
+    /// A back-channel logout request that is not a valid logout token (§2.8: 400).
+    #[error("invalid logout request: {0}")]
+    LogoutToken(String),
     /// Sign-in cannot start or finish because the IdP is unreachable; a page too.
     #[error("The identity provider cannot be reached right now. Please try again in a moment.")]
     SignInUnavailable,
@@ -90,7 +93,7 @@ impl IntoResponse for GatewayError {
                 return Redirect::to(&sign_in_url(return_to)).into_response();
             }
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Self::BadPath(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::BadPath(_) | Self::LogoutToken(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::SignInRequired { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::SessionEnded { .. } => (StatusCode::UNAUTHORIZED, "session_ended"),

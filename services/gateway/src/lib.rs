@@ -2,7 +2,8 @@
 //!
 //! * a backend-for-frontend: browser sign-in as a confidential OIDC client
 //!   of the IdP, tokens kept server-side in sealed PostgreSQL sessions, the
-//!   browser holding only an `HttpOnly` cookie ([`http::auth`], [`session`], [`oidc`]);
+//!   browser holding only an `HttpOnly` cookie ([`http::auth`], [`session`], [`oidc`]),
+//!   ended too when the IdP session ends (back-channel logout, [`http::backchannel`]);
 //! * an API gateway: a route table ([`routes`], `deploy/routes.toml`) with
 //!   coarse RBAC, per-route timeouts and rate limits, relaying the caller's
 //!   access token to the services ([`http::api`], [`proxy`]);
@@ -63,6 +64,8 @@ pub struct AppState {
     pub guards: Arc<HashMap<String, Guard>>,
     pub sessions: SessionStore,
     pub oidc: Oidc,
+    /// Verifies the IdP's back-channel logout tokens for the gateway's client.
+    pub logout_tokens: guard::LogoutTokenVerifier,
     pub proxy: Proxy,
     /// Per-route tokens by exchange, as the gateway's own client ([`relay_token`]).
     pub exchanger: guard::Exchanger,
@@ -156,6 +159,7 @@ impl Application {
             config.session_max,
             config.idp_timeout,
         );
+        let logout_tokens = guard.logout_token_verifier(&config.client_id);
         let state = AppState {
             config: Arc::new(config),
             routes: Arc::new(routes),
@@ -163,6 +167,7 @@ impl Application {
             guards: Arc::new(guards),
             sessions,
             oidc,
+            logout_tokens,
             proxy: Proxy::new()?,
             exchanger,
         };
@@ -246,6 +251,7 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .merge(http::page::router())
         .merge(http::auth::router())
+        .merge(http::backchannel::router())
         .merge(http::dashboard::router())
         .merge(http::api::router())
         .merge(http::circuits::router())

@@ -5,7 +5,9 @@
 //! table stores the id's SHA-256 and the session sealed with AES-256-GCM
 //! (`GATEWAY_SESSION_KEY`), bound to that hash. A session row is created only
 //! at sign-in, with a new id, so an id can never be fixed before sign-in
-//! (the id is "rotated at login" by construction).
+//! (the id is "rotated at login" by construction). Each row also names, in the
+//! clear, the IdP session (`sid`) and user (`sub`) it belongs to, so that a
+//! back-channel logout ([`crate::http::backchannel`]) can end it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,13 +125,15 @@ impl SessionStore {
         let id = SessionId(random_token(32));
         let hash = id.hash();
         sqlx::query(
-            "INSERT INTO sessions (id_hash, sealed, idle_until, expires_at) \
-             VALUES ($1, $2, now() + make_interval(secs => $3), now() + make_interval(secs => $4))",
+            "INSERT INTO sessions (id_hash, sealed, idle_until, expires_at, idp_sid, idp_sub) \
+             VALUES ($1, $2, now() + make_interval(secs => $3), now() + make_interval(secs => $4), $5, $6)",
         )
         .bind(&hash[..])
         .bind(self.seal(&hash, data))
         .bind(self.idle.min(self.max).as_secs_f64())
         .bind(self.max.as_secs_f64())
+        .bind(&data.user.sid)
+        .bind(&data.user.sub)
         .execute(&self.pool)
         .await?;
         Ok(id)
@@ -174,13 +178,58 @@ impl SessionStore {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Removes expired sessions; returns how many.
+    /// Ends every session of the IdP session `sid` (of user `sub`, when both
+    /// are given), or every session of `sub` when only it is given
+    /// (Back-Channel Logout §2.7); returns how many.
+    pub async fn end_for_idp(
+        &self,
+        sid: Option<&str>,
+        sub: Option<&str>,
+    ) -> Result<u64, sqlx::Error> {
+        if sid.is_none() && sub.is_none() {
+            return Ok(0);
+        }
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE ($1::text IS NULL OR idp_sid = $1) \
+             AND ($2::text IS NULL OR idp_sub = $2)",
+        )
+        .bind(sid)
+        .bind(sub)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Records the `jti` of a logout token valid until `exp` (Unix time);
+    /// `false` when it was recorded before (a replay).
+    pub async fn first_use_of_logout_token(
+        &self,
+        jti: &str,
+        exp: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "INSERT INTO logout_token_jtis (jti, expires_at) VALUES ($1, to_timestamp($2)) \
+             ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(exp as f64)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes expired sessions (and the `jti`s of expired logout tokens);
+    /// returns how many sessions.
     #[tracing::instrument(name = "db.session.purge_expired", skip_all)]
     pub async fn purge_expired(&self) -> Result<u64, sqlx::Error> {
         let done =
             sqlx::query("DELETE FROM sessions WHERE idle_until <= now() OR expires_at <= now()")
                 .execute(&self.pool)
                 .await?;
+        // Kept a day past expiry: far beyond any clock skew the token check allows.
+        sqlx::query("DELETE FROM logout_token_jtis WHERE expires_at < now() - interval '1 day'")
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 }

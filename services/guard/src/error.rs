@@ -233,6 +233,34 @@ pub(crate) fn quoted_safe(text: &str) -> Cow<'_, str> {
     )
 }
 
+/// The conversions an ID-token or logout-token verifier's error shares with
+/// access tokens: a rule of [`TokenError`] (whose `WrongType` becomes the
+/// verifier's own `WrongType`), and a key lookup that failed for want of keys
+/// (`KeysUnavailable`). The error type needs those three variants.
+macro_rules! verifier_error_conversions {
+    ($error:ident) => {
+        impl From<$crate::error::TokenError> for $error {
+            fn from(e: $crate::error::TokenError) -> Self {
+                match e {
+                    $crate::error::TokenError::WrongType => Self::WrongType,
+                    e => Self::Token(e),
+                }
+            }
+        }
+
+        impl From<$crate::error::AuthError> for $error {
+            fn from(e: $crate::error::AuthError) -> Self {
+                match e {
+                    $crate::error::AuthError::InvalidToken(e) => e.into(),
+                    // Only the key lookup fails otherwise, and only for want of keys.
+                    _ => Self::KeysUnavailable,
+                }
+            }
+        }
+    };
+}
+pub(crate) use verifier_error_conversions;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,7 +36,7 @@ use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
 use crate::config::{GuardConfig, MAX_TOKEN_BYTES};
-use crate::error::{AuthError, TokenError};
+use crate::error::TokenError;
 use crate::guard::Guard;
 use crate::validator::{OneOrMany, Validator, is_access_token_typ, present};
 
@@ -66,24 +66,7 @@ pub enum IdTokenError {
     KeysUnavailable,
 }
 
-impl From<TokenError> for IdTokenError {
-    fn from(e: TokenError) -> Self {
-        match e {
-            TokenError::WrongType => Self::WrongType,
-            e => Self::Token(e),
-        }
-    }
-}
-
-impl From<AuthError> for IdTokenError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::InvalidToken(e) => e.into(),
-            // Only the key lookup fails otherwise, and only for want of keys.
-            _ => Self::KeysUnavailable,
-        }
-    }
-}
+crate::error::verifier_error_conversions!(IdTokenError);
 
 /// The claims of a verified ID token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,6 +242,7 @@ fn at_hash_matches(at_hash: &str, access_token: &str, alg: Algorithm) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::AuthError;
 
     #[test]
     fn only_jwt_types_pass_as_id_tokens() {

@@ -63,6 +63,8 @@
 //! * [`id_token`] — [`IdTokenVerifier`]: OpenID Connect ID tokens for a
 //!   client, verified with a guard's key cache (`typ` never `at+jwt`, exact
 //!   `iss`, `aud`/`azp`, `exp`/`iat`, `nonce`, `at_hash`).
+//! * [`logout_token`] — [`LogoutTokenVerifier`]: back-channel logout tokens
+//!   for a client (`typ` `logout+jwt`, `events`, no `nonce`, `sub`/`sid`).
 //! * [`Principal`] — the caller (extractor); [`require_role`] & co. — route guards.
 //! * [`AuthError`] — 400/401/403/503 with RFC 6750 `WWW-Authenticate`.
 //! * [`relay`] — [`RelayClient`]: calls other services with the caller's token
@@ -117,6 +119,7 @@ pub mod idempotency;
 mod insecure;
 mod jwks;
 pub mod lines;
+pub mod logout_token;
 pub mod metrics;
 mod principal;
 pub mod relay;
@@ -144,6 +147,7 @@ pub use guards::{
 pub use id_token::{IdTokenClaims, IdTokenError, IdTokenVerifier};
 pub use jsonwebtoken::Algorithm;
 pub use jwks::{JwksState, JwksStatus, unix_now};
+pub use logout_token::{LogoutClaims, LogoutTokenError, LogoutTokenVerifier};
 pub use principal::Principal;
 pub use relay::{RelayClient, RelayContext, RelayError, Upstream};
 pub use revocation::{DenylistStatus, Revocation};

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backchannel;
 pub mod circuits;
 pub mod dashboard;
 pub mod health;

@@ -5,6 +5,7 @@
 //! client with a cookie jar that follows the sign-in flow through the IdP's
 //! login form.
 
+mod backchannel;
 mod browser;
 mod exchange;
 mod helpers;
