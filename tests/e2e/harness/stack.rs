@@ -24,8 +24,6 @@ pub const GATEWAY_CLIENT_SECRET: &str = "gateway-dev-secret";
 struct Part {
     name: &'static str,
     port: u16,
-    /// Where it serves `GET /metrics` (`<PART>_METRICS_BIND`).
-    metrics_port: u16,
     child: Child,
     log: PathBuf,
     /// Arguments and environment, kept so [`Stack::restart`] starts it the same way.
@@ -91,10 +89,7 @@ impl Stack {
             PARTS.to_vec()
         };
         let ports: Vec<u16> = parts.iter().map(|_| free_port()).collect();
-        let metrics_ports: Vec<u16> = parts.iter().map(|_| free_port()).collect();
-        let index = |name: &str| parts.iter().position(|p| *p == name).expect("known part");
-        let port = |name: &str| ports[index(name)];
-        let metrics_port = |name: &str| metrics_ports[index(name)];
+        let port = |name: &str| ports[parts.iter().position(|p| *p == name).expect("known part")];
         let url = |name: &str| {
             Url::parse(&format!("http://localhost:{}/", port(name))).expect("valid url")
         };
@@ -163,10 +158,8 @@ impl Stack {
             let upper = program(name).to_ascii_uppercase();
             let mut env: Vec<(String, String)> = vec![
                 (format!("{upper}_BIND"), format!("127.0.0.1:{}", port(name))),
-                (
-                    format!("{upper}_METRICS_BIND"),
-                    format!("127.0.0.1:{}", metrics_port(name)),
-                ),
+                // The child binds an ephemeral port itself and logs it (see `scrape`).
+                (format!("{upper}_METRICS_BIND"), "127.0.0.1:0".into()),
                 (format!("{upper}_DATABASE_URL"), db_url(program(name))),
                 ("GUARD_ISSUER".into(), issuer.clone()),
                 ("RUST_LOG".into(), "info".into()),
@@ -223,7 +216,6 @@ impl Stack {
             stack.parts.push(Part {
                 name,
                 port: port(name),
-                metrics_port: metrics_port(name),
                 child,
                 log,
                 args,
@@ -244,15 +236,25 @@ impl Stack {
             .unwrap_or_else(|| panic!("no client secret for {service}"))
     }
 
-    /// What `part` serves on its metrics listener (`GET /metrics`, Prometheus text).
+    /// What `part` serves on its metrics listener (`GET /metrics`, Prometheus
+    /// text): at the address the part bound and logged (`metrics listening`,
+    /// the last one when it was restarted).
     pub async fn scrape(&self, part: &str) -> String {
-        let port = self
+        let log = &self
             .parts
             .iter()
             .find(|p| p.name == part)
             .unwrap_or_else(|| panic!("no part {part}"))
-            .metrics_port;
-        let response = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .log;
+        let text = strip_ansi(&std::fs::read_to_string(log).expect("the part's log"));
+        let addr = text
+            .lines()
+            .rev()
+            .find(|l| l.contains("metrics listening"))
+            .and_then(|l| l.split("addr=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{part} logged no metrics address:\n{}", tail(log)));
+        let response = reqwest::get(format!("http://{addr}/metrics"))
             .await
             .unwrap_or_else(|e| panic!("scrape {part}: {e}"));
         assert!(
@@ -464,6 +466,25 @@ fn log_file(path: &Path) -> File {
         .append(true)
         .open(path)
         .expect("open a log file")
+}
+
+/// `text` without terminal colour codes (`ESC [ … m`), which the logs carry.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip to the end of the sequence.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The last 40 lines of a log.
