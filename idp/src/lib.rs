@@ -7,6 +7,7 @@ pub mod blocking;
 pub mod cache;
 pub mod config;
 pub mod crypto;
+pub mod dpop;
 pub mod error;
 pub mod flow;
 pub mod grants;

@@ -9,7 +9,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{Stack, User, call_with_token, cli_token};
+use crate::harness::{Stack, User, call_with_token, cli_refresh, cli_token};
 use crate::revocation_paths::{assert_refused_everywhere, read_endpoints};
 
 const SCOPE: &str = "openid orders:read orders:write payments:read inventory:read";
@@ -327,13 +327,7 @@ async fn refresh(
     stack: &Stack,
     refresh_token: &str,
 ) -> Result<(StatusCode, Value), reqwest::Error> {
-    let response = reqwest::Client::new()
-        .post(stack.idp.join("token").expect("url"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-            ("client_id", "cli"),
-        ])
+    let response = cli_refresh(&reqwest::Client::new(), &stack.idp, refresh_token)
         .timeout(Duration::from_secs(60))
         .send()
         .await?;
@@ -368,13 +362,7 @@ async fn postgres_restarted_under_load_the_idp_recovers_and_loses_nothing() {
             let http = reqwest::Client::new();
             let (mut ok, mut unavailable, mut other) = (0u32, 0u32, Vec::new());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let answer = http
-                    .post(stack_idp.join("token").expect("url"))
-                    .form(&[
-                        ("grant_type", "refresh_token"),
-                        ("refresh_token", token.as_str()),
-                        ("client_id", "cli"),
-                    ])
+                let answer = cli_refresh(&http, &stack_idp, &token)
                     .timeout(Duration::from_secs(60))
                     .send()
                     .await;

@@ -9,6 +9,7 @@
 mod attacks;
 mod browser;
 mod deploy_manifests;
+mod dpop;
 mod failures;
 mod happy_path;
 mod harness;

@@ -199,20 +199,10 @@ async fn an_sso_session_signs_in_a_second_client_without_the_form(pool: PgPool) 
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (_, params) = location_query(&r);
     assert_eq!(params["state"], "cli-state");
-    // The public client redeems it with PKCE and no secret.
+    // The public client redeems it with PKCE (and its DPoP key), no secret.
     let r = t
-        .http
-        .post(t.url("/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &params["code"]),
-            ("redirect_uri", crate::helpers::CLI_REDIRECT),
-            ("client_id", "cli"),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .cli_redeem(&params["code"], Some(&guard::dpop::DpopKey::generate()))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let tokens: Value = r.json().await.unwrap();
     let access = payload(tokens["access_token"].as_str().unwrap());

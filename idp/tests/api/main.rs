@@ -6,6 +6,7 @@ mod helpers;
 
 mod authorize;
 mod discovery;
+mod dpop;
 mod exchange;
 mod flood;
 mod housekeeping;

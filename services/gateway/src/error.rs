@@ -135,10 +135,12 @@ impl IntoResponse for GatewayError {
                 );
             }
             Self::SignInRequired { .. } | Self::SessionEnded { .. } => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"baton\""),
-                );
+                // API clients: either scheme (RFC 9449 §7.1).
+                for challenge in [guard::bearer_challenge(""), guard::dpop_challenge("")] {
+                    if let Ok(value) = HeaderValue::from_str(&challenge) {
+                        headers.append(header::WWW_AUTHENTICATE, value);
+                    }
+                }
             }
             Self::IdpUnavailable | Self::StoreUnavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

@@ -81,7 +81,7 @@ async fn relay(
     }
 
     let relayed = relay_token::for_route(&app.exchanger, route, &principal, source).await?;
-    let mode = relay_token::mode(route, source);
+    let mode = relay_token::mode(route, &principal, source);
     let host = app.config.public_host();
     let forwarding = Forwarding {
         token: &relayed,
