@@ -108,15 +108,22 @@ async fn with_the_idp_down_services_keep_validating_locally() {
         StatusCode::CREATED,
         "order with the IdP down: {body}"
     );
-    // A token order has not exchanged yet needs the IdP (the price of per-hop
-    // tokens, README "Per-hop tokens"): 503, and nothing is relayed as is.
+    // A token not exchanged yet needs the IdP (the price of per-hop tokens,
+    // README "Per-hop tokens"): 503, and nothing is relayed as is. cli's
+    // tokens are DPoP-bound, so the gateway itself exchanges them first.
     let (status, body, _) = place(unused).await;
     assert_eq!(
         status,
         StatusCode::SERVICE_UNAVAILABLE,
         "a new token with the IdP down: {body}"
     );
-    assert_eq!(body["error"], "idp_unavailable", "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("IdP is unavailable")),
+        "{body}"
+    );
 
     // Back up: the services' revocation subscribers reconnect by themselves,
     // so a revocation made now still reaches every one of them.

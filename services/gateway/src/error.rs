@@ -134,9 +134,16 @@ impl IntoResponse for GatewayError {
                     HeaderValue::from(retry_after_secs(*wait)),
                 );
             }
-            Self::SignInRequired { .. } | Self::SessionEnded { .. } => {
-                // API clients: either scheme (RFC 9449 §7.1).
-                for challenge in [guard::bearer_challenge(""), guard::dpop_challenge("")] {
+            Self::SignInRequired { .. }
+            | Self::SessionEnded { .. }
+            | Self::Exchange(guard::ExchangeError::Refused(_)) => {
+                // API clients: either scheme (RFC 9449 §7.1); a token the IdP
+                // would not exchange (revoked meanwhile) is invalid.
+                let error = match &self {
+                    Self::Exchange(_) => ", error=\"invalid_token\"",
+                    _ => "",
+                };
+                for challenge in [guard::bearer_challenge(error), guard::dpop_challenge("")] {
                     if let Ok(value) = HeaderValue::from_str(&challenge) {
                         headers.append(header::WWW_AUTHENTICATE, value);
                     }

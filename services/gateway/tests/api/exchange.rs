@@ -103,10 +103,18 @@ async fn an_api_clients_token_not_meant_for_the_gateway_is_not_exchanged(
     connect: PgConnectOptions,
 ) {
     let stack = Stack::with(pool, connect, exchanging()).await;
-    // The reporter's own token names order, payment and inventory, not the
-    // gateway: the IdP refuses the gateway's exchange, and the gateway never
-    // falls back to relaying it.
+    // A reporter registered without the `gateway` resource (the seed gives
+    // it one): its token names order, payment and inventory, not the
+    // gateway, so the IdP refuses the gateway's exchange, and the gateway
+    // never falls back to relaying it.
+    sqlx::query(
+        "UPDATE clients SET resources = array_remove(resources, 'gateway') WHERE id = 'reporter'",
+    )
+    .execute(&stack.idp.state.db)
+    .await
+    .unwrap();
     let token = stack.reporter_token().await;
+    assert!(!token_aud(&token).contains(&"gateway".to_owned()));
     let r = reqwest::Client::new()
         .get(stack.url("/api/orders"))
         .bearer_auth(&token)
@@ -142,4 +150,17 @@ async fn with_plain_relay_for_api_clients_their_token_goes_on_as_is(
     let seen: Value = r.json().await.unwrap();
     assert_eq!(seen["token"].as_str().unwrap(), token);
     assert_eq!(stack.states[0].exchanger.exchanges(), 0);
+}
+
+/// The unverified `aud` of a JWT (to look at, never to trust).
+fn token_aud(token: &str) -> Vec<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    serde_json::from_value(claims["aud"].clone()).unwrap()
 }
