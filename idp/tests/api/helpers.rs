@@ -89,25 +89,25 @@ impl TestIdp {
         key.proof("POST", &self.url("/token"), None)
     }
 
+    /// The provider metadata (`/.well-known/openid-configuration`).
+    pub async fn discovery(&self) -> Value {
+        self.http
+            .get(self.url("/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// A code for the public `cli` client: alice signs in through `browser`
     /// (the gateway's flow), then the same IdP session answers `cli` at once.
     pub async fn cli_code(&self, browser: &Browser, scope: &str) -> String {
         browser
             .sign_in_gateway("alice", "alice-password", scope)
             .await;
-        let q: Vec<(String, String)> = [
-            ("response_type", "code"),
-            ("client_id", "cli"),
-            ("redirect_uri", CLI_REDIRECT),
-            ("scope", scope),
-            ("state", "cli-state"),
-            ("code_challenge", CHALLENGE),
-            ("code_challenge_method", "S256"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-        let r = browser.authorize(&q).await;
+        let r = browser.authorize(&cli_authorize(scope)).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         location_query(&r).1["code"].clone()
     }
@@ -259,6 +259,22 @@ pub fn csrf_of(html: &str) -> String {
     let marker = r#"name="csrf_token" value=""#;
     let start = html.find(marker).expect("a CSRF field") + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// `cli`'s authorization request (PKCE S256, `state` = `cli-state`).
+pub fn cli_authorize(scope: &str) -> Vec<(String, String)> {
+    [
+        ("response_type", "code"),
+        ("client_id", "cli"),
+        ("redirect_uri", CLI_REDIRECT),
+        ("scope", scope),
+        ("state", "cli-state"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
 }
 
 pub fn gateway_authorize(scope: &str) -> Vec<(String, String)> {

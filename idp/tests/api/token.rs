@@ -700,15 +700,7 @@ async fn es256_and_eddsa_are_selectable(pool: PgPool) {
                 .iter()
                 .any(|k| k["kty"] == kty && k["kid"] == header["kid"])
         );
-        let doc: Value = t
-            .http
-            .get(t.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc = t.discovery().await;
         assert_eq!(
             doc["id_token_signing_alg_values_supported"],
             serde_json::json!([alg])

@@ -114,7 +114,10 @@ async fn an_api_clients_token_not_meant_for_the_gateway_is_not_exchanged(
     .await
     .unwrap();
     let token = stack.reporter_token().await;
-    assert!(!token_aud(&token).contains(&"gateway".to_owned()));
+    assert_eq!(
+        claims(&token)["aud"],
+        serde_json::json!(["order", "payment", "inventory"])
+    );
     let r = reqwest::Client::new()
         .get(stack.url("/api/orders"))
         .bearer_auth(&token)
@@ -150,17 +153,4 @@ async fn with_plain_relay_for_api_clients_their_token_goes_on_as_is(
     let seen: Value = r.json().await.unwrap();
     assert_eq!(seen["token"].as_str().unwrap(), token);
     assert_eq!(stack.states[0].exchanger.exchanges(), 0);
-}
-
-/// The unverified `aud` of a JWT (to look at, never to trust).
-fn token_aud(token: &str) -> Vec<String> {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
-    serde_json::from_value(claims["aud"].clone()).unwrap()
 }
