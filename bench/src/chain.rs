@@ -86,20 +86,31 @@ type Call = Box<
     dyn Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync,
 >;
 
+/// `token` is the `cli` client's, DPoP-bound: each call carries a fresh
+/// proof of its key (as a real DPoP client does).
 fn call(b: &Bench, post: bool, url: String, token: &str) -> Call {
     let http = b.http.clone();
-    let auth = format!("Bearer {token}");
+    let auth = format!("DPoP {token}");
+    let token: std::sync::Arc<str> = token.into();
     Box::new(move |_| {
-        let (http, url, auth) = (http.clone(), url.clone(), auth.clone());
+        let (http, url, auth, token) = (http.clone(), url.clone(), auth.clone(), token.clone());
         Box::pin(async move {
-            let req = if post {
-                http.post(&url)
+            let (req, method) = if post {
+                let req = http
+                    .post(&url)
                     .header("content-type", "application/json")
-                    .body(ORDER)
+                    .body(ORDER);
+                (req, "POST")
             } else {
-                http.get(&url)
+                (http.get(&url), "GET")
             };
-            match req.header("authorization", auth).send().await {
+            let proof = crate::oauth::cli_key().proof(method, &url, Some(&token));
+            match req
+                .header("authorization", auth)
+                .header("dpop", proof)
+                .send()
+                .await
+            {
                 Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                 Err(_) => false,
             }

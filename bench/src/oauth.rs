@@ -1,12 +1,15 @@
 //! Talking OAuth to the IdP as the bench's clients do: client credentials,
 //! refresh, and the password login of the public `cli` client (authorization
-//! code + PKCE through the real login form).
+//! code + PKCE through the real login form). `cli` proves one DPoP key
+//! ([`cli_key`]) at `/token`, so its tokens are bound to that key (RFC 9449).
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use guard::dpop::DpopKey;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 use serde_json::Value;
@@ -16,6 +19,17 @@ pub const CLI_REDIRECT_URI: &str = "http://127.0.0.1:8976/callback";
 /// What the bench's user tokens ask for.
 pub const CLI_SCOPE: &str =
     "openid offline_access orders:read orders:write payments:read inventory:read";
+
+/// The `cli` client's DPoP key for the whole bench run.
+pub fn cli_key() -> &'static DpopKey {
+    static KEY: LazyLock<DpopKey> = LazyLock::new(DpopKey::generate);
+    &KEY
+}
+
+/// A fresh proof of [`cli_key`] for a token request to `token_url`.
+fn token_proof(token_url: &str) -> String {
+    cli_key().proof("POST", token_url, None)
+}
 
 /// An HTTP client for load: no proxy, no redirects, kept-alive connections.
 pub fn http_client() -> reqwest::Client {
@@ -64,7 +78,12 @@ pub async fn refresh(
     if let Some(scope) = scope {
         form.push(("scope", scope));
     }
-    let answer = http.post(token_url).form(&form).send().await?;
+    let answer = http
+        .post(token_url)
+        .header("dpop", token_proof(token_url))
+        .form(&form)
+        .send()
+        .await?;
     let json = json_ok(answer).await?;
     Ok((
         field(&json, "access_token")?,
@@ -182,8 +201,10 @@ pub async fn login_tokens(
     password: &str,
 ) -> anyhow::Result<(String, String)> {
     let (code, verifier) = login(http, issuer, username, password).await?;
+    let token_url = format!("{issuer}/token");
     let answer = http
-        .post(format!("{issuer}/token"))
+        .post(&token_url)
+        .header("dpop", token_proof(&token_url))
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", &code),

@@ -29,6 +29,9 @@ pub enum OAuthError {
     UnsupportedGrantType,
     #[error("invalid_scope: {0}")]
     InvalidScope(Text),
+    /// RFC 9449 §5: the DPoP proof is missing (where required) or invalid.
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidDpopProof(Text),
     /// RFC 8693 §2.2.2: the requested audience is not acceptable.
     #[error("invalid_target: {0}")]
     InvalidTarget(Text),
@@ -89,6 +92,7 @@ impl OAuthError {
             Self::UnsupportedGrantType => (StatusCode::BAD_REQUEST, "unsupported_grant_type", None),
             Self::InvalidScope(d) => (StatusCode::BAD_REQUEST, "invalid_scope", Some(d)),
             Self::InvalidTarget(d) => (StatusCode::BAD_REQUEST, "invalid_target", Some(d)),
+            Self::InvalidDpopProof(d) => (StatusCode::BAD_REQUEST, "invalid_dpop_proof", Some(d)),
             Self::MissingToken => (StatusCode::UNAUTHORIZED, "invalid_request", None),
             Self::InvalidToken(d) => (StatusCode::UNAUTHORIZED, "invalid_token", Some(d)),
             Self::InsufficientScope(d) => (StatusCode::FORBIDDEN, "insufficient_scope", Some(d)),

@@ -151,9 +151,11 @@ pub struct Refresh {
     pub expires_at: OffsetDateTime,
     pub rotated_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
+    /// The DPoP key (RFC 7638 thumbprint) a public client's family is bound to.
+    pub dpop_jkt: Option<String>,
 }
 
-const REFRESH_COLUMNS: &str = "id, family_id, client_id, user_id, session_id, scope, auth_time, expires_at, rotated_at, revoked_at";
+const REFRESH_COLUMNS: &str = "id, family_id, client_id, user_id, session_id, scope, auth_time, expires_at, rotated_at, revoked_at, dpop_jkt";
 
 /// What a new refresh token records.
 pub struct NewRefresh<'a> {
@@ -169,6 +171,8 @@ pub struct NewRefresh<'a> {
     /// Idle lifetime; capped by the session's end.
     pub ttl: Duration,
     pub session_expires_at: OffsetDateTime,
+    /// The DPoP key the token is bound to (public clients).
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// Stores the first refresh token of a new family (a code redeemed); answers
@@ -180,7 +184,7 @@ pub async fn create_refresh(db: &mut PgConnection, r: &NewRefresh<'_>) -> sqlx::
     bind_new(
         sqlx::query(&format!(
             "INSERT INTO refresh_tokens ({NEW_REFRESH_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         )),
         r,
         &hash,
@@ -192,9 +196,9 @@ pub async fn create_refresh(db: &mut PgConnection, r: &NewRefresh<'_>) -> sqlx::
 
 const NEW_REFRESH_COLUMNS: &str =
     "id, token_hash, family_id, parent_id, client_id, user_id, session_id, scope,
-     auth_time, access_jti, access_expires_at, expires_at";
+     auth_time, access_jti, access_expires_at, expires_at, dpop_jkt";
 
-/// Binds `$1`..`$12` in the order of [`NEW_REFRESH_COLUMNS`].
+/// Binds `$1`..`$13` in the order of [`NEW_REFRESH_COLUMNS`].
 fn bind_new<'q>(
     q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     r: &'q NewRefresh<'q>,
@@ -212,6 +216,7 @@ fn bind_new<'q>(
         .bind(r.access_jti)
         .bind(r.access_expires_at)
         .bind((OffsetDateTime::now_utc() + r.ttl).min(r.session_expires_at))
+        .bind(r.dpop_jkt)
 }
 
 #[tracing::instrument(name = "db.grants.find_refresh", skip_all)]
@@ -260,7 +265,7 @@ pub async fn find_redeemable(
     }
     let row: Option<Row> = sqlx::query_as(
         "SELECT r.id, r.family_id, r.client_id, r.user_id, r.session_id, r.scope, r.auth_time,
-                r.expires_at, r.rotated_at, r.revoked_at, s.expires_at AS session_expires_at,
+                r.expires_at, r.rotated_at, r.revoked_at, r.dpop_jkt, s.expires_at AS session_expires_at,
                 u.username, u.password_hash, u.name, u.email, u.email_verified,
                 ARRAY(SELECT role FROM user_roles WHERE user_id = u.id ORDER BY role) AS roles
          FROM refresh_tokens r
@@ -304,10 +309,10 @@ pub async fn rotate_refresh(
         sqlx::query(&format!(
             "WITH old AS (
                  UPDATE refresh_tokens SET rotated_at = now()
-                 WHERE id = $13 AND rotated_at IS NULL AND revoked_at IS NULL
+                 WHERE id = $14 AND rotated_at IS NULL AND revoked_at IS NULL
                  RETURNING id)
              INSERT INTO refresh_tokens ({NEW_REFRESH_COLUMNS})
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM old"
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM old"
         )),
         next,
         &hash,

@@ -6,7 +6,8 @@
 //! validator's clock skew. A family with a live token keeps all its rotated
 //! tokens: reuse of any of them must still be detected. Throttle counters go
 //! once their window is long over and no lock-out or live attempt holds them
-//! (a flood of random names or addresses leaves one row each). `auth_events`
+//! (a flood of random names or addresses leaves one row each). DPoP proofs
+//! go once their acceptance window has passed. `auth_events`
 //! is an audit trail and is left to the operator's retention policy.
 
 use std::time::Duration;
@@ -24,6 +25,8 @@ pub async fn purge(db: &PgPool) -> sqlx::Result<u64> {
         "DELETE FROM auth_throttle WHERE window_start < now() - interval '1 hour'
              AND (locked_until IS NULL OR locked_until < now())
              AND (in_flight = 0 OR in_flight_since < now() - interval '1 hour')",
+        // A proof past its acceptance window is refused by its `iat` alone.
+        "DELETE FROM dpop_proofs WHERE expires_at < now()",
     ] {
         purged += sqlx::query(statement).execute(db).await?.rows_affected();
     }

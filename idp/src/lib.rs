@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod client_extras;
 pub mod config;
 pub mod crypto;
+pub mod dpop;
 pub mod error;
 pub mod flow;
 pub mod grants;

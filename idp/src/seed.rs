@@ -120,6 +120,9 @@ fn strings(v: &[&str]) -> Vec<String> {
 pub fn demo_clients(seed: &SeedConfig) -> Vec<NewClient> {
     let all_scopes: Vec<String> = SCOPES.iter().map(|(s, _)| (*s).to_owned()).collect();
     let resources = strings(&["order", "payment", "inventory"]);
+    // API clients' tokens also name the gateway, so that it may exchange them
+    // (a DPoP-bound token always is: see services/gateway/src/relay_token.rs).
+    let api_resources = strings(&["order", "payment", "inventory", "gateway"]);
     vec![
         NewClient {
             id: "gateway".into(),
@@ -132,7 +135,7 @@ pub fn demo_clients(seed: &SeedConfig) -> Vec<NewClient> {
             // client's token that names the gateway, as the subject).
             grant_types: strings(&["authorization_code", "refresh_token", realm::TOKEN_EXCHANGE]),
             scopes: all_scopes,
-            resources: resources.clone(),
+            resources,
         },
         NewClient {
             id: "cli".into(),
@@ -151,7 +154,7 @@ pub fn demo_clients(seed: &SeedConfig) -> Vec<NewClient> {
                 "payments:read",
                 "inventory:read",
             ]),
-            resources: resources.clone(),
+            resources: api_resources.clone(),
         },
         NewClient {
             id: "reporter".into(),
@@ -161,7 +164,7 @@ pub fn demo_clients(seed: &SeedConfig) -> Vec<NewClient> {
             post_logout_redirect_uris: vec![],
             grant_types: strings(&["client_credentials"]),
             scopes: strings(&["orders:read", "payments:read", "inventory:read"]),
-            resources,
+            resources: api_resources,
         },
         // The order service, for RFC 8693 token exchange: it may trade a token
         // sent to it for one narrowed to payment or inventory, naming itself in `act`.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use guard::claims::Confirmation;
 use guard::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
 
 use crate::error::OAuthError;
@@ -28,11 +29,14 @@ pub struct AccessToken {
     pub expires_at: OffsetDateTime,
 }
 
+/// An access token for `client` about `subject`; bound to the DPoP key
+/// `jkt` (RFC 9449 §6.1: `cnf.jkt`) when the request proved one.
 pub async fn issue_access(
     state: &AppState,
     client: &Client,
     subject: Subject,
     scope: &str,
+    jkt: Option<&str>,
 ) -> Result<AccessToken, OAuthError> {
     let now = OffsetDateTime::now_utc();
     let claims = AccessClaims {
@@ -49,6 +53,7 @@ pub async fn issue_access(
         sid: subject.sid.map(|s| s.to_string()),
         auth_time: subject.auth_time.map(|t| t.unix_timestamp()),
         act: None,
+        cnf: confirmation(jkt),
     };
     sign_access(state, claims).await
 }
@@ -56,12 +61,15 @@ pub async fn issue_access(
 /// RFC 8693: a token for the same subject, session and original client,
 /// narrowed to `aud` and `scope`, naming `actor` (the exchanging client) in
 /// `act` on top of any earlier actors, and never outliving the subject token.
+/// Never bound to the subject token's key (the actor does not hold it): bound
+/// to the actor's DPoP key `jkt` when it proved one, else a bearer token.
 pub async fn issue_exchanged(
     state: &AppState,
     subject: AccessClaims,
     actor: &str,
     aud: Vec<String>,
     scope: String,
+    jkt: Option<&str>,
 ) -> Result<AccessToken, OAuthError> {
     let now = OffsetDateTime::now_utc();
     let exp = (now + state.config.access_token_ttl)
@@ -81,9 +89,16 @@ pub async fn issue_exchanged(
             sub: actor.to_owned(),
             act: subject.act.clone().map(Box::new),
         }),
+        cnf: confirmation(jkt),
         ..subject
     };
     sign_access(state, claims).await
+}
+
+fn confirmation(jkt: Option<&str>) -> Option<Confirmation> {
+    jkt.map(|jkt| Confirmation {
+        jkt: jkt.to_owned(),
+    })
 }
 
 async fn sign_access(state: &AppState, claims: AccessClaims) -> Result<AccessToken, OAuthError> {

@@ -9,7 +9,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{Stack, User, call_with_token, cli_token};
+use crate::harness::{Stack, User, call_with_token, cli_refresh, cli_token};
 use crate::revocation_paths::{assert_refused_everywhere, read_endpoints};
 
 const SCOPE: &str = "openid orders:read orders:write payments:read inventory:read";
@@ -108,15 +108,22 @@ async fn with_the_idp_down_services_keep_validating_locally() {
         StatusCode::CREATED,
         "order with the IdP down: {body}"
     );
-    // A token order has not exchanged yet needs the IdP (the price of per-hop
-    // tokens, README "Per-hop tokens"): 503, and nothing is relayed as is.
+    // A token not exchanged yet needs the IdP (the price of per-hop tokens,
+    // README "Per-hop tokens"): 503, and nothing is relayed as is. cli's
+    // tokens are DPoP-bound, so the gateway itself exchanges them first.
     let (status, body, _) = place(unused).await;
     assert_eq!(
         status,
         StatusCode::SERVICE_UNAVAILABLE,
         "a new token with the IdP down: {body}"
     );
-    assert_eq!(body["error"], "idp_unavailable", "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("IdP is unavailable")),
+        "{body}"
+    );
 
     // Back up: the services' revocation subscribers reconnect by themselves,
     // so a revocation made now still reaches every one of them.
@@ -327,13 +334,7 @@ async fn refresh(
     stack: &Stack,
     refresh_token: &str,
 ) -> Result<(StatusCode, Value), reqwest::Error> {
-    let response = reqwest::Client::new()
-        .post(stack.idp.join("token").expect("url"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-            ("client_id", "cli"),
-        ])
+    let response = cli_refresh(&reqwest::Client::new(), &stack.idp, refresh_token)
         .timeout(Duration::from_secs(60))
         .send()
         .await?;
@@ -368,13 +369,7 @@ async fn postgres_restarted_under_load_the_idp_recovers_and_loses_nothing() {
             let http = reqwest::Client::new();
             let (mut ok, mut unavailable, mut other) = (0u32, 0u32, Vec::new());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let answer = http
-                    .post(stack_idp.join("token").expect("url"))
-                    .form(&[
-                        ("grant_type", "refresh_token"),
-                        ("refresh_token", token.as_str()),
-                        ("client_id", "cli"),
-                    ])
+                let answer = cli_refresh(&http, &stack_idp, &token)
                     .timeout(Duration::from_secs(60))
                     .send()
                     .await;

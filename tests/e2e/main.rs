@@ -10,6 +10,7 @@ mod attacks;
 mod backchannel_logout;
 mod browser;
 mod deploy_manifests;
+mod dpop;
 mod failures;
 mod happy_path;
 mod harness;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::harness::client::{cli_sign_in, json_answer};
-use crate::harness::{Stack, User, call_with_token, cli_tokens};
+use crate::harness::{Stack, User, call_with_token, cli_refresh, cli_tokens};
 
 /// Only bounds a broken build's wait: the stream delivers in milliseconds.
 pub const DEADLINE: Duration = Duration::from_secs(15);
@@ -93,26 +93,12 @@ pub async fn assert_refused_everywhere(stack: &Stack, token: &str, what: &str) {
     }
 }
 
-async fn token_request(stack: &Stack, form: &[(&str, &str)]) -> (StatusCode, Value) {
+async fn refresh(stack: &Stack, refresh_token: &str) -> (StatusCode, Value) {
     json_answer(
-        reqwest::Client::new()
-            .post(stack.idp.join("token").expect("url"))
-            .form(form)
+        cli_refresh(&reqwest::Client::new(), &stack.idp, refresh_token)
             .send()
             .await
             .expect("POST /token"),
-    )
-    .await
-}
-
-async fn refresh(stack: &Stack, refresh_token: &str) -> (StatusCode, Value) {
-    token_request(
-        stack,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-            ("client_id", "cli"),
-        ],
     )
     .await
 }

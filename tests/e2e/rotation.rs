@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::sync::RwLock;
 
 use crate::harness::client::json_answer;
-use crate::harness::{Options, Stack, User, cli_tokens};
+use crate::harness::{Options, Stack, User, authorize, cli_refresh, cli_tokens};
 
 /// Concurrent callers, each sending one request per [`PACE`] (waiting for its
 /// answer): about 25 requests a second, under the gateway's per-route rate
@@ -74,7 +74,8 @@ async fn rotating_the_signing_key_under_load_fails_no_request() {
                     all[i % all.len()].clone()
                 };
                 let url = gateway.join(paths[i % paths.len()]).expect("url");
-                match http.get(url.clone()).bearer_auth(&token).send().await {
+                let request = authorize(http.get(url.clone()), &Method::GET, &url, &token);
+                match request.send().await {
                     Ok(r) if r.status() == StatusCode::OK => {
                         ok.fetch_add(1, Ordering::Relaxed);
                     }
@@ -101,13 +102,7 @@ async fn rotating_the_signing_key_under_load_fails_no_request() {
     let mut refresh_token = first["refresh_token"].as_str().expect("refresh").to_owned();
     let mut refresh = async || {
         let (status, body) = json_answer(
-            reqwest::Client::new()
-                .post(stack.idp.join("token").expect("url"))
-                .form(&[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", refresh_token.as_str()),
-                    ("client_id", "cli"),
-                ])
+            cli_refresh(&reqwest::Client::new(), &stack.idp, &refresh_token)
                 .send()
                 .await
                 .expect("POST /token"),

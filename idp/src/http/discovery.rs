@@ -46,6 +46,7 @@ pub fn document(state: &AppState, scopes: &[String]) -> Value {
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": guard::dpop::ALGORITHM_NAMES,
         "prompt_values_supported": ["none", "login"],
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid",

@@ -97,7 +97,8 @@ async fn introspect(
         match verify_access(&state, token).await {
             Ok(c) if c.client_id == client.id || c.aud.contains(&client.id) => json!({
                 "active": true,
-                "token_type": "Bearer",
+                "token_type": if c.cnf.is_some() { "DPoP" } else { "Bearer" },
+                "cnf": c.cnf,
                 "scope": c.scope,
                 "client_id": c.client_id,
                 "sub": c.sub,

@@ -1,5 +1,11 @@
-//! `POST /token` (RFC 6749 §3.2): `authorization_code`, `refresh_token` and
-//! `client_credentials`.
+//! `POST /token` (RFC 6749 §3.2): `authorization_code`, `refresh_token`,
+//! `client_credentials` and token exchange (RFC 8693).
+//!
+//! DPoP (RFC 9449): a request with a valid `DPoP` proof gets access tokens
+//! bound to the proof's key (`cnf.jkt`, `token_type: DPoP`), for every grant.
+//! Public clients must send one, and their refresh tokens are bound to the
+//! key too: a refresh needs a proof of the same key. Confidential clients may
+//! (their refresh tokens are already bound to their client authentication).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -20,7 +26,7 @@ use crate::http::peer::PeerAddr;
 use crate::realm::{self, Client, USER_SCOPES};
 use crate::state::AppState;
 use crate::tokens::{self, IdContext, Subject};
-use crate::{revocations, sessions};
+use crate::{dpop, revocations, sessions};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/token", post(token))
@@ -89,12 +95,24 @@ async fn issue(
             format!("this client may not use {grant}").into(),
         ));
     }
-    match grant {
-        "authorization_code" => authorization_code(&state, &client, &params).await,
-        "refresh_token" => refresh_token(&state, &client, &params).await,
-        "client_credentials" => client_credentials(&state, &client, &params).await,
-        _ => token_exchange(&state, &client, &params).await,
+    let proof = dpop::proof(&state, &headers, "POST", "/token", None).await?;
+    if client.public && proof.is_none() {
+        return Err(OAuthError::InvalidDpopProof(
+            "a public client must send a DPoP proof".into(),
+        ));
     }
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    match grant {
+        "authorization_code" => authorization_code(&state, &client, &params, jkt).await,
+        "refresh_token" => refresh_token(&state, &client, &params, jkt).await,
+        "client_credentials" => client_credentials(&state, &client, &params, jkt).await,
+        _ => token_exchange(&state, &client, &params, jkt).await,
+    }
+}
+
+/// RFC 9449 §5: `DPoP` for a token bound to a key, else `Bearer`.
+fn token_type(jkt: Option<&str>) -> &'static str {
+    if jkt.is_some() { "DPoP" } else { "Bearer" }
 }
 
 /// RFC 7636 §4.6: BASE64URL(SHA256(verifier)) == challenge, verifier 43..=128 unreserved characters.
@@ -114,6 +132,7 @@ async fn authorization_code(
     state: &AppState,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let code_value = params.require("code")?;
     let redirect_uri = params.require("redirect_uri")?;
@@ -170,7 +189,7 @@ async fn authorization_code(
         auth_time: Some(code.auth_time),
     };
     revocations::wait_out_subject_revocation(&state.db, &subject.sub).await?;
-    let access = tokens::issue_access(state, client, subject, &code.scope).await?;
+    let access = tokens::issue_access(state, client, subject, &code.scope, jkt).await?;
     let id_token = tokens::issue_id(
         state,
         client,
@@ -202,6 +221,7 @@ async fn authorization_code(
                 access_expires_at: access.expires_at,
                 ttl: state.config.refresh_token_ttl,
                 session_expires_at,
+                dpop_jkt: jkt.filter(|_| client.public),
             },
         )
         .await?;
@@ -229,7 +249,7 @@ async fn authorization_code(
     tracing::info!(client_id = %client.id, sub = %user.id, jti = %access.jti, "tokens issued for a code");
     Ok(TokenResponse {
         access_token: access.token,
-        token_type: "Bearer",
+        token_type: token_type(jkt),
         expires_in: state.config.access_token_ttl.as_secs(),
         scope: code.scope,
         refresh_token,
@@ -254,6 +274,7 @@ async fn refresh_token(
     state: &AppState,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = params.require("refresh_token")?;
     let Some(grants::Redeemable {
@@ -265,6 +286,23 @@ async fn refresh_token(
     else {
         return Err(refresh_refused(state, client, presented).await);
     };
+    // A bound family needs a proof of its key; an unbound one of a public
+    // client (issued before DPoP) is bound from now on.
+    match (old.dpop_jkt.as_deref(), jkt) {
+        (Some(_), None) => {
+            return Err(OAuthError::InvalidDpopProof(
+                "the refresh token is DPoP-bound: a proof of its key is required".into(),
+            ));
+        }
+        (Some(bound), Some(proved)) if bound != proved => {
+            tracing::warn!(client_id = %client.id, family = %old.family_id, "refresh token presented with another DPoP key");
+            return Err(OAuthError::invalid_grant(
+                "the refresh token is bound to another DPoP key",
+            ));
+        }
+        _ => {}
+    }
+    let family_jkt = old.dpop_jkt.as_deref().or(jkt.filter(|_| client.public));
     // Within the original grant and what the client may still have (its
     // registration may have been narrowed since).
     let allowed: Vec<&str> = old
@@ -279,7 +317,7 @@ async fn refresh_token(
         sid: Some(old.session_id),
         auth_time: Some(old.auth_time),
     };
-    let access = tokens::issue_access(state, client, subject, &scope).await?;
+    let access = tokens::issue_access(state, client, subject, &scope, jkt).await?;
     let id_token = if scope.split(' ').any(|s| s == "openid") {
         let ctx = IdContext {
             user: &user,
@@ -305,6 +343,7 @@ async fn refresh_token(
         access_expires_at: access.expires_at,
         ttl: state.config.refresh_token_ttl,
         session_expires_at,
+        dpop_jkt: family_jkt,
     };
     let Some(new_token) = grants::rotate_refresh(&state.db, old.id, &next).await? else {
         return Err(refresh_refused(state, client, presented).await);
@@ -312,7 +351,7 @@ async fn refresh_token(
     tracing::info!(client_id = %client.id, sub = %user.id, jti = %access.jti, "tokens refreshed");
     Ok(TokenResponse {
         access_token: access.token,
-        token_type: "Bearer",
+        token_type: token_type(jkt),
         expires_in: state.config.access_token_ttl.as_secs(),
         scope,
         refresh_token: Some(new_token),
@@ -381,6 +420,7 @@ async fn client_credentials(
     state: &AppState,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let allowed: Vec<&str> = client
         .scopes
@@ -395,11 +435,11 @@ async fn client_credentials(
         sid: None,
         auth_time: None,
     };
-    let access = tokens::issue_access(state, client, subject, &scope).await?;
+    let access = tokens::issue_access(state, client, subject, &scope, jkt).await?;
     tracing::info!(client_id = %client.id, jti = %access.jti, "client credentials token issued");
     Ok(TokenResponse {
         access_token: access.token,
-        token_type: "Bearer",
+        token_type: token_type(jkt),
         expires_in: state.config.access_token_ttl.as_secs(),
         scope,
         refresh_token: None,
@@ -422,6 +462,7 @@ async fn token_exchange(
     state: &AppState,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let subject_token = params.require("subject_token")?;
     if params.require("subject_token_type")? != ACCESS_TOKEN_TYPE {
@@ -492,7 +533,8 @@ async fn token_exchange(
         .collect();
     let scope = granted_scope(params, &allowed)?;
     let subject_jti = subject.jti.clone();
-    let access = tokens::issue_exchanged(state, subject, &client.id, aud, scope.clone()).await?;
+    let access =
+        tokens::issue_exchanged(state, subject, &client.id, aud, scope.clone(), jkt).await?;
     // Revoking the subject token now revokes this one too; if it was revoked
     // meanwhile, this token is never handed out.
     if !revocations::link_exchange(
@@ -514,7 +556,7 @@ async fn token_exchange(
     tracing::info!(actor = %client.id, subject_jti = %subject_jti, jti = %access.jti, "token exchanged");
     Ok(TokenResponse {
         access_token: access.token,
-        token_type: "Bearer",
+        token_type: token_type(jkt),
         expires_in,
         scope,
         refresh_token: None,

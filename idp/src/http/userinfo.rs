@@ -1,7 +1,8 @@
-//! `GET|POST /userinfo` (OIDC Core §5.3) with a Bearer access token.
+//! `GET|POST /userinfo` (OIDC Core §5.3) with a Bearer access token, or a
+//! DPoP-bound one as `Authorization: DPoP` with a proof (RFC 9449 §7).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -12,7 +13,7 @@ use guard::{ACCESS_TOKEN_TYP, AccessClaims};
 
 use crate::error::OAuthError;
 use crate::state::AppState;
-use crate::{realm, revocations, tokens};
+use crate::{dpop, realm, revocations, tokens};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/userinfo", get(userinfo).post(userinfo))
@@ -46,11 +47,46 @@ pub async fn verify_access(state: &AppState, token: &str) -> Result<AccessClaims
     Ok(claims)
 }
 
+/// The token of `Authorization: DPoP <token>`, if that is the scheme.
+fn dpop_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("dpop") && !token.trim().is_empty()).then(|| token.trim())
+}
+
 async fn userinfo(
     State(state): State<AppState>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let claims = verify_access(&state, bearer(&headers)?).await?;
+    let claims = match dpop_token(&headers) {
+        None => {
+            let claims = verify_access(&state, bearer(&headers)?).await?;
+            if claims.cnf.is_some() {
+                return Err(OAuthError::invalid_token(
+                    "token is DPoP-bound: send it with the DPoP scheme and a proof",
+                ));
+            }
+            claims
+        }
+        Some(token) => {
+            let claims = verify_access(&state, token).await?;
+            let refused = |e: OAuthError| OAuthError::invalid_token(e.to_string());
+            let proof = dpop::proof(&state, &headers, method.as_str(), "/userinfo", Some(token))
+                .await
+                .map_err(|e| match e {
+                    e @ (OAuthError::Server(_) | OAuthError::Unavailable(_)) => e,
+                    e => refused(e),
+                })?
+                .ok_or_else(|| OAuthError::invalid_token("a DPoP proof is required"))?;
+            if claims.jkt() != Some(proof.jkt.as_str()) {
+                return Err(OAuthError::invalid_token(
+                    "the DPoP proof's key is not the key the token is bound to",
+                ));
+            }
+            claims
+        }
+    };
     super::cors::check_client(&state, &headers, &claims.client_id)?;
     if !claims.scopes().any(|s| s == "openid") {
         return Err(OAuthError::InsufficientScope(

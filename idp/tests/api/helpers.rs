@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use guard::dpop::DpopKey;
 use idp::Config;
 use idp::seed::SeedConfig;
 use jsonwebtoken::jwk::JwkSet;
@@ -81,6 +82,61 @@ impl TestIdp {
             .await;
         let status = r.status();
         (status, r.json().await.unwrap())
+    }
+
+    /// A proof of `key` for `POST /token`.
+    pub fn token_proof(&self, key: &DpopKey) -> String {
+        key.proof("POST", &self.url("/token"), None)
+    }
+
+    /// The provider metadata (`/.well-known/openid-configuration`).
+    pub async fn discovery(&self) -> Value {
+        self.http
+            .get(self.url("/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A code for the public `cli` client: alice signs in through `browser`
+    /// (the gateway's flow), then the same IdP session answers `cli` at once.
+    pub async fn cli_code(&self, browser: &Browser, scope: &str) -> String {
+        browser
+            .sign_in_gateway("alice", "alice-password", scope)
+            .await;
+        let r = browser.authorize(&cli_authorize(scope)).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        location_query(&r).1["code"].clone()
+    }
+
+    /// POST a form to the token endpoint as the public `cli` client, with a
+    /// DPoP proof of `key` when given.
+    pub async fn cli_token(
+        &self,
+        form: &[(&str, &str)],
+        key: Option<&DpopKey>,
+    ) -> reqwest::Response {
+        let mut form = form.to_vec();
+        form.push(("client_id", "cli"));
+        let mut request = self.http.post(self.url("/token")).form(&form);
+        if let Some(key) = key {
+            request = request.header("dpop", self.token_proof(key));
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Redeems a `cli` code (see [`cli_token`](Self::cli_token)).
+    pub async fn cli_redeem(&self, code: &str, key: Option<&DpopKey>) -> reqwest::Response {
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", CLI_REDIRECT),
+            ("code_verifier", VERIFIER),
+        ];
+        self.cli_token(&form, key).await
     }
 
     /// Signs alice in through the gateway and redeems the code: the token response.
@@ -235,6 +291,22 @@ pub fn csrf_of(html: &str) -> String {
     let marker = r#"name="csrf_token" value=""#;
     let start = html.find(marker).expect("a CSRF field") + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// `cli`'s authorization request (PKCE S256, `state` = `cli-state`).
+pub fn cli_authorize(scope: &str) -> Vec<(String, String)> {
+    [
+        ("response_type", "code"),
+        ("client_id", "cli"),
+        ("redirect_uri", CLI_REDIRECT),
+        ("scope", scope),
+        ("state", "cli-state"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
 }
 
 pub fn gateway_authorize(scope: &str) -> Vec<(String, String)> {

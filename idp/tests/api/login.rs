@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use guard::AccessClaims;
 
 use crate::helpers::{
-    CHALLENGE, GATEWAY_REDIRECT, VERIFIER, csrf_of, gateway_authorize, location_query, payload,
+    GATEWAY_REDIRECT, VERIFIER, cli_authorize, csrf_of, gateway_authorize, location_query, payload,
     spawn,
 };
 
@@ -183,36 +183,16 @@ async fn an_sso_session_signs_in_a_second_client_without_the_form(pool: PgPool) 
         .sign_in_gateway("carol", "carol-password", "openid")
         .await;
     // The cli (public) client, same browser: straight back with a code.
-    let q: Vec<(String, String)> = [
-        ("response_type", "code"),
-        ("client_id", "cli"),
-        ("redirect_uri", crate::helpers::CLI_REDIRECT),
-        ("scope", "openid orders:read"),
-        ("state", "cli-state"),
-        ("code_challenge", CHALLENGE),
-        ("code_challenge_method", "S256"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
-    let r = browser.authorize(&q).await;
+    let r = browser
+        .authorize(&cli_authorize("openid orders:read"))
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (_, params) = location_query(&r);
     assert_eq!(params["state"], "cli-state");
-    // The public client redeems it with PKCE and no secret.
+    // The public client redeems it with PKCE (and its DPoP key), no secret.
     let r = t
-        .http
-        .post(t.url("/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &params["code"]),
-            ("redirect_uri", crate::helpers::CLI_REDIRECT),
-            ("client_id", "cli"),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .cli_redeem(&params["code"], Some(&guard::dpop::DpopKey::generate()))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let tokens: Value = r.json().await.unwrap();
     let access = payload(tokens["access_token"].as_str().unwrap());

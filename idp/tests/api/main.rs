@@ -10,6 +10,7 @@ mod backchannel;
 mod cli;
 mod cors;
 mod discovery;
+mod dpop;
 mod exchange;
 mod flood;
 mod housekeeping;

@@ -8,6 +8,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use guard::AccessClaims;
+use guard::dpop::DpopKey;
 
 use crate::helpers::{
     GATEWAY_REDIRECT, GATEWAY_SECRET, TestIdp, VERIFIER, error_of, payload, spawn, spawn_with,
@@ -220,19 +221,13 @@ async fn codes_are_stored_hashed_and_bound_to_their_client(pool: PgPool) {
             .unwrap();
     assert_eq!(stored, 0, "the code itself is not in the database");
     // The public cli client cannot redeem the gateway's code.
-    let r = t
-        .http
-        .post(t.url("/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", GATEWAY_REDIRECT),
-            ("client_id", "cli"),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", GATEWAY_REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let r = t.cli_token(&form, Some(&DpopKey::generate())).await;
     assert_eq!(error_of(r).await.1, "invalid_grant");
     // Another client holding a leaked code cannot burn it: the rightful
     // client still redeems it, and nothing it issued is revoked.
@@ -508,17 +503,8 @@ async fn a_refresh_token_only_works_for_its_own_client(pool: PgPool) {
     let t = spawn(pool).await;
     let tokens = t.gateway_tokens("openid offline_access").await;
     let rt = tokens["refresh_token"].as_str().unwrap();
-    let r = t
-        .http
-        .post(t.url("/token"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", rt),
-            ("client_id", "cli"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let form = [("grant_type", "refresh_token"), ("refresh_token", rt)];
+    let r = t.cli_token(&form, Some(&DpopKey::generate())).await;
     assert_eq!(error_of(r).await.1, "invalid_grant");
     // The legitimate client is unaffected.
     assert_eq!(

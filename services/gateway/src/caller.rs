@@ -2,8 +2,9 @@
 //! credentials are resolved, for the relay and for any handler that calls
 //! services itself (aggregations).
 //!
-//! * `Authorization` present: an API client; its bearer token is used as is
-//!   (the caller validates it for the audience it needs).
+//! * `Authorization` present: an API client; its token (`Bearer`, or `DPoP`
+//!   with a proof made for the gateway's URL) is used as is (the caller
+//!   validates it for the audience it needs).
 //! * else the session cookie: state-changing methods must pass the CSRF
 //!   checks, and the access token is refreshed first when it expires within
 //!   `GATEWAY_REFRESH_BEFORE_SECS` (once per session, see [`crate::session`]).
@@ -24,7 +25,7 @@ use crate::session::SessionId;
 /// How the access token was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenSource {
-    /// The caller's own `Authorization: Bearer` token.
+    /// The caller's own `Authorization: Bearer` (or `DPoP`) token.
     Bearer,
     /// The browser session's token, held by the gateway.
     Session,
@@ -116,10 +117,7 @@ impl Credentials {
         parts: &Parts,
     ) -> Result<(Principal, TokenSource), GatewayError> {
         Ok(match self {
-            Self::Bearer => (
-                guard.authenticate(&parts.headers).await?,
-                TokenSource::Bearer,
-            ),
+            Self::Bearer => (guard.authenticate(parts).await?, TokenSource::Bearer),
             Self::Session(session) => match guard.validate(&session.token).await {
                 Ok(principal) => (principal, TokenSource::Session),
                 // The IdP revoked it (sign-out elsewhere, an admin, refresh-token

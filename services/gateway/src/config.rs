@@ -261,13 +261,15 @@ impl Config {
 
     /// Validator settings for tokens meant for `audience`. The gateway reads
     /// the revocation stream as its own OIDC client unless `GUARD_CLIENT_ID`
-    /// and `GUARD_CLIENT_SECRET` say otherwise.
+    /// and `GUARD_CLIENT_SECRET` say otherwise. API clients reach it at
+    /// `GATEWAY_PUBLIC_URL`: their DPoP proofs name that URL (`htu`).
     pub fn guard_config(&self, audience: &str) -> Result<guard::GuardConfig, guard::ConfigError> {
         let env = &self.guard_env;
         guard::GuardConfig::from_lookup(audience, |name| match name {
             "GUARD_ISSUER" => Some(env.issuer.clone()),
             "GUARD_CLIENT_ID" => (env.get)(name).or_else(|| Some(self.client_id.clone())),
             "GUARD_CLIENT_SECRET" => (env.get)(name).or_else(|| Some(self.client_secret.clone())),
+            "GUARD_PUBLIC_URL" => Some(self.public_url.to_string()),
             _ => (env.get)(name),
         })
     }

@@ -137,11 +137,20 @@ impl IntoResponse for GatewayError {
                     HeaderValue::from(retry_after_secs(*wait)),
                 );
             }
-            Self::SignInRequired { .. } | Self::SessionEnded { .. } => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"baton\""),
-                );
+            Self::SignInRequired { .. }
+            | Self::SessionEnded { .. }
+            | Self::Exchange(guard::ExchangeError::Refused(_)) => {
+                // API clients: either scheme (RFC 9449 §7.1); a token the IdP
+                // would not exchange (revoked meanwhile) is invalid.
+                let error = match &self {
+                    Self::Exchange(_) => ", error=\"invalid_token\"",
+                    _ => "",
+                };
+                for challenge in [guard::bearer_challenge(error), guard::dpop_challenge("")] {
+                    if let Ok(value) = HeaderValue::from_str(&challenge) {
+                        headers.append(header::WWW_AUTHENTICATE, value);
+                    }
+                }
             }
             Self::IdpUnavailable | Self::StoreUnavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

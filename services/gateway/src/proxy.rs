@@ -40,12 +40,13 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
-/// Request headers the gateway never forwards: credentials it replaces, and
-/// addressing it rewrites.
-const REPLACED: [&str; 9] = [
+/// Request headers the gateway never forwards: credentials it replaces (a
+/// DPoP proof is made for the gateway alone), and addressing it rewrites.
+const REPLACED: [&str; 10] = [
     "host",
     "cookie",
     "authorization",
+    "dpop",
     "forwarded",
     "x-forwarded-for",
     "x-forwarded-host",

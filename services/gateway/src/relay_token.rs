@@ -11,9 +11,15 @@
 //! token has a new `jti`, so it is exchanged afresh. `relay = "plain"`
 //! relays the caller's token as is.
 //!
+//! A DPoP-bound token (an API client's, RFC 9449) is always exchanged,
+//! whatever the route says: the gateway verified the client's proof, but it
+//! cannot make one for the next hop (it does not hold the client's key), so
+//! the token could not be used downstream as it is; the exchanged token is
+//! an unbound one for that service alone.
+//!
 //! The IdP decides whether the gateway may exchange a token: its session
 //! tokens were issued to it; an API client's token only if it names the
-//! gateway in `aud`.
+//! gateway in `aud` (`idp seed` registers `cli` and `reporter` so).
 
 use std::sync::Arc;
 
@@ -23,9 +29,10 @@ use crate::caller::TokenSource;
 use crate::error::GatewayError;
 use crate::routes::Route;
 
-/// How `route` relays a token that came from `source`.
-pub fn mode(route: &Route, source: TokenSource) -> RelayMode {
+/// How `route` relays `principal`'s token, which came from `source`.
+pub fn mode(route: &Route, principal: &Principal, source: TokenSource) -> RelayMode {
     match source {
+        _ if principal.dpop_bound() => RelayMode::Exchange,
         TokenSource::Session => route.relay,
         TokenSource::Bearer => route.bearer_relay,
     }
@@ -38,7 +45,7 @@ pub async fn for_route(
     principal: &Principal,
     source: TokenSource,
 ) -> Result<Arc<str>, GatewayError> {
-    match mode(route, source) {
+    match mode(route, principal, source) {
         RelayMode::Plain => Ok(principal.token().clone()),
         RelayMode::Exchange => exchanger
             .token(

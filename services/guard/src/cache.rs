@@ -138,6 +138,7 @@ mod tests {
                 sid: None,
                 auth_time: None,
                 act: None,
+                cnf: None,
             },
             token: Arc::from(token),
             kid: Box::from("k"),

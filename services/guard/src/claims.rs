@@ -34,6 +34,9 @@ pub struct AccessClaims {
     /// The acting party of an exchanged token (RFC 8693 §4.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
+    /// The key the token is bound to (RFC 9449 §6.1): present on DPoP-bound tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 impl AccessClaims {
@@ -41,6 +44,18 @@ impl AccessClaims {
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scope.split_ascii_whitespace()
     }
+
+    /// The RFC 7638 thumbprint of the key a DPoP-bound token is bound to.
+    pub fn jkt(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|c| c.jkt.as_str())
+    }
+}
+
+/// RFC 7800 `cnf` with RFC 9449's `jkt`: the SHA-256 JWK thumbprint of the
+/// key whose proofs must accompany the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 /// RFC 8693 `act` claim: who acts on behalf of the subject, possibly nested.
@@ -97,12 +112,14 @@ mod tests {
             sid: None,
             auth_time: None,
             act: None,
+            cnf: None,
         };
         let json = serde_json::to_value(&claims).unwrap();
         assert!(
             json.get("sid").is_none()
                 && json.get("act").is_none()
                 && json.get("auth_time").is_none()
+                && json.get("cnf").is_none()
         );
     }
 }

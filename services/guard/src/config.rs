@@ -64,6 +64,9 @@ pub struct GuardConfig {
     pub(crate) stream_credentials: Option<ClientCredentials>,
     pub(crate) revocation_max_staleness: Duration,
     pub(crate) stale_policy: StalePolicy,
+    /// Where callers reach this service: the base of a DPoP proof's `htu`.
+    pub(crate) public_url: Option<Url>,
+    pub(crate) dpop_replay_capacity: usize,
 }
 
 /// This service's own client at the IdP, with which it subscribes to the
@@ -133,6 +136,8 @@ impl GuardConfig {
             stream_credentials: None,
             revocation_max_staleness: Duration::from_secs(30),
             stale_policy: StalePolicy::Serve,
+            public_url: None,
+            dpop_replay_capacity: 100_000,
         }
     }
 
@@ -232,7 +237,38 @@ impl GuardConfig {
             })?;
             config = config.with_cache_capacity(capacity);
         }
+        if let Some(url) = get("GUARD_PUBLIC_URL") {
+            let url = Url::parse(&url)
+                .map_err(|e| ConfigError::new("GUARD_PUBLIC_URL", format!("not a URL: {e}")))?;
+            config = config.with_public_url(url);
+        }
+        if let Some(capacity) = get("GUARD_DPOP_REPLAY_CAPACITY") {
+            let capacity = capacity.parse().map_err(|_| {
+                ConfigError::new(
+                    "GUARD_DPOP_REPLAY_CAPACITY",
+                    format!("not a number: {capacity:?}"),
+                )
+            })?;
+            config = config.with_dpop_replay_capacity(capacity);
+        }
         Ok(config)
+    }
+
+    /// The URL callers reach this service at (scheme, host, port and any path
+    /// prefix a proxy strips): a DPoP proof's `htu` must be this followed by
+    /// the request's path. Unset, it is `http://` + the request's `Host`
+    /// header, right when callers reach the service directly over plain HTTP
+    /// (set it behind TLS or a proxy: a `Host`-derived URL is the caller's word).
+    pub fn with_public_url(mut self, url: Url) -> Self {
+        self.public_url = Some(url);
+        self
+    }
+
+    /// How many DPoP proofs are remembered at once against replay (see
+    /// [`crate::dpop::ReplayCache`]); past it new proofs are refused.
+    pub fn with_dpop_replay_capacity(mut self, capacity: usize) -> Self {
+        self.dpop_replay_capacity = capacity;
+        self
     }
 
     /// Restricts the accepted signature algorithms. Symmetric algorithms
@@ -447,7 +483,8 @@ mod tests {
         assert_eq!(config.algorithms(), &DEFAULT_ALGORITHMS);
         assert_eq!(config.leeway(), Duration::from_secs(30));
         assert_eq!(config.jwks_refetch_interval, Duration::from_secs(5));
-        assert!(config.jwks_uri.is_none());
+        assert!(config.jwks_uri.is_none() && config.public_url.is_none());
+        assert_eq!(config.dpop_replay_capacity, 100_000);
         assert_eq!(
             config.revocation_stream.as_ref().map(Url::as_str),
             Some("http://localhost:9000/revocations/stream")
@@ -470,6 +507,8 @@ mod tests {
             ("GUARD_JWKS_REFETCH_SECS", "60"),
             ("GUARD_JWKS_URI", "https://idp.example/keys"),
             ("GUARD_CACHE_CAPACITY", "5"),
+            ("GUARD_PUBLIC_URL", "https://shop.example/orders-api"),
+            ("GUARD_DPOP_REPLAY_CAPACITY", "7"),
             (
                 "GUARD_REVOCATION_STREAM_URL",
                 "https://idp.example/revocations/stream",
@@ -477,6 +516,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.issuer(), "https://idp.example");
+        assert_eq!(
+            config.public_url.as_ref().map(Url::as_str),
+            Some("https://shop.example/orders-api")
+        );
+        assert_eq!(config.dpop_replay_capacity, 7);
         assert_eq!(config.algorithms(), &[Algorithm::ES256, Algorithm::EdDSA]);
         assert_eq!(config.leeway(), Duration::from_secs(10));
         assert_eq!(config.jwks_refetch_interval, Duration::from_secs(60));

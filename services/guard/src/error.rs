@@ -15,6 +15,7 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
+use crate::dpop::{ALGORITHM_NAMES, ProofError};
 use crate::guards::Requirement;
 
 /// Why a token was refused. The `Display` text is the `error_description`
@@ -70,6 +71,19 @@ pub enum TokenError {
     /// `GUARD_REVOCATION_MAX_STALENESS_SECS` and the policy is `refuse`.
     #[error("revocations cannot be confirmed right now")]
     RevocationsStale,
+    /// RFC 9449 §7.2: a DPoP-bound token presented as a bearer token.
+    #[error("token is DPoP-bound: send it with the DPoP scheme and a proof")]
+    BoundTokenAsBearer,
+    /// The DPoP scheme with a token bound to no key: no proof can be checked against it.
+    #[error("token is not DPoP-bound: send it with the Bearer scheme")]
+    NotBound,
+}
+
+impl TokenError {
+    /// Whether the refusal is about DPoP (answered with the `DPoP` challenge).
+    fn is_dpop(&self) -> bool {
+        matches!(self, Self::BoundTokenAsBearer | Self::NotBound)
+    }
 }
 
 impl TokenError {
@@ -100,6 +114,8 @@ impl TokenError {
             Self::Revoked => "revoked",
             Self::LivesTooLong => "lives_too_long",
             Self::RevocationsStale => "revocations_stale",
+            Self::BoundTokenAsBearer => "dpop_bound_token_as_bearer",
+            Self::NotBound => "dpop_token_not_bound",
         }
     }
 }
@@ -117,6 +133,9 @@ pub enum AuthError {
     /// The token was refused.
     #[error("{0}")]
     InvalidToken(#[from] TokenError),
+    /// The DPoP proof sent with a bound token was refused (RFC 9449 §7.1).
+    #[error("{0}")]
+    InvalidProof(#[from] ProofError),
     /// The token is valid but lacks a role or scope.
     #[error("{0}")]
     Forbidden(Requirement),
@@ -133,7 +152,10 @@ impl AuthError {
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingToken | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InvalidProof(ProofError::ReplayCacheFull) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MissingToken | Self::InvalidToken(_) | Self::InvalidProof(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -148,6 +170,7 @@ impl AuthError {
             Self::MissingToken => "missing_token",
             Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidToken(e) => e.reason(),
+            Self::InvalidProof(_) => "invalid_dpop_proof",
             Self::Forbidden(_) => "insufficient_rights",
             Self::KeysUnavailable => "keys_unavailable",
             Self::NotConfigured => "not_configured",
@@ -160,6 +183,7 @@ impl AuthError {
             Self::MissingToken => "unauthorized",
             Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidToken(_) => "invalid_token",
+            Self::InvalidProof(_) => "invalid_dpop_proof",
             Self::Forbidden(_) => "insufficient_scope",
             Self::KeysUnavailable => "temporarily_unavailable",
             Self::NotConfigured => "server_error",
@@ -173,13 +197,24 @@ const REALM: &str = "baton";
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let description = self.to_string();
-        let challenge = match &self {
-            Self::MissingToken => Some(format!("Bearer realm=\"{REALM}\"")),
-            Self::InvalidRequest(_) | Self::InvalidToken(_) => Some(format!(
-                "Bearer realm=\"{REALM}\", error=\"{}\", error_description=\"{}\"",
+        // The challenge for the scheme at fault first, with its error; the
+        // other scheme is advertised beside it (RFC 9449 §7.1).
+        let error = || {
+            format!(
+                ", error=\"{}\", error_description=\"{}\"",
                 self.code(),
                 quoted_safe(&description)
-            )),
+            )
+        };
+        let challenges = match &self {
+            Self::MissingToken => Some((bearer_challenge(""), dpop_challenge(""))),
+            Self::InvalidProof(_) => Some((dpop_challenge(&error()), bearer_challenge(""))),
+            Self::InvalidToken(e) if e.is_dpop() => {
+                Some((dpop_challenge(&error()), bearer_challenge("")))
+            }
+            Self::InvalidRequest(_) | Self::InvalidToken(_) => {
+                Some((bearer_challenge(&error()), dpop_challenge("")))
+            }
             Self::Forbidden(need) => {
                 let scope = need.scopes().collect::<Vec<_>>().join(" ");
                 let scope = if scope.is_empty() {
@@ -187,10 +222,11 @@ impl IntoResponse for AuthError {
                 } else {
                     format!(", scope=\"{}\"", quoted_safe(&scope))
                 };
-                Some(format!(
-                    "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", error_description=\"{}\"{scope}",
+                let error = format!(
+                    ", error=\"insufficient_scope\", error_description=\"{}\"{scope}",
                     quoted_safe(&description)
-                ))
+                );
+                Some((bearer_challenge(&error), dpop_challenge("")))
             }
             Self::KeysUnavailable | Self::NotConfigured => None,
         };
@@ -202,15 +238,36 @@ impl IntoResponse for AuthError {
         let body = serde_json::json!({ "error": self.code(), "error_description": description });
         let mut response = (self.status(), Json(body)).into_response();
         let headers = response.headers_mut();
-        if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
-            headers.insert(header::WWW_AUTHENTICATE, value);
+        if let Some((first, second)) = challenges {
+            for challenge in [first, second] {
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    headers.append(header::WWW_AUTHENTICATE, value);
+                }
+            }
         }
-        if matches!(self, Self::KeysUnavailable) {
+        if matches!(
+            self,
+            Self::KeysUnavailable | Self::InvalidProof(ProofError::ReplayCacheFull)
+        ) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
+}
+
+/// `Bearer realm="baton"` followed by `params` (`, error="…"`…).
+pub fn bearer_challenge(params: &str) -> String {
+    format!("Bearer realm=\"{REALM}\"{params}")
+}
+
+/// `DPoP realm="baton"`, then `params`, then the proof algorithms accepted
+/// (RFC 9449 §7.1: `algs`).
+pub fn dpop_challenge(params: &str) -> String {
+    format!(
+        "DPoP realm=\"{REALM}\"{params}, algs=\"{}\"",
+        ALGORITHM_NAMES.join(" ")
+    )
 }
 
 /// Makes text safe inside a quoted `WWW-Authenticate` parameter: RFC 6750

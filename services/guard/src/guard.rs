@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use axum::Extension;
 use http::request::Parts;
-use http::{HeaderMap, header};
+use http::{HeaderMap, Method, Uri, header};
+use url::Url;
 
 use crate::cache::{TokenKey, VerifiedCache};
 use crate::config::{GuardConfig, MAX_TOKEN_BYTES, StalePolicy};
+use crate::dpop::{self, ProofError, ReplayCache};
 use crate::error::{AuthError, TokenError};
 use crate::id_token::IdTokenVerifier;
 use crate::jwks::{Jwks, JwksStatus, VerifyKey};
@@ -39,6 +41,8 @@ struct Inner {
     /// Keyed by audience and token (see [`Guard::cached`]).
     verified: Arc<VerifiedCache>,
     denylist: Arc<Denylist>,
+    /// DPoP proofs seen (shared with the guards of [`Guard::for_audience`]).
+    replay: Arc<ReplayCache>,
     started: Arc<Once>,
     /// Present when the revocation stream is configured.
     stream: Option<subscriber::Status>,
@@ -77,6 +81,7 @@ impl Guard {
                     config.leeway,
                     config.revocation_capacity,
                 )),
+                replay: Arc::new(ReplayCache::new(config.dpop_replay_capacity, config.leeway)),
                 stream: config.revocation_stream.as_ref().map(|url| {
                     Arc::new(Mutex::new(RevocationStatus {
                         url: url.to_string(),
@@ -108,6 +113,7 @@ impl Guard {
                 validator: Validator::new(&config),
                 verified: inner.verified.clone(),
                 denylist: inner.denylist.clone(),
+                replay: inner.replay.clone(),
                 stream: inner.stream.clone(),
                 config,
                 started: inner.started.clone(),
@@ -179,35 +185,110 @@ impl Guard {
     }
 
     /// Validates `token` (the bare JWT, without `Bearer `) and returns its
-    /// principal, with a new trace context.
+    /// principal, with a new trace context. A DPoP-bound token is refused:
+    /// without the request there is no proof (use [`authenticate`](Self::authenticate)).
     pub async fn validate(&self, token: &str) -> Result<Principal, AuthError> {
-        self.validate_in(token, TraceContext::new()).await
+        self.validate_in(token, TraceContext::new(), None).await
     }
 
-    /// Reads the bearer token of a request (only the `Authorization` header:
+    /// Reads the access token of a request (only the `Authorization` header:
     /// never a query parameter, never `X-User-*` headers), validates it, and
     /// returns the principal with the request's trace context: the
     /// [`TraceContext`] already in the request's extensions when `request` has
     /// them (its `Parts`) and one was put there (by
     /// [`trace::attach`](crate::trace::attach) or an extractor), else its
     /// `traceparent`, else a new trace.
-    pub async fn authenticate(&self, request: &impl Incoming) -> Result<Principal, AuthError> {
+    ///
+    /// `Authorization: Bearer` carries unbound tokens only; a DPoP-bound token
+    /// (`cnf.jkt`) must come as `Authorization: DPoP` with a `DPoP` proof of
+    /// this request signed by that key (RFC 9449 §7, see [`crate::dpop`]).
+    pub async fn authenticate(
+        &self,
+        request: &(impl Incoming + Sync),
+    ) -> Result<Principal, AuthError> {
         let headers = request.headers();
-        let token = bearer_token(headers).inspect_err(count_refusal)?;
+        let (scheme, token) = access_token(headers).inspect_err(count_refusal)?;
         let trace = request
             .trace()
             .unwrap_or_else(|| TraceContext::from_headers(headers));
-        self.validate_in(token, trace).await
+        let dpop = (scheme == Scheme::Dpop).then_some(request);
+        self.validate_in(token, trace, dpop.map(|r| r as &(dyn Incoming + Sync)))
+            .await
     }
 
-    async fn validate_in(&self, token: &str, trace: TraceContext) -> Result<Principal, AuthError> {
-        let result = self.check(token, trace).await;
+    async fn validate_in(
+        &self,
+        token: &str,
+        trace: TraceContext,
+        dpop: Option<&(dyn Incoming + Sync)>,
+    ) -> Result<Principal, AuthError> {
+        let result = match self.check(token, trace).await {
+            Ok(principal) => self
+                .check_binding(&principal, token, dpop)
+                .map(|()| principal),
+            Err(e) => Err(e),
+        };
         if let Err(e) = &result {
             count_refusal(e);
             // The reason only: never the token.
-            tracing::debug!(reason = %e, trace_id = %trace.trace_id(), "bearer token refused");
+            tracing::debug!(reason = %e, trace_id = %trace.trace_id(), "access token refused");
         }
         result
+    }
+
+    /// RFC 9449 §7: a bound token needs the DPoP scheme and a valid proof of
+    /// its key for this request; the DPoP scheme needs a bound token.
+    #[cfg_attr(
+        feature = "bench-insecure-no-auth",
+        allow(unreachable_code, unused_variables)
+    )]
+    fn check_binding(
+        &self,
+        principal: &Principal,
+        token: &str,
+        dpop: Option<&(dyn Incoming + Sync)>,
+    ) -> Result<(), AuthError> {
+        #[cfg(feature = "bench-insecure-no-auth")]
+        return Ok(());
+        let (jkt, request) = match (principal.claims().jkt(), dpop) {
+            (None, None) => return Ok(()),
+            (Some(_), None) => return Err(TokenError::BoundTokenAsBearer.into()),
+            (None, Some(_)) => return Err(TokenError::NotBound.into()),
+            (Some(jkt), Some(request)) => (jkt, request),
+        };
+        let proof = dpop::header(request.headers())?.ok_or(ProofError::Missing)?;
+        let (method, uri) = request.target().ok_or(ProofError::Url)?;
+        let url = self.public_url(request.headers(), uri)?;
+        let proof = dpop::verify(
+            proof,
+            &dpop::Expected {
+                method: method.as_str(),
+                url: &url,
+                access_token: Some(token),
+                leeway_secs: self.inner.config.leeway.as_secs() as i64,
+            },
+        )?;
+        if proof.jkt != jkt {
+            return Err(ProofError::WrongKey.into());
+        }
+        Ok(self.inner.replay.first_use(&proof)?)
+    }
+
+    /// The URL the request was sent to, as the caller names it in `htu`:
+    /// `GUARD_PUBLIC_URL` (else `http://` + `Host`) followed by the path.
+    fn public_url(&self, headers: &HeaderMap, uri: &Uri) -> Result<Url, ProofError> {
+        let base = match &self.inner.config.public_url {
+            Some(base) => base.as_str().trim_end_matches('/').to_owned(),
+            None => {
+                let host = headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .or_else(|| uri.authority().map(|a| a.as_str()))
+                    .ok_or(ProofError::Url)?;
+                format!("http://{host}")
+            }
+        };
+        Url::parse(&format!("{base}{}", uri.path())).map_err(|_| ProofError::Url)
     }
 
     #[cfg_attr(feature = "bench-insecure-no-auth", allow(unreachable_code))]
@@ -360,12 +441,18 @@ fn revoke(denylist: &Denylist, verified: &VerifiedCache, revocation: Revocation)
     verified.forget_matching(revocation);
 }
 
-/// What [`Guard::authenticate`] reads of a request: its headers, and the
-/// [`TraceContext`] in its extensions when it has extensions.
+/// What [`Guard::authenticate`] reads of a request: its headers, the
+/// [`TraceContext`] in its extensions when it has extensions, and its method
+/// and URI when it has them (a DPoP proof names them; headers alone cannot
+/// carry a DPoP-bound token).
 pub trait Incoming {
     fn headers(&self) -> &HeaderMap;
     /// The trace context stored with the request, if any.
     fn trace(&self) -> Option<TraceContext> {
+        None
+    }
+    /// The request's method and URI, if known.
+    fn target(&self) -> Option<(&Method, &Uri)> {
         None
     }
 }
@@ -383,10 +470,20 @@ impl Incoming for Parts {
     fn trace(&self) -> Option<TraceContext> {
         self.extensions.get().copied()
     }
+    fn target(&self) -> Option<(&Method, &Uri)> {
+        Some((&self.method, &self.uri))
+    }
 }
 
-/// The token of the single `Authorization: Bearer <token>` header.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+/// The authentication scheme an access token came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// The scheme and token of the single `Authorization: Bearer|DPoP <token>` header.
+fn access_token(headers: &HeaderMap) -> Result<(Scheme, &str), AuthError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(AuthError::MissingToken);
@@ -400,15 +497,19 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
         .to_str()
         .map_err(|_| AuthError::InvalidRequest("Authorization header is not ASCII"))?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        // Another scheme (Basic, …) carries no bearer credentials (RFC 6750 §3.1).
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
+        // Another scheme (Basic, …) carries no access token (RFC 6750 §3.1).
         return Err(AuthError::MissingToken);
-    }
+    };
     let token = token.trim_matches(' ');
     if token.is_empty() {
-        return Err(AuthError::InvalidRequest("empty bearer token"));
+        return Err(AuthError::InvalidRequest("empty access token"));
     }
-    Ok(token)
+    Ok((scheme, token))
 }
 
 #[cfg(test)]
@@ -426,20 +527,30 @@ mod tests {
     }
 
     #[test]
-    fn the_bearer_token_is_read_from_the_authorization_header_only() {
-        assert_eq!(bearer_token(&headers(&["Bearer abc"])), Ok("abc"));
-        assert_eq!(bearer_token(&headers(&["bearer  abc "])), Ok("abc"));
-        assert_eq!(bearer_token(&headers(&[])), Err(AuthError::MissingToken));
+    fn the_access_token_is_read_from_the_authorization_header_only() {
         assert_eq!(
-            bearer_token(&headers(&["Basic dTpw"])),
+            access_token(&headers(&["Bearer abc"])),
+            Ok((Scheme::Bearer, "abc"))
+        );
+        assert_eq!(
+            access_token(&headers(&["bearer  abc "])),
+            Ok((Scheme::Bearer, "abc"))
+        );
+        assert_eq!(
+            access_token(&headers(&["DPoP abc"])),
+            Ok((Scheme::Dpop, "abc"))
+        );
+        assert_eq!(access_token(&headers(&[])), Err(AuthError::MissingToken));
+        assert_eq!(
+            access_token(&headers(&["Basic dTpw"])),
             Err(AuthError::MissingToken)
         );
         assert_eq!(
-            bearer_token(&headers(&["Bearer"])),
-            Err(AuthError::InvalidRequest("empty bearer token"))
+            access_token(&headers(&["Bearer"])),
+            Err(AuthError::InvalidRequest("empty access token"))
         );
         assert_eq!(
-            bearer_token(&headers(&["Bearer a", "Bearer b"])),
+            access_token(&headers(&["Bearer a", "Bearer b"])),
             Err(AuthError::InvalidRequest(
                 "more than one Authorization header"
             ))

@@ -37,8 +37,10 @@ pub(crate) fn principal(token: &str, trace: TraceContext) -> Result<Principal, A
     let json = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| TokenError::Malformed)?;
-    let claims: AccessClaims =
+    let mut claims: AccessClaims =
         serde_json::from_slice(&json).map_err(|_| TokenError::InvalidClaims)?;
+    // No DPoP binding either: the token passes as if unbound (relayed as configured).
+    claims.cnf = None;
     Ok(Principal::new(
         Arc::new(Verified {
             claims,

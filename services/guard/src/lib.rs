@@ -36,7 +36,9 @@
 //! (never `none`, never HS*, must match the key); `typ` `at+jwt`; `kid` known
 //! (unknown → one rate-limited JWKS refetch); no `crit`, `jku`, `x5u`, `jwk`,
 //! `x5c`; signature; exact `iss`; `aud` contains this service; `exp`, `nbf`,
-//! `iat` with leeway; `sub`, `jti`, `client_id` present; not revoked.
+//! `iat` with leeway; `sub`, `jti`, `client_id` present; not revoked. A
+//! DPoP-bound token (`cnf.jkt`) only as `Authorization: DPoP` with a valid
+//! proof of its key for this very request ([`dpop`]); never as `Bearer`.
 //!
 //! # Configuration
 //!
@@ -55,6 +57,8 @@
 //! | `GUARD_REVOCATION_STALE_POLICY` | `serve` | `serve` or `refuse` tokens while stale, see [`StalePolicy`] |
 //! | `GUARD_MAX_TOKEN_LIFETIME_SECS` | `3600` | longest `exp - iat` accepted; bounds how long revocations are kept |
 //! | `GUARD_REVOCATION_CAPACITY` | `1000000` | revocations kept at once, see [`revocation`] |
+//! | `GUARD_PUBLIC_URL` | `http://` + the request's `Host` | the URL callers reach this service at: DPoP proofs' `htu` is it + the path |
+//! | `GUARD_DPOP_REPLAY_CAPACITY` | `100000` | DPoP proofs remembered against replay, see [`dpop::ReplayCache`] |
 //!
 //! # Modules
 //!
@@ -63,6 +67,7 @@
 //! * [`id_token`] — [`IdTokenVerifier`]: OpenID Connect ID tokens for a
 //!   client, verified with a guard's key cache (`typ` never `at+jwt`, exact
 //!   `iss`, `aud`/`azp`, `exp`/`iat`, `nonce`, `at_hash`).
+//! * [`dpop`] — DPoP proofs (RFC 9449): verification, replay cache, a client key.
 //! * [`logout_token`] — [`LogoutTokenVerifier`]: back-channel logout tokens
 //!   for a client (`typ` `logout+jwt`, `events`, no `nonce`, `sub`/`sid`).
 //! * [`Principal`] — the caller (extractor); [`require_role`] & co. — route guards.
@@ -106,6 +111,7 @@ pub mod client_auth;
 pub mod client_ip;
 pub mod config;
 pub mod db;
+pub mod dpop;
 mod error;
 pub mod error_body;
 pub mod exchange;
@@ -137,7 +143,7 @@ mod validator;
 pub use api_error::{ApiError, DomainError};
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
 pub use config::{ClientCredentials, ConfigError, GuardConfig, StalePolicy};
-pub use error::{AuthError, TokenError};
+pub use error::{AuthError, TokenError, bearer_challenge, dpop_challenge};
 pub use exchange::{ExchangeError, Exchanger, RelayMode, Subject};
 pub use guard::{BuildError, Guard, Incoming};
 pub use guards::{

@@ -88,6 +88,13 @@ impl Principal {
         actors
     }
 
+    /// Whether the token is DPoP-bound (`cnf.jkt`): then this request came
+    /// with a valid proof of the bound key (a bound token is never accepted
+    /// without one), and the token cannot be relayed as it is.
+    pub fn dpop_bound(&self) -> bool {
+        self.verified.claims.cnf.is_some()
+    }
+
     /// The resources the token is meant for (`aud`).
     pub fn aud(&self) -> &[String] {
         &self.verified.claims.aud

@@ -239,6 +239,7 @@ mod tests {
             sid: sid.map(Into::into),
             auth_time: None,
             act: None,
+            cnf: None,
         }
     }
 

@@ -24,7 +24,7 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
-use crate::claims::{AccessClaims, Actor};
+use crate::claims::{AccessClaims, Actor, Confirmation};
 use crate::config::GuardConfig;
 use crate::error::TokenError;
 use crate::jwks::{VerifyKey, unix_now};
@@ -217,6 +217,7 @@ impl Validator {
             sid: raw.sid,
             auth_time: raw.auth_time,
             act: raw.act,
+            cnf: raw.cnf,
         })
     }
 }
@@ -267,6 +268,7 @@ struct RawClaims {
     sid: Option<String>,
     auth_time: Option<i64>,
     act: Option<Actor>,
+    cnf: Option<Confirmation>,
 }
 
 #[derive(Deserialize)]

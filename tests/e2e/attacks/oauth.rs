@@ -14,7 +14,7 @@ use url::Url;
 
 use crate::harness::client::{CLI_REDIRECT_URI, json_answer};
 use crate::harness::stack::GATEWAY_CLIENT_SECRET;
-use crate::harness::{Stack, User, html};
+use crate::harness::{Stack, User, cli_proof, html};
 
 /// A browser at the IdP that does not follow redirects, so every `Location`
 /// is inspected.
@@ -147,11 +147,12 @@ async fn redeem(
     form: &[(&str, &str)],
     basic: Option<(&str, &str)>,
 ) -> (StatusCode, Value) {
-    let mut req = reqwest::Client::new()
-        .post(stack.idp.join("token").expect("url"))
-        .form(form);
-    if let Some((id, secret)) = basic {
-        req = req.basic_auth(id, Some(secret));
+    let url = stack.idp.join("token").expect("url");
+    let mut req = reqwest::Client::new().post(url.clone()).form(form);
+    match basic {
+        Some((id, secret)) => req = req.basic_auth(id, Some(secret)),
+        // The public `cli` client proves its DPoP key.
+        None => req = req.header("dpop", cli_proof(&reqwest::Method::POST, &url, None)),
     }
     json_answer(req.send().await.expect("POST /token")).await
 }

@@ -1,13 +1,21 @@
 //! Acting as the stack's users: a cookie-jar client that signs in through the
 //! gateway exactly as a browser does, and the authorization-code + PKCE flow
 //! of the public `cli` client for API-client tests.
+//!
+//! `cli` is a public client, so the IdP binds its tokens to a DPoP key
+//! (RFC 9449): like one installation of a command-line tool, this test
+//! process holds one key ([`cli_key`]), proves it at `/token`, and
+//! [`authorize`] sends a token bound to it as `Authorization: DPoP` with a
+//! fresh proof for each request.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use guard::dpop::DpopKey;
 use reqwest::header::{HeaderMap, HeaderValue, ORIGIN};
-use reqwest::{Method, Response, StatusCode, redirect};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, redirect};
 use serde_json::Value;
 use url::Url;
 
@@ -308,12 +316,13 @@ async fn code_flow(
         ("redirect_uri", redirect_uri),
         ("code_verifier", verifier.as_str()),
     ];
-    let redeem = http.post(stack.idp.join("token").expect("token url"));
+    let token_url = stack.idp.join("token").expect("token url");
+    let redeem = http.post(token_url.clone());
     let redeem = match client {
         (id, Some(secret)) => redeem.basic_auth(id, Some(secret)),
         (id, None) => {
             form.push(("client_id", id));
-            redeem
+            redeem.header("dpop", cli_proof(&Method::POST, &token_url, None))
         }
     }
     .form(&form);
@@ -325,7 +334,61 @@ async fn code_flow(
 /// The `cli` client's registered redirect URI (`idp seed`).
 pub const CLI_REDIRECT_URI: &str = "http://127.0.0.1:8976/callback";
 
-/// A plain client for calls with an explicit bearer token (or none).
+/// The `cli` client's DPoP key in this test process.
+pub fn cli_key() -> &'static DpopKey {
+    static KEY: LazyLock<DpopKey> = LazyLock::new(DpopKey::generate);
+    &KEY
+}
+
+/// A fresh proof of [`cli_key`] for `method` `url` (with `ath` of `token`).
+pub fn cli_proof(method: &Method, url: &Url, token: Option<&str>) -> String {
+    cli_key().proof(method.as_str(), url.as_str(), token)
+}
+
+/// Whether `token` is an access token bound to [`cli_key`] (its `cnf.jkt`;
+/// the payload is read unverified: this only picks the scheme to send).
+pub fn bound_to_cli_key(token: &str) -> bool {
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|json| serde_json::from_slice::<Value>(&json).ok())
+        .is_some_and(|claims| claims["cnf"]["jkt"] == cli_key().jkt())
+}
+
+/// `request` (`method` to `url`) with `token`: a token bound to [`cli_key`]
+/// as `Authorization: DPoP` with a proof for this request, any other as `Bearer`.
+pub fn authorize(
+    request: RequestBuilder,
+    method: &Method,
+    url: &Url,
+    token: &str,
+) -> RequestBuilder {
+    if bound_to_cli_key(token) {
+        request
+            .header(reqwest::header::AUTHORIZATION, format!("DPoP {token}"))
+            .header("dpop", cli_proof(method, url, Some(token)))
+    } else {
+        request.bearer_auth(token)
+    }
+}
+
+/// A refresh of one of `cli`'s refresh tokens at the IdP, with a proof of
+/// [`cli_key`] (the key the refresh token is bound to).
+/// `idp` is the IdP's base URL.
+pub fn cli_refresh(http: &reqwest::Client, idp: &Url, refresh_token: &str) -> RequestBuilder {
+    let url = idp.join("token").expect("token url");
+    http.post(url.clone())
+        .header("dpop", cli_proof(&Method::POST, &url, None))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", "cli"),
+        ])
+}
+
+/// A plain client for calls with an explicit access token (or none): a
+/// token bound to [`cli_key`] goes with a DPoP proof (see [`authorize`]).
 pub async fn call_with_token(
     method: Method,
     url: Url,
@@ -333,9 +396,11 @@ pub async fn call_with_token(
     body: Option<&Value>,
     extra: HeaderMap,
 ) -> (StatusCode, Value, HeaderMap) {
-    let mut req = reqwest::Client::new().request(method, url).headers(extra);
+    let mut req = reqwest::Client::new()
+        .request(method.clone(), url.clone())
+        .headers(extra);
     if let Some(token) = token {
-        req = req.bearer_auth(token);
+        req = authorize(req, &method, &url, token);
     }
     if let Some(body) = body {
         req = req.json(body);

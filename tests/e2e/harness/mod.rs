@@ -5,5 +5,8 @@ pub mod client;
 pub mod html;
 pub mod stack;
 
-pub use client::{Browser, User, call_with_token, cli_token, cli_tokens, gateway_tokens};
+pub use client::{
+    Browser, User, authorize, call_with_token, cli_key, cli_proof, cli_refresh, cli_token,
+    cli_tokens, gateway_tokens,
+};
 pub use stack::{Options, Stack};

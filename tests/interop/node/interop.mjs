@@ -172,11 +172,19 @@ await step('public client (cli): code + PKCE, no secret', async () => {
   });
   const res = await get(url);
   assert.equal(res.status, 303, 'the SSO session covers the second client');
-  const t = await client.authorizationCodeGrant(cli, new URL(res.headers.get('location')), {
-    pkceCodeVerifier: verifier,
-    expectedState: state,
-  });
+  // A public client's tokens are DPoP-bound (RFC 9449): openid-client proves the key.
+  const DPoP = client.getDPoPHandle(cli, await client.randomDPoPKeyPair());
+  const t = await client.authorizationCodeGrant(
+    cli,
+    new URL(res.headers.get('location')),
+    { pkceCodeVerifier: verifier, expectedState: state },
+    undefined,
+    { DPoP },
+  );
   assert.equal(t.claims().aud, 'cli');
+  assert.equal(t.token_type.toLowerCase(), 'dpop');
+  const info = await client.fetchUserInfo(cli, t.access_token, t.claims().sub, { DPoP });
+  assert.equal(info.sub, t.claims().sub);
 });
 
 await step('client credentials', async () => {

@@ -4,9 +4,12 @@ Usage: IDP_URL=http://127.0.0.1:9000 python interop.py
 Exits non-zero on the first failed step.
 """
 
+import base64
+import hashlib
 import os
 import re
 import sys
+import time
 import traceback
 from urllib.parse import parse_qs, urlparse
 
@@ -16,7 +19,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet
 from joserfc.jws import JWSRegistry
 
 ISSUER = os.environ.get("IDP_URL", "http://localhost:9000")
@@ -26,6 +29,19 @@ REDIRECT_URI = os.environ.get("GATEWAY_REDIRECT_URI", "http://localhost:8080/aut
 CLI_REDIRECT_URI = os.environ.get("CLI_REDIRECT_URI", "http://127.0.0.1:8976/callback")
 
 passed = 0
+
+# The public `cli` client proves a DPoP key (RFC 9449); Authlib has no DPoP
+# client, so the proof is made here with joserfc (Authlib's JOSE library).
+DPOP_KEY = ECKey.generate_key("P-256")
+
+
+def dpop_proof(method, url, access_token=None):
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": DPOP_KEY.as_dict(private=False)}
+    claims = {"jti": generate_token(22), "htm": method, "htu": url, "iat": int(time.time())}
+    if access_token:
+        digest = hashlib.sha256(access_token.encode()).digest()
+        claims["ath"] = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return jwt.encode(header, claims, DPOP_KEY)
 
 
 def step(name):
@@ -177,9 +193,23 @@ def _():
     res = browser.get(url, allow_redirects=False)  # the SSO session answers at once
     assert res.status_code == 303, res.status_code
     token = session.fetch_token(
-        meta["token_endpoint"], authorization_response=res.headers["location"], code_verifier=verifier, state=st
+        meta["token_endpoint"],
+        authorization_response=res.headers["location"],
+        code_verifier=verifier,
+        state=st,
+        headers={"DPoP": dpop_proof("POST", meta["token_endpoint"])},
     )
     validate_id_token(token, nonce, "cli")
+    assert token["token_type"] == "DPoP", token["token_type"]
+    # The bound token: refused as a bearer token, accepted with a proof of the key.
+    access = token["access_token"]
+    bearer = requests.get(meta["userinfo_endpoint"], headers={"Authorization": f"Bearer {access}"})
+    assert bearer.status_code == 401, bearer.status_code
+    info = requests.get(
+        meta["userinfo_endpoint"],
+        headers={"Authorization": f"DPoP {access}", "DPoP": dpop_proof("GET", meta["userinfo_endpoint"], access)},
+    )
+    assert info.status_code == 200, info.text
     # A wrong verifier is refused.
     url, st = session.create_authorization_url(
         meta["authorization_endpoint"], code_verifier=verifier, code_challenge=create_s256_code_challenge(verifier)
@@ -188,6 +218,7 @@ def _():
     code = parse_qs(urlparse(res.headers["location"]).query)["code"][0]
     bad = requests.post(
         meta["token_endpoint"],
+        headers={"DPoP": dpop_proof("POST", meta["token_endpoint"])},
         data={
             "grant_type": "authorization_code",
             "code": code,

@@ -4,13 +4,14 @@
 //! 2. find the route and an allow rule for the method and path (else 404);
 //! 3. rate limit by client address (429 + `Retry-After`);
 //! 4. credentials ([`crate::caller`]): the caller's own `Authorization: Bearer` token (API
-//!    clients, relayed as is), else the session cookie — CSRF-checked for
+//!    clients; or `DPoP` with a proof for the gateway's URL), else the session cookie — CSRF-checked for
 //!    state-changing methods, access token refreshed first when it expires
 //!    within the margin — else 401 with a sign-in hint (pages: a redirect);
 //! 5. validate the token with guard for the route's audience (401);
 //! 6. coarse RBAC from the allow rule (403);
 //! 7. the token to relay ([`crate::relay_token`]): exchanged for one naming the
-//!    route's service alone (`relay = "exchange"`), or the caller's as is;
+//!    route's service alone (`relay = "exchange"`, and always for a DPoP-bound
+//!    token), or the caller's as is;
 //! 8. relay to the next instance whose circuit lets it through ([`crate::proxy`]):
 //!    its answer passes through; unreachable 502, timeout 504; every circuit
 //!    open: the route's fallback, else 503 `circuit_open` with `Retry-After`.
@@ -81,7 +82,7 @@ async fn relay(
     }
 
     let relayed = relay_token::for_route(&app.exchanger, route, &principal, source).await?;
-    let mode = relay_token::mode(route, source);
+    let mode = relay_token::mode(route, &principal, source);
     let host = app.config.public_host();
     let forwarding = Forwarding {
         token: &relayed,

@@ -103,10 +103,21 @@ async fn an_api_clients_token_not_meant_for_the_gateway_is_not_exchanged(
     connect: PgConnectOptions,
 ) {
     let stack = Stack::with(pool, connect, exchanging()).await;
-    // The reporter's own token names order, payment and inventory, not the
-    // gateway: the IdP refuses the gateway's exchange, and the gateway never
-    // falls back to relaying it.
+    // A reporter registered without the `gateway` resource (the seed gives
+    // it one): its token names order, payment and inventory, not the
+    // gateway, so the IdP refuses the gateway's exchange, and the gateway
+    // never falls back to relaying it.
+    sqlx::query(
+        "UPDATE clients SET resources = array_remove(resources, 'gateway') WHERE id = 'reporter'",
+    )
+    .execute(&stack.idp.state.db)
+    .await
+    .unwrap();
     let token = stack.reporter_token().await;
+    assert_eq!(
+        claims(&token)["aud"],
+        serde_json::json!(["order", "payment", "inventory"])
+    );
     let r = reqwest::Client::new()
         .get(stack.url("/api/orders"))
         .bearer_auth(&token)

@@ -440,6 +440,7 @@ impl Stack {
             &client,
             subject,
             "openid orders:read payments:read inventory:read",
+            None,
         )
         .await
         .unwrap();

@@ -3,6 +3,7 @@
 
 mod audiences;
 mod db;
+mod dpop;
 mod exchange;
 mod extractor;
 mod health;
