@@ -33,6 +33,7 @@ pub const RESOURCES: &[(&str, &str)] = &[
     ("order", "The order service"),
     ("payment", "The payment service"),
     ("inventory", "The inventory service"),
+    ("gateway", "The gateway (API clients' tokens)"),
 ];
 
 /// Which of the two lists.
