@@ -107,6 +107,10 @@ fn strings(v: &[&str]) -> Vec<String> {
 pub fn demo_clients(seed: &SeedConfig) -> Vec<NewClient> {
     let all_scopes: Vec<String> = SCOPES.iter().map(|(s, _)| (*s).to_owned()).collect();
     let resources = strings(&["order", "payment", "inventory"]);
+    // API clients call the shop through the gateway, which exchanges their
+    // tokens per route (RFC 8693): the IdP lets a client exchange only tokens
+    // that name it in `aud`.
+    let through_gateway = strings(&["gateway", "order", "payment", "inventory"]);
     vec![
         NewClient {
             id: "gateway".into(),
@@ -119,7 +123,7 @@ pub fn demo_clients(seed: &SeedConfig) -> Vec<NewClient> {
             // client's token that names the gateway, as the subject).
             grant_types: strings(&["authorization_code", "refresh_token", realm::TOKEN_EXCHANGE]),
             scopes: all_scopes,
-            resources: resources.clone(),
+            resources,
         },
         NewClient {
             id: "cli".into(),
@@ -138,7 +142,7 @@ pub fn demo_clients(seed: &SeedConfig) -> Vec<NewClient> {
                 "payments:read",
                 "inventory:read",
             ]),
-            resources: resources.clone(),
+            resources: through_gateway.clone(),
         },
         NewClient {
             id: "reporter".into(),
@@ -148,7 +152,7 @@ pub fn demo_clients(seed: &SeedConfig) -> Vec<NewClient> {
             post_logout_redirect_uris: vec![],
             grant_types: strings(&["client_credentials"]),
             scopes: strings(&["orders:read", "payments:read", "inventory:read"]),
-            resources,
+            resources: through_gateway,
         },
         // The order service, for RFC 8693 token exchange: it may trade a token
         // sent to it for one narrowed to payment or inventory, naming itself in `act`.

@@ -108,15 +108,20 @@ async fn with_the_idp_down_services_keep_validating_locally() {
         StatusCode::CREATED,
         "order with the IdP down: {body}"
     );
-    // A token order has not exchanged yet needs the IdP (the price of per-hop
-    // tokens, README "Per-hop tokens"): 503, and nothing is relayed as is.
-    let (status, body, _) = place(unused).await;
+    // A token not exchanged yet needs the IdP (the price of per-hop tokens,
+    // README "Per-hop tokens"): the gateway, the first hop to exchange it,
+    // answers 503, and nothing is relayed as is.
+    let (status, body, headers) = place(unused).await;
     assert_eq!(
         status,
         StatusCode::SERVICE_UNAVAILABLE,
         "a new token with the IdP down: {body}"
     );
-    assert_eq!(body["error"], "idp_unavailable", "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert!(
+        headers.get("x-baton-relay").is_none(),
+        "not relayed: {body}"
+    );
 
     // Back up: the services' revocation subscribers reconnect by themselves,
     // so a revocation made now still reaches every one of them.
