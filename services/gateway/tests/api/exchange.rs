@@ -158,23 +158,12 @@ async fn an_api_clients_token_not_meant_for_the_gateway_is_not_exchanged(
     )
     .await
     .unwrap();
-    let response: Value = reqwest::Client::new()
-        .post(stack.idp.url("/token"))
-        .basic_auth("direct", Some("direct-secret"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "orders:read"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = response["access_token"].as_str().unwrap();
+    let token = stack
+        .client_credentials_token(("direct", "direct-secret"), "orders:read")
+        .await;
     let r = reqwest::Client::new()
         .get(stack.url("/api/orders"))
-        .bearer_auth(token)
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();
