@@ -1,5 +1,6 @@
 //! `baton-bench`: starts Baton's release binaries (and panva's oidc-provider)
-//! on 127.0.0.1, measures every figure of issue 7 (and figure 8 of issue 13)
+//! on 127.0.0.1, measures every figure of issue 7 (figure 8 of issue 13,
+//! figure 9 of issue 14)
 //! against its baseline in the same run, prints the table and writes
 //! `bench/results.md`. `make bench` builds everything and runs it.
 
@@ -10,6 +11,7 @@ mod issuance;
 mod load;
 mod oauth;
 mod peer;
+mod per_hop;
 mod procs;
 mod report;
 mod revocation;
@@ -291,7 +293,7 @@ async fn measure(args: &Args, env: Env) -> anyhow::Result<Vec<Row>> {
         revocation::run(b, &services, &mut revocation_rows).await?;
         idp_rss("7");
     }
-    if args.wants(4) {
+    if args.wants(4) || args.wants(9) {
         let off = match &args.insecure_bin_dir {
             Some(dir) => {
                 eprintln!("   starting the auth-off chain ({})", dir.display());
@@ -303,11 +305,38 @@ async fn measure(args: &Args, env: Env) -> anyhow::Result<Vec<Row>> {
             }
             None => None,
         };
-        eprintln!("4. chain: relay + validation vs auth off, alternating");
-        let (customer, _) =
-            oauth::login_tokens(&b.http, &b.idp.issuer, "alice", "alice-password").await?;
-        let (on, off_run) = chain::run(b, &services, off.as_ref(), &customer).await?;
-        chain::rows(&on, off_run.as_ref(), &mut rows);
+        // Figure 9's chain with authentication that relays plain.
+        let plain = match args.wants(9) {
+            true => {
+                let port = procs::free_port()?;
+                let bin_dir = &args.bin_dir;
+                Some(
+                    stack::start_services(&b.env, bin_dir, "plain", &b.idp.issuer, port, "plain")
+                        .await?,
+                )
+            }
+            false => None,
+        };
+        eprintln!("4/9. chain: per-hop exchange, plain relay, auth off, alternating");
+        let tokens = per_hop::customer_tokens(b, per_hop::CHAIN_TOKENS).await?;
+        let chains: Vec<&stack::Services> = std::iter::once(&services)
+            .chain(plain.as_ref())
+            .chain(off.as_ref())
+            .collect();
+        let mut runs = chain::run(b, &chains, &tokens).await?.into_iter();
+        let on = runs.next().unwrap_or_default();
+        let plain_run = plain.as_ref().map(|_| runs.next().unwrap_or_default());
+        let off_run = runs.next();
+        if args.wants(4) {
+            chain::rows(&on, off_run.as_ref(), &mut rows);
+        }
+        if let (Some(plain), Some(plain_run)) = (&plain, &plain_run) {
+            per_hop::chain_rows(&on, plain_run, off_run.as_ref(), &mut rows);
+            eprintln!("9. first order of new tokens; token exchange grants");
+            per_hop::first_order_rows(b, &services, plain, &mut rows).await?;
+            per_hop::exchange_grants(b, &mut rows).await?;
+        }
+        drop(plain);
         drop(off);
     }
 

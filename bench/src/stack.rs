@@ -96,17 +96,22 @@ pub async fn start_idp(env: &Env, bin_dir: &Path, gateway_origin: &str) -> anyho
 }
 
 /// The bench's route table: deploy/routes.toml without its per-address rate
-/// limit (the bench sends everything from one address), relaying as `relay`
-/// says (`exchange` for the chain with authentication, `plain` without: the
+/// limit (the bench sends everything from one address), relaying sessions'
+/// and API clients' tokens alike as `relay` says (`exchange` or `plain`; the
 /// auth-off baseline neither validates nor exchanges).
 fn routes(env: &Env, relay: &str) -> anyhow::Result<PathBuf> {
     let table = std::fs::read_to_string(env.workspace.join("deploy/routes.toml"))?;
     let unlimited: String = table
         .lines()
         .filter(|l| !l.trim_start().starts_with("rate_limit"))
-        .map(|l| match l.trim_start().starts_with("relay =") {
-            true => format!("relay = \"{relay}\"\n"),
-            false => format!("{l}\n"),
+        .map(|l| {
+            let setting = ["relay =", "bearer_relay ="]
+                .into_iter()
+                .find(|k| l.trim_start().starts_with(k));
+            match setting {
+                Some(k) => format!("{k} \"{relay}\"\n"),
+                None => format!("{l}\n"),
+            }
         })
         .collect();
     let path = env.log_dir.join(format!("routes-{relay}.toml"));

@@ -33,7 +33,10 @@ pub const RESOURCES: &[(&str, &str)] = &[
     ("order", "The order service"),
     ("payment", "The payment service"),
     ("inventory", "The inventory service"),
-    ("gateway", "The gateway (API clients' tokens)"),
+    (
+        "gateway",
+        "The API gateway: it may exchange API clients' tokens that name it",
+    ),
 ];
 
 /// Which of the two lists.

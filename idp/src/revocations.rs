@@ -124,36 +124,27 @@ pub async fn wait_out_subject_revocation(db: &PgPool, sub: &str) -> sqlx::Result
 
 /// Links a token obtained by exchange (RFC 8693) to its subject token, so
 /// that revoking the subject token revokes it too — unless the subject token
-/// is revoked already, which refuses the exchange (`Ok(false)`). Takes the
-/// per-token lock that the revocation trigger takes, so the two cannot pass
-/// each other: see the migration.
+/// is revoked already (by `jti`, session or subject, as [`is_revoked`]
+/// checks), which refuses the exchange (`Ok(false)`). One statement: the
+/// `link_exchange` function takes the per-token lock that the revocation
+/// trigger takes, so the two cannot pass each other (see the migrations).
 pub async fn link_exchange(
     db: &PgPool,
     jti: &str,
-    subject_jti: &str,
+    subject: &AccessClaims,
     actor: &str,
     expires_at: OffsetDateTime,
 ) -> sqlx::Result<bool> {
-    let mut tx = db.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(subject_jti)
-        .execute(&mut *tx)
-        .await?;
-    let linked = sqlx::query(
-        "INSERT INTO token_exchanges (jti, subject_jti, actor, expires_at)
-         SELECT $1, $2, $3, $4
-         WHERE NOT EXISTS (SELECT 1 FROM revocations WHERE kind = 'jti' AND value = $2)",
-    )
-    .bind(jti)
-    .bind(subject_jti)
-    .bind(actor)
-    .bind(expires_at)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    tx.commit().await?;
-    Ok(linked)
+    sqlx::query_scalar("SELECT link_exchange($1, $2, $3, $4, $5, $6, $7)")
+        .bind(jti)
+        .bind(&subject.jti)
+        .bind(subject.sid.as_deref())
+        .bind(&subject.sub)
+        .bind(subject.iat)
+        .bind(actor)
+        .bind(expires_at)
+        .fetch_one(db)
+        .await
 }
 
 /// Whether an access token is revoked by any entry of the log. A subject

@@ -120,9 +120,10 @@ fn strings(v: &[&str]) -> Vec<String> {
 pub fn demo_clients(seed: &SeedConfig) -> Vec<NewClient> {
     let all_scopes: Vec<String> = SCOPES.iter().map(|(s, _)| (*s).to_owned()).collect();
     let resources = strings(&["order", "payment", "inventory"]);
-    // API clients' tokens also name the gateway, so that it may exchange them
-    // (a DPoP-bound token always is: see services/gateway/src/relay_token.rs).
-    let api_resources = strings(&["order", "payment", "inventory", "gateway"]);
+    // API clients call the shop through the gateway, which exchanges their
+    // tokens per route (RFC 8693): the IdP lets a client exchange only tokens
+    // that name it in `aud`.
+    let through_gateway = strings(&["gateway", "order", "payment", "inventory"]);
     vec![
         NewClient {
             id: "gateway".into(),
@@ -154,7 +155,7 @@ pub fn demo_clients(seed: &SeedConfig) -> Vec<NewClient> {
                 "payments:read",
                 "inventory:read",
             ]),
-            resources: api_resources.clone(),
+            resources: through_gateway.clone(),
         },
         NewClient {
             id: "reporter".into(),
@@ -164,7 +165,7 @@ pub fn demo_clients(seed: &SeedConfig) -> Vec<NewClient> {
             post_logout_redirect_uris: vec![],
             grant_types: strings(&["client_credentials"]),
             scopes: strings(&["orders:read", "payments:read", "inventory:read"]),
-            resources: api_resources,
+            resources: through_gateway,
         },
         // The order service, for RFC 8693 token exchange: it may trade a token
         // sent to it for one narrowed to payment or inventory, naming itself in `act`.

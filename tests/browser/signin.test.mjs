@@ -71,6 +71,26 @@ test('alice signs in, places an order, sees it listed and signs out', { timeout:
     assert.deepEqual(validated, ['browser', 'gateway', 'order', 'inventory', 'payment'], 'every hop validated');
     // Per-hop tokens (deploy/routes.toml: relay = "exchange"; order: ORDER_RELAY=exchange).
     assert.match(await page.locator('#trace-footer').innerText(), /Every service validated a token of its own for the same user/);
+    // Per hop, the validated token's aud and who acted (latest first), as the page draws them.
+    const facts = await page.locator('#trace .hop.ok').evaluateAll((hops) =>
+      Object.fromEntries(
+        hops.map((hop) => {
+          const terms = [...hop.querySelectorAll('.hop-facts dt')].map((dt) => dt.textContent);
+          const values = [...hop.querySelectorAll('.hop-facts dd')].map((dd) => dd.textContent);
+          return [hop.querySelector('.hop-name').textContent.toLowerCase(), Object.fromEntries(terms.map((t, i) => [t, values[i]]))];
+        }),
+      ),
+    );
+    assert.deepEqual(
+      ['order', 'inventory', 'payment'].map((hop) => [hop, facts[hop]?.aud, facts[hop]?.acted]),
+      [
+        ['order', 'order', 'gateway'],
+        ['inventory', 'inventory', 'order ← gateway'],
+        ['payment', 'payment', 'order ← gateway'],
+      ],
+      'each service shows its own aud and the actors',
+    );
+    assert.deepEqual([facts.gateway?.['sent aud'], facts.gateway?.acted], ['order', 'gateway'], 'the gateway shows what it sent on');
     // Listed by the end of its id, as the page shows ids.
     const row = page.locator('#orders table.orders tbody tr').filter({ hasText: String(order.id).slice(-8) });
     await row.waitFor();

@@ -109,9 +109,9 @@ async fn with_the_idp_down_services_keep_validating_locally() {
         "order with the IdP down: {body}"
     );
     // A token not exchanged yet needs the IdP (the price of per-hop tokens,
-    // README "Per-hop tokens"): 503, and nothing is relayed as is. cli's
-    // tokens are DPoP-bound, so the gateway itself exchanges them first.
-    let (status, body, _) = place(unused).await;
+    // README "Per-hop tokens"): the gateway, the first hop to exchange it,
+    // answers 503, and nothing is relayed as is.
+    let (status, body, headers) = place(unused).await;
     assert_eq!(
         status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -123,6 +123,10 @@ async fn with_the_idp_down_services_keep_validating_locally() {
             .as_str()
             .is_some_and(|d| d.contains("IdP is unavailable")),
         "{body}"
+    );
+    assert!(
+        headers.get("x-baton-relay").is_none(),
+        "not relayed: {body}"
     );
 
     // Back up: the services' revocation subscribers reconnect by themselves,

@@ -139,3 +139,68 @@ async fn every_hop_sees_and_records_the_whole_chain() {
         assert_eq!(newest["actors"], json!(["order", "gateway"]), "{newest}");
     }
 }
+
+#[tokio::test]
+async fn an_api_clients_order_through_the_gateway_carries_a_token_per_hop() {
+    let stack = Stack::start().await;
+    // The public cli client's own token (authorization code + PKCE), as an
+    // API client sends it to the gateway.
+    let token = cli_token(&stack, User::Alice, "openid orders:read orders:write").await;
+    let (status, placed, headers) = call_with_token(
+        Method::POST,
+        stack.gateway.join("api/orders").unwrap(),
+        Some(&token),
+        Some(&json!({ "lines": [{ "sku": "baton-mug", "quantity": 1 }] })),
+        Default::default(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    let gateway: Value = serde_json::from_str(headers["x-baton-relay"].to_str().unwrap()).unwrap();
+    assert_eq!(
+        (&gateway["token"], &gateway["relay"]),
+        (&json!("bearer"), &json!("exchange")),
+        "{gateway}"
+    );
+    let relay = placed["relay"].as_array().expect("relay chain");
+    let chain: Vec<(&Value, &Value, &Value)> = relay
+        .iter()
+        .map(|h| (&h["service"], &h["aud"], &h["actors"]))
+        .collect();
+    assert_eq!(
+        chain,
+        [
+            (&json!("order"), &json!(["order"]), &json!(["gateway"])),
+            (
+                &json!("inventory"),
+                &json!(["inventory"]),
+                &json!(["order", "gateway"])
+            ),
+            (
+                &json!("payment"),
+                &json!(["payment"]),
+                &json!(["order", "gateway"])
+            ),
+        ],
+        "{placed}"
+    );
+    for hop in relay {
+        assert_eq!(hop["client_id"], "cli", "{hop}");
+        assert_eq!(hop["sub"], relay[0]["sub"], "{hop}");
+    }
+    // What order received is good at order only.
+    let at_order = exchange(
+        &stack,
+        ("gateway", crate::harness::stack::GATEWAY_CLIENT_SECRET),
+        &token,
+        "order",
+        "orders:read",
+    )
+    .await;
+    for (url, path) in [(&stack.payment, "charges"), (&stack.inventory, "items")] {
+        assert_eq!(
+            status_with(&stack, url, path, &at_order).await,
+            StatusCode::UNAUTHORIZED,
+            "{url}{path} refuses a token meant for order"
+        );
+    }
+}

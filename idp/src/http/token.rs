@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use guard::AccessClaims;
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -488,11 +489,11 @@ async fn token_exchange(
             "use audience (resource names), not resource".into(),
         ));
     }
-    let subject = crate::http::userinfo::verify_access(state, subject_token)
-        .await
-        .map_err(|e| match e {
-            e @ (OAuthError::Server(_) | OAuthError::Unavailable(_)) => e,
-            _ => OAuthError::invalid_request("subject_token is not a valid, current access token"),
+    // Signature, issuer, type and expiry here; revocation when the new token
+    // is linked to it below (one statement for both).
+    let subject: AccessClaims =
+        tokens::verify_own(state, subject_token, guard::ACCESS_TOKEN_TYP, false).map_err(|_| {
+            OAuthError::invalid_request("subject_token is not a valid, current access token")
         })?;
     // The subject token must have been sent to this client (it is in `aud`:
     // a service exchanging what it received) or issued to it (the gateway
@@ -532,15 +533,15 @@ async fn token_exchange(
         .filter(|s| client.allows_scope(s))
         .collect();
     let scope = granted_scope(params, &allowed)?;
-    let subject_jti = subject.jti.clone();
     let access =
-        tokens::issue_exchanged(state, subject, &client.id, aud, scope.clone(), jkt).await?;
-    // Revoking the subject token now revokes this one too; if it was revoked
-    // meanwhile, this token is never handed out.
+        tokens::issue_exchanged(state, subject.clone(), &client.id, aud, scope.clone(), jkt)
+            .await?;
+    // Revoking the subject token now revokes this one too; if it is revoked
+    // already (or was meanwhile), this token is never handed out.
     if !revocations::link_exchange(
         &state.db,
         &access.jti,
-        &subject_jti,
+        &subject,
         &client.id,
         access.expires_at,
     )
@@ -553,7 +554,7 @@ async fn token_exchange(
     let expires_in = (access.expires_at - OffsetDateTime::now_utc())
         .whole_seconds()
         .max(0) as u64;
-    tracing::info!(actor = %client.id, subject_jti = %subject_jti, jti = %access.jti, "token exchanged");
+    tracing::info!(actor = %client.id, subject_jti = %subject.jti, jti = %access.jti, "token exchanged");
     Ok(TokenResponse {
         access_token: access.token,
         token_type: token_type(jkt),

@@ -387,3 +387,38 @@ async fn the_gateway_exchanges_its_sessions_token_per_route_and_order_exchanges_
         "invalid_scope"
     );
 }
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn a_token_of_an_ended_session_or_a_revoked_subject_is_not_exchanged(pool: PgPool) {
+    let t = spawn(pool).await;
+    for kind in ["sid", "sub"] {
+        let tokens = t.gateway_tokens("openid orders:read inventory:read").await;
+        let subject = tokens["access_token"].as_str().unwrap().to_owned();
+        let claims: AccessClaims = t.verify(&subject, "at+jwt", "order").await;
+        let r = exchange(&t, ORDER, &subject, &[]).await;
+        assert_eq!(r.status(), StatusCode::OK, "{kind}: exchanged while valid");
+        // The session ended (sign-out) or every token of the subject was
+        // revoked (password change): revoked by session or subject, not jti.
+        let value = if kind == "sid" {
+            claims.sid.clone().unwrap()
+        } else {
+            claims.sub.clone()
+        };
+        sqlx::query(
+            "INSERT INTO revocations (kind, value, reason, expires_at, issued_before)
+             VALUES ($1, $2, 'test', now() + interval '1 hour',
+                     CASE WHEN $1 = 'sub' THEN now() + interval '2 seconds' END)",
+        )
+        .bind(kind)
+        .bind(&value)
+        .execute(&t.pool)
+        .await
+        .unwrap();
+        let r = exchange(&t, ORDER, &subject, &[]).await;
+        assert_eq!(
+            error_of(r).await,
+            "invalid_request",
+            "{kind}: a revoked token is not exchanged"
+        );
+    }
+}

@@ -21,6 +21,7 @@
 //! tokens were issued to it; an API client's token only if it names the
 //! gateway in `aud` (`idp seed` registers `cli` and `reporter` so).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use guard::{Exchanger, Principal, RelayMode, Subject};
@@ -60,14 +61,16 @@ pub async fn for_route(
 
 /// The route's scopes the caller holds; all of them when it holds none (the
 /// IdP then refuses the exchange: 403), so a token never gains a scope.
-fn scope(route: &Route, principal: &Principal) -> String {
-    let held: Vec<&str> = route
-        .scope
-        .split_ascii_whitespace()
-        .filter(|s| principal.has_scope(s))
-        .collect();
-    if held.is_empty() {
-        return route.scope.clone();
+/// Borrowed from the route when the caller holds them all (the usual case:
+/// nothing is allocated per request).
+fn scope<'a>(route: &'a Route, principal: &Principal) -> Cow<'a, str> {
+    let wanted = || route.scope.split_ascii_whitespace();
+    if wanted().all(|s| principal.has_scope(s)) {
+        return Cow::Borrowed(&route.scope);
     }
-    held.join(" ")
+    let held: Vec<&str> = wanted().filter(|s| principal.has_scope(s)).collect();
+    if held.is_empty() {
+        return Cow::Borrowed(&route.scope);
+    }
+    Cow::Owned(held.join(" "))
 }

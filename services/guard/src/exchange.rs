@@ -10,19 +10,22 @@
 //! ```
 //!
 //! One exchanged token is kept per (subject key, audience, scope) until `margin`
-//! before it expires; the subject key is the subject token's `jti` (or, for
-//! the gateway, its session). The IdP never lets an exchanged token outlive its
-//! subject, so a subject close to its end is re-exchanged (and refused by the
-//! IdP once it has ended or been revoked). Exchanges are **single-flight per
-//! key**: however many requests need the same token at once, one of them asks
-//! the IdP and the others wait for its answer. A failed exchange is not kept.
+//! before it expires; the subject key is the subject token's `jti`. The IdP
+//! never lets an exchanged token outlive its subject, so a subject close to
+//! its end is re-exchanged (and refused by the IdP once it has ended or been
+//! revoked). Exchanges are **single-flight per key**: however many requests
+//! need the same token at once, one of them asks the IdP and the others wait
+//! for its answer. A failed exchange is not kept. The cache is bounded and
+//! swept as it grows (see [`cache`]); a hit takes one short lock and
+//! allocates nothing.
 //!
 //! The IdP decides who may exchange toward which audience and scope (the
 //! client's registered resources and scopes); this module only asks.
 
-use std::collections::HashMap;
+mod cache;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -34,6 +37,8 @@ use crate::jwks::unix_now;
 use crate::relay::RelayError;
 use crate::trace::{TRACEPARENT, TraceContext};
 use crate::{GuardConfig, Principal};
+pub use cache::SWEEP_FLOOR;
+use cache::{Cache, Cached, Key, Lookup};
 
 /// The RFC 8693 grant type.
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -42,7 +47,7 @@ pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_tok
 /// An exchanged token is exchanged again this long before it expires, so it
 /// never reaches the next service expired.
 pub const DEFAULT_MARGIN: Duration = Duration::from_secs(30);
-/// Exchanged tokens kept before expired ones are swept out.
+/// Exchanged tokens kept at most (see [`Exchanger::with_capacity`]).
 pub const DEFAULT_CAPACITY: usize = 10_000;
 
 /// How a relayed call gets its token.
@@ -123,19 +128,6 @@ impl From<ExchangeError> for RelayError {
     }
 }
 
-/// (subject key, audience, scope).
-type Key = (Box<str>, Box<str>, Box<str>);
-
-#[derive(Clone)]
-struct Cached {
-    token: Arc<str>,
-    /// Unix seconds after which the token is exchanged again.
-    renew_at: i64,
-}
-
-/// One exchanged token per key; the async lock makes exchanges single-flight.
-type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
-
 /// Exchanges tokens with this service's own client credentials, caching
 /// them. Cheap to clone; make one per process.
 #[derive(Clone)]
@@ -148,8 +140,7 @@ struct Inner {
     endpoint: Url,
     credentials: ClientCredentials,
     margin: Duration,
-    capacity: usize,
-    slots: Mutex<HashMap<Key, Slot>>,
+    cache: Cache,
     exchanges: AtomicU64,
 }
 
@@ -176,8 +167,7 @@ impl Exchanger {
                 endpoint,
                 credentials,
                 margin: DEFAULT_MARGIN,
-                capacity: DEFAULT_CAPACITY,
-                slots: Mutex::new(HashMap::new()),
+                cache: Cache::new(DEFAULT_CAPACITY),
                 exchanges: AtomicU64::new(0),
             }),
         })
@@ -203,6 +193,26 @@ impl Exchanger {
         self
     }
 
+    /// Keeps at most `capacity` tokens (default [`DEFAULT_CAPACITY`]).
+    /// Call before sharing the exchanger.
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.cache = Cache::new(capacity);
+        }
+        self
+    }
+
+    /// How many exchanged tokens (or exchanges under way) are kept now;
+    /// never more than the capacity.
+    pub fn cached(&self) -> usize {
+        self.inner.cache.len()
+    }
+
+    /// The most tokens kept.
+    pub fn capacity(&self) -> usize {
+        self.inner.cache.capacity()
+    }
+
     /// How many exchanges were made (cache misses that reached the IdP).
     pub fn exchanges(&self) -> u64 {
         self.inner.exchanges.load(Ordering::Relaxed)
@@ -217,32 +227,24 @@ impl Exchanger {
         audience: &str,
         scope: &str,
     ) -> Result<Arc<str>, ExchangeError> {
-        let slot = self.slot(subject.key, audience, scope);
-        let mut cached = slot.lock().await;
-        if let Some(c) = cached.as_ref().filter(|c| c.renew_at > unix_now()) {
-            return Ok(c.token.clone());
+        let key = Key {
+            subject: subject.key,
+            audience,
+            scope,
+        };
+        let cache = &self.inner.cache;
+        let flight = match cache.lookup(&key, unix_now()) {
+            Lookup::Fresh(token) => return Ok(token),
+            Lookup::Miss(flight) => flight,
+        };
+        let _turn = flight.lock().await;
+        if let Some(token) = cache.fresh(&key, unix_now()) {
+            return Ok(token);
         }
         let fresh = self.exchange(subject.token, audience, scope).await?;
         let token = fresh.token.clone();
-        *cached = Some(fresh);
+        cache.store(&key, fresh);
         Ok(token)
-    }
-
-    fn slot(&self, subject: &str, audience: &str, scope: &str) -> Slot {
-        let mut slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let key: Key = (subject.into(), audience.into(), scope.into());
-        if let Some(slot) = slots.get(&key) {
-            return slot.clone();
-        }
-        if slots.len() >= self.inner.capacity {
-            // Keep slots in use or still fresh; drop the rest.
-            let now = unix_now();
-            slots.retain(|_, slot| match slot.try_lock() {
-                Ok(cached) => cached.as_ref().is_some_and(|c| c.renew_at > now),
-                Err(_) => true,
-            });
-        }
-        slots.entry(key).or_default().clone()
     }
 
     async fn exchange(
@@ -312,7 +314,9 @@ impl Exchanger {
         let margin = i64::try_from(self.inner.margin.as_secs()).unwrap_or(i64::MAX);
         Ok(Cached {
             token: issued.access_token.into(),
-            renew_at: unix_now() + issued.expires_in - margin,
+            renew_at: unix_now()
+                .saturating_add(issued.expires_in)
+                .saturating_sub(margin),
         })
     }
 }

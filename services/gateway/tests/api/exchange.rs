@@ -98,26 +98,69 @@ async fn concurrent_requests_of_one_session_make_one_exchange(
 }
 
 #[sqlx::test(migrations = false)]
+async fn an_api_clients_token_is_exchanged_per_route_keyed_by_its_jti(
+    pool: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let stack = Stack::with(pool, connect, exchanging()).await;
+    // The seeded reporter's token names the gateway besides the services.
+    let token = stack.reporter_token().await;
+    assert_eq!(
+        claims(&token)["aud"],
+        serde_json::json!(["gateway", "order", "payment", "inventory"])
+    );
+    for (path, audience) in [("/api/orders", "order"), ("/api/payments", "payment")] {
+        for _ in 0..2 {
+            let r = reqwest::Client::new()
+                .get(stack.url(path))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{path}");
+            let relay: Value =
+                serde_json::from_str(r.headers()["x-baton-relay"].to_str().unwrap()).unwrap();
+            assert_eq!(relay["token"], "bearer");
+            assert_eq!(relay["relay"], "exchange");
+            assert_eq!(relay["relayed_aud"], serde_json::json!([audience]));
+            let seen: Value = r.json().await.unwrap();
+            let c = claims(seen["token"].as_str().unwrap());
+            assert_eq!(c["aud"], serde_json::json!([audience]), "{path}");
+            assert_eq!(c["act"], serde_json::json!({"sub": "gateway"}), "{path}");
+            assert_eq!(c["client_id"], "reporter");
+        }
+    }
+    // Once per (token, audience).
+    assert_eq!(stack.states[0].exchanger.exchanges(), 2);
+}
+
+#[sqlx::test(migrations = false)]
 async fn an_api_clients_token_not_meant_for_the_gateway_is_not_exchanged(
     pool: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
     let stack = Stack::with(pool, connect, exchanging()).await;
-    // A reporter registered without the `gateway` resource (the seed gives
-    // it one): its token names order, payment and inventory, not the
-    // gateway, so the IdP refuses the gateway's exchange, and the gateway
-    // never falls back to relaying it.
-    sqlx::query(
-        "UPDATE clients SET resources = array_remove(resources, 'gateway') WHERE id = 'reporter'",
+    // A client registered without the gateway resource: its tokens name
+    // order, payment and inventory only. The IdP refuses the gateway's
+    // exchange, and the gateway never falls back to relaying it.
+    idp::realm::upsert_client(
+        &stack.idp.state.db,
+        &idp::realm::NewClient {
+            id: "direct".into(),
+            name: "Calls the services directly".into(),
+            secret: Some("direct-secret".into()),
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec!["client_credentials".into()],
+            scopes: vec!["orders:read".into()],
+            resources: vec!["order".into(), "payment".into(), "inventory".into()],
+        },
     )
-    .execute(&stack.idp.state.db)
     .await
     .unwrap();
-    let token = stack.reporter_token().await;
-    assert_eq!(
-        claims(&token)["aud"],
-        serde_json::json!(["order", "payment", "inventory"])
-    );
+    let token = stack
+        .client_credentials_token(("direct", "direct-secret"), "orders:read")
+        .await;
     let r = reqwest::Client::new()
         .get(stack.url("/api/orders"))
         .bearer_auth(&token)

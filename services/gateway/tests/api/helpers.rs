@@ -450,13 +450,19 @@ impl Stack {
     /// A client-credentials access token of the seeded `reporter` client
     /// (no user, no roles; scopes orders:read payments:read inventory:read).
     pub async fn reporter_token(&self) -> String {
+        self.client_credentials_token(
+            ("reporter", "reporter-dev-secret"),
+            "orders:read payments:read inventory:read",
+        )
+        .await
+    }
+
+    /// A client-credentials access token of `client` (id, secret) for `scope`.
+    pub async fn client_credentials_token(&self, client: (&str, &str), scope: &str) -> String {
         let response: Value = reqwest::Client::new()
             .post(self.idp.url("/token"))
-            .basic_auth("reporter", Some("reporter-dev-secret"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", "orders:read payments:read inventory:read"),
-            ])
+            .basic_auth(client.0, Some(client.1))
+            .form(&[("grant_type", "client_credentials"), ("scope", scope)])
             .send()
             .await
             .unwrap()

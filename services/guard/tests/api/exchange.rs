@@ -197,3 +197,95 @@ async fn a_refused_exchange_is_not_cached_and_says_why() {
     assert!(matches!(e, ExchangeError::Refused(_)), "{e:?}");
     assert_eq!(issuer.exchanges(), 0);
 }
+
+#[tokio::test]
+async fn tokens_of_expired_subjects_are_swept_as_the_cache_grows() {
+    let issuer = TestIssuer::start().await;
+    // Subjects ending within the margin: every token is due as soon as it
+    // is kept, as those of subjects that went away are after their end.
+    let exchanger = issuer
+        .exchanger("order")
+        .with_margin(Duration::from_secs(30));
+    let token = subject_token(&issuer, 20);
+    for i in 0..300 {
+        let key = format!("gone-{i}");
+        exchanger
+            .token(
+                &Subject {
+                    key: &key,
+                    token: &token,
+                },
+                "inventory",
+                "inventory:write",
+            )
+            .await
+            .unwrap();
+        assert!(
+            exchanger.cached() <= guard::exchange::SWEEP_FLOOR,
+            "{} kept after {} subjects whose tokens were all due",
+            exchanger.cached(),
+            i + 1
+        );
+    }
+    assert_eq!(issuer.exchanges(), 300);
+}
+
+#[tokio::test]
+async fn hundreds_of_concurrent_subjects_never_exceed_the_capacity() {
+    let issuer = TestIssuer::start().await;
+    let capacity = 50;
+    let exchanger = issuer.exchanger("order").with_capacity(capacity);
+    let token: Arc<str> = subject_token(&issuer, 300).into();
+    // 400 callers, each with its own subject, at once: every token is fresh,
+    // and up to 64 exchanges are under way together (more than the capacity;
+    // bounded so that the test issuer is not flooded with connections).
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(64));
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let (exchanger, token, in_flight) =
+                (exchanger.clone(), token.clone(), in_flight.clone());
+            tokio::spawn(async move {
+                let _permit = in_flight.acquire().await.unwrap();
+                let key = format!("caller-{i}");
+                let subject = Subject {
+                    key: &key,
+                    token: &token,
+                };
+                let first = exchanger
+                    .token(&subject, "inventory", "inventory:write")
+                    .await;
+                let kept = exchanger.cached();
+                (first, kept)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (token, kept) = task.await.unwrap();
+        token.expect("an exchange beyond the capacity still succeeds");
+        assert!(kept <= capacity, "{kept} kept, capacity {capacity}");
+    }
+    assert!(exchanger.cached() <= capacity);
+    assert_eq!(issuer.exchanges(), 400);
+    // What is kept still serves: a kept subject's second call exchanges nothing.
+    let mut repeats = 0;
+    for i in 0..400 {
+        let key = format!("caller-{i}");
+        let subject = Subject {
+            key: &key,
+            token: &token,
+        };
+        let before = issuer.exchanges();
+        exchanger
+            .token(&subject, "inventory", "inventory:write")
+            .await
+            .unwrap();
+        repeats += usize::from(issuer.exchanges() == before);
+        assert!(exchanger.cached() <= capacity);
+    }
+    assert_eq!(
+        repeats,
+        capacity,
+        "the full cache still serves what it keeps ({} kept)",
+        exchanger.cached()
+    );
+}
