@@ -82,6 +82,8 @@ pub async fn start_idp(env: &Env, bin_dir: &Path, gateway_origin: &str) -> anyho
     serve
         .arg("serve")
         .env("IDP_BIND", format!("127.0.0.1:{port}"))
+        // Metrics on an ephemeral port: the default (port + 1000) may be taken.
+        .env("IDP_METRICS_BIND", "127.0.0.1:0")
         // One hour: a token taken at the start stays valid for the whole run.
         .env("IDP_ACCESS_TOKEN_TTL_SECS", "3600")
         // The bench's own address is a "proxy": figure 8's flood picks its
@@ -134,6 +136,7 @@ pub async fn start_services(
         let mut cmd = Command::new(binary(bin_dir, name)?);
         cmd.current_dir(&env.workspace)
             .env(format!("{upper}_BIND"), format!("127.0.0.1:{port}"))
+            .env(format!("{upper}_METRICS_BIND"), "127.0.0.1:0")
             .env(format!("{upper}_DATABASE_URL"), env.dbs.url(name)?)
             .env("GUARD_ISSUER", issuer)
             .env("RUST_LOG", "warn");

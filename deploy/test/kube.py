@@ -40,7 +40,7 @@ def main():
     deployments = []
     for doc in docs:
         kind, name = doc["kind"], doc["metadata"]["name"]
-        if kind == "ConfigMap":
+        if kind == "ConfigMap" and name == "baton-config":
             doc["data"]["GUARD_ISSUER"] = issuer
             doc["data"]["IDP_ISSUER"] = issuer
             doc["data"]["GATEWAY_PUBLIC_URL"] = "http://gateway.baton.svc:8080"

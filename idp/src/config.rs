@@ -16,6 +16,9 @@ pub struct Config {
     pub issuer: String,
     /// `IDP_BIND` (default `127.0.0.1:9000`).
     pub bind: SocketAddr,
+    /// `IDP_METRICS_BIND` (default `127.0.0.1:10000`, the port + 1000; `off`:
+    /// none): where `GET /metrics` listens (see `guard::metrics`).
+    pub metrics_bind: Option<SocketAddr>,
     /// `IDP_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/baton_idp`).
     pub database_url: String,
     /// `IDP_DATABASE_MAX_CONNECTIONS` (default 16).
@@ -148,9 +151,19 @@ impl Config {
                     ),
                 }
             })?;
+        let metrics_bind = guard::metrics::parse_bind(
+            "IDP_METRICS_BIND",
+            get("IDP_METRICS_BIND").as_deref(),
+            bind,
+        )
+        .map_err(|e| ConfigError {
+            name: e.var,
+            problem: e.reason,
+        })?;
         Ok(Config {
             issuer,
             bind,
+            metrics_bind,
             database_url: var(
                 "IDP_DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/baton_idp",

@@ -76,6 +76,11 @@ impl OAuthError {
         Self::InvalidToken(d.into())
     }
 
+    /// The OAuth error code (`invalid_grant`, …), e.g. as a metric label.
+    pub fn code(&self) -> &'static str {
+        self.parts().1
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, Option<&str>) {
         match self {
             Self::InvalidRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", Some(d)),

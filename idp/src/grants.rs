@@ -24,6 +24,7 @@ pub struct Code {
 }
 
 /// Stores a new code; answers the code itself (returned to the client once).
+#[tracing::instrument(name = "db.grants.create_code", skip_all)]
 pub async fn create_code(db: &PgPool, code: &Code) -> sqlx::Result<String> {
     let secret = random_token();
     sqlx::query(
@@ -60,6 +61,7 @@ pub enum Redeem {
 
 /// Consumes a code issued to `client_id`, atomically (two concurrent
 /// redemptions: exactly one wins). A code of another client is not touched.
+#[tracing::instrument(name = "db.grants.consume_code", skip_all)]
 pub async fn consume_code(
     db: &mut PgConnection,
     code: &str,
@@ -93,6 +95,7 @@ pub async fn consume_code(
 /// Remembers what redeeming a code issued, for a replay to revoke. Answers
 /// `false` when a replay of the code arrived meanwhile: then nothing must be
 /// handed out (the caller rolls back and revokes the access token).
+#[tracing::instrument(name = "db.grants.record_code_issue", skip_all)]
 pub async fn record_code_issue(
     db: &mut PgConnection,
     code: &str,
@@ -115,6 +118,7 @@ pub async fn record_code_issue(
 
 /// A replayed code: marks it and revokes the access token and refresh-token
 /// family its first redemption issued (RFC 6749 §4.1.2, RFC 9700 §4.5).
+#[tracing::instrument(name = "db.grants.revoke_code_issue", skip_all)]
 pub async fn revoke_code_issue(db: &PgPool, code: &str) -> sqlx::Result<()> {
     let mut tx = db.begin().await?;
     let issued: Option<(Option<String>, Option<OffsetDateTime>, Option<Uuid>)> = sqlx::query_as(
@@ -173,6 +177,7 @@ pub struct NewRefresh<'a> {
 
 /// Stores the first refresh token of a new family (a code redeemed); answers
 /// the token itself (returned to the client once).
+#[tracing::instrument(name = "db.grants.create_refresh", skip_all)]
 pub async fn create_refresh(db: &mut PgConnection, r: &NewRefresh<'_>) -> sqlx::Result<String> {
     let secret = random_token();
     let hash = sha256(secret.as_bytes());
@@ -214,6 +219,7 @@ fn bind_new<'q>(
         .bind(r.dpop_jkt)
 }
 
+#[tracing::instrument(name = "db.grants.find_refresh", skip_all)]
 pub async fn find_refresh(
     db: impl sqlx::PgExecutor<'_>,
     token: &str,
@@ -239,6 +245,7 @@ pub struct Redeemable {
 /// expired, its session live and its user active. `None` otherwise (the
 /// caller tells which rule failed with [`find_refresh`]: errors are rare and
 /// may cost more reads).
+#[tracing::instrument(name = "db.grants.find_redeemable", skip_all)]
 pub async fn find_redeemable(
     db: &PgPool,
     token: &str,
@@ -290,6 +297,7 @@ pub async fn find_redeemable(
 /// Rotates refresh token `old` into `next` in one statement (one commit):
 /// marks `old` used and stores `next`, only if `old` was still unused and
 /// unrevoked. `None` when another request used or revoked it first.
+#[tracing::instrument(name = "db.grants.rotate_refresh", skip_all)]
 pub async fn rotate_refresh(
     db: &PgPool,
     old: Uuid,
@@ -317,6 +325,7 @@ pub async fn rotate_refresh(
 
 /// Revokes refresh tokens matching `condition` (on `$1`) and records a `jti`
 /// revocation for each access token issued with them that may still be valid.
+#[tracing::instrument(name = "db.grants.revoke_refresh_where", skip_all)]
 pub async fn revoke_refresh_where<V>(
     db: &mut PgConnection,
     condition: &'static str,
@@ -343,6 +352,7 @@ where
 }
 
 /// Revokes a whole refresh-token family (reuse detected, or RFC 7009 revocation).
+#[tracing::instrument(name = "db.grants.revoke_family", skip_all)]
 pub async fn revoke_family(db: &PgPool, family: Uuid, reason: &str) -> sqlx::Result<()> {
     let mut tx = db.begin().await?;
     revoke_refresh_where(&mut tx, "family_id = $1", family, reason).await?;

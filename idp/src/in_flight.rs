@@ -154,6 +154,7 @@ impl Reservation {
             .fetch_one(&self.db)
             .await?;
             if let Some(delay) = throttle::lock_for(failures, *policy) {
+                metrics::counter!("idp_lockouts_total").increment(1);
                 tracing::warn!(
                     key,
                     failures,

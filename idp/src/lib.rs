@@ -202,6 +202,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     )
     .await?;
     let listener = TcpListener::bind(config.bind).await?;
+    guard::metrics::Exporter::new()
+        .pool(&pool)
+        .spawn(config.metrics_bind)
+        .await?;
+    // Present from the start (at 0), so that rates and alerts see the first one.
+    metrics::counter!("idp_lockouts_total").increment(0);
     let state = build_state(config, pool).await?;
     let reloader = spawn_background(state.clone());
     tracing::info!(issuer = %state.config.issuer, addr = %listener.local_addr()?, "idp listening");

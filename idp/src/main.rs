@@ -71,8 +71,9 @@ enum KeysCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
-        None | Some(Command::Serve) => guard::telemetry::init("idp"),
+    // Kept until the end: dropping it flushes the exported spans.
+    let _telemetry = match cli.command {
+        None | Some(Command::Serve) => Some(guard::telemetry::init("idp")),
         // An admin command's standard output is its answer (`--json` is
         // parsed by scripts): its log lines go to standard error.
         Some(_) => {
@@ -82,8 +83,9 @@ async fn main() -> anyhow::Result<()> {
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
                 .init();
+            None
         }
-    }
+    };
     let config = Config::from_env()?;
     let json = cli.json;
     match cli.command.unwrap_or(Command::Serve) {

@@ -22,6 +22,7 @@ pub struct Session {
 }
 
 /// The live session behind a cookie value, if any (not ended, not expired, user enabled).
+#[tracing::instrument(name = "db.sessions.find", skip_all)]
 pub async fn find(db: &PgPool, cookie: &str) -> sqlx::Result<Option<Session>> {
     sqlx::query_as(
         "SELECT s.id, s.user_id, s.auth_time, s.expires_at FROM sso_sessions s JOIN users u ON u.id = s.user_id
@@ -33,6 +34,7 @@ pub async fn find(db: &PgPool, cookie: &str) -> sqlx::Result<Option<Session>> {
 }
 
 /// When the session `id` expires, if it is live (neither ended nor expired).
+#[tracing::instrument(name = "db.sessions.live_until", skip_all)]
 pub async fn live_until(
     db: impl sqlx::PgExecutor<'_>,
     id: Uuid,
@@ -52,6 +54,7 @@ pub async fn live_until(
 /// `user` authenticated now, and stores the authorization code
 /// of `request` for it (as [`grants::create_code`](crate::grants::create_code)).
 /// Answers the session, its cookie value and the code.
+#[tracing::instrument(name = "db.sessions.sign_in", skip_all)]
 pub async fn sign_in(
     db: &PgPool,
     user: Uuid,
@@ -98,6 +101,7 @@ pub async fn sign_in(
 
 /// The same person signed in again (prompt=login, max_age): a fresh
 /// `auth_time` and a new cookie value (no fixation), same `sid`.
+#[tracing::instrument(name = "db.sessions.reauthenticate", skip_all)]
 pub async fn reauthenticate(db: &PgPool, id: Uuid) -> sqlx::Result<(Session, String)> {
     let token = random_token();
     let session = sqlx::query_as(
@@ -115,6 +119,7 @@ pub async fn reauthenticate(db: &PgPool, id: Uuid) -> sqlx::Result<(Session, Str
 /// tokens they were issued with, records a `sid` revocation that outlives
 /// every access token of the session, and (when it was live) queues its
 /// back-channel logout tokens, all in one transaction. Answers whether it was live.
+#[tracing::instrument(name = "db.sessions.end", skip_all)]
 pub async fn end(db: &PgPool, id: Uuid, reason: &str, access_ttl: Duration) -> sqlx::Result<bool> {
     let mut tx = db.begin().await?;
     let ended =
@@ -142,6 +147,7 @@ pub async fn end(db: &PgPool, id: Uuid, reason: &str, access_ttl: Duration) -> s
 
 /// Ends every live session of a user and revokes every token issued to them
 /// so far (password change, admin action). Answers how many sessions ended.
+#[tracing::instrument(name = "db.sessions.end_all_for_user", skip_all)]
 pub async fn end_all_for_user(
     db: &PgPool,
     user: Uuid,

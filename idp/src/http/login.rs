@@ -52,6 +52,13 @@ fn busy(mut page: Response) -> Response {
 
 /// Checks the CSRF token and the credentials, starts (or refreshes) the SSO
 /// session and completes the authorization request.
+/// Counts a sign-in attempt in `idp_sign_ins_total{outcome}`: `succeeded`,
+/// `failed` (wrong name or password), `locked_out` (refused while a name or
+/// address is locked) or `busy` (asked to retry).
+fn sign_in(outcome: &'static str) {
+    metrics::counter!("idp_sign_ins_total", "outcome" => outcome).increment(1);
+}
+
 async fn login(State(state): State<AppState>, jar: CookieJar, req: Request) -> Response {
     match login_inner(&state, jar, req).await {
         Ok(r) => r,
@@ -133,6 +140,7 @@ async fn login_inner(
     {
         Admission::Admitted(r) => r,
         Admission::Refused => {
+            sign_in("locked_out");
             throttle::audit(&state.db, event("login_locked")).await?;
             return Ok(form_again(StatusCode::OK, LOGIN_LOCKED));
         }
@@ -157,6 +165,7 @@ async fn login_inner(
         Ok(ok) => ok,
         Err(e) if Passwords::is_busy(&e) => {
             reservation.busy().await?;
+            sign_in("busy");
             tracing::info!(client_id = %client.id, "password checks fully booked; asked to retry");
             return Ok(busy(form_again(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -168,6 +177,7 @@ async fn login_inner(
     let user = match user {
         Some(u) if ok => u,
         _ => {
+            sign_in("failed");
             tracing::info!(client_id = %client.id, %addr, "sign-in failed");
             reservation.failed(event("login_failed")).await?;
             return Ok(form_again(StatusCode::OK, LOGIN_FAILED));
@@ -199,6 +209,7 @@ async fn login_inner(
         Some(v) => sessions::find(&state.db, &v).await?,
         None => None,
     };
+    sign_in("succeeded");
     let succeeded = event("login_succeeded");
     let (session, token, code) = match previous {
         Some(p) if p.user_id == user.id => {

@@ -1,5 +1,5 @@
 //! The HTTP surface: one module per resource, assembled here with the
-//! cross-cutting layers (tracing without secrets, request ids, timeouts,
+//! cross-cutting layers (request spans and metrics, request ids, timeouts,
 //! security headers, HSTS behind an https issuer).
 
 pub mod authorize;
@@ -23,15 +23,13 @@ pub mod userinfo;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::error::OAuthError;
 use crate::state::AppState;
@@ -67,23 +65,20 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             OAuthError::Server("a handler panicked".into()).into_response()
         }))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        // The span names method and path only: query strings carry codes,
-        // states and ID-token hints, and headers carry credentials.
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request<_>| {
-                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                })
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID));
+    // The request span (method and path only: query strings carry codes,
+    // states and ID-token hints, and headers carry credentials), the W3C
+    // trace context continued from the caller, and the HTTP metrics.
+    let router =
+        guard::server::observe(router).layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
     if https {
         router.layer(SetResponseHeaderLayer::overriding(
             header::STRICT_TRANSPORT_SECURITY,

@@ -59,11 +59,31 @@ impl IntoResponse for TokenResponse {
     }
 }
 
+/// `POST /token`, counted in `idp_token_requests_total{grant, outcome}`
+/// (`outcome`: `issued` or the OAuth error code).
 async fn token(
+    state: State<AppState>,
+    addr: PeerAddr,
+    headers: HeaderMap,
+    Form(params): Form,
+) -> Result<TokenResponse, OAuthError> {
+    let grant = realm::GRANT_TYPES
+        .iter()
+        .find(|g| params.get("grant_type") == Some(**g))
+        .copied()
+        .unwrap_or("other");
+    let result = issue(state, addr, headers, params).await;
+    let outcome = result.as_ref().map_or_else(OAuthError::code, |_| "issued");
+    metrics::counter!("idp_token_requests_total", "grant" => grant, "outcome" => outcome)
+        .increment(1);
+    result
+}
+
+async fn issue(
     State(state): State<AppState>,
     PeerAddr(addr): PeerAddr,
     headers: HeaderMap,
-    Form(params): Form,
+    params: Params,
 ) -> Result<TokenResponse, OAuthError> {
     let grant = params.require("grant_type")?;
     if !realm::GRANT_TYPES.contains(&grant) {

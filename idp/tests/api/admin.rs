@@ -246,7 +246,7 @@ async fn catalog_rows_stay_while_a_client_names_them(pool: PgPool) {
     let orders_read = scopes.iter().find(|e| e.name == "orders:read").unwrap();
     assert!(orders_read.clients.contains(&"reporter".to_owned()));
     let resources = catalog::names(&t.pool, Catalog::Resources).await.unwrap();
-    assert_eq!(resources, vec!["inventory", "order", "payment"]);
+    assert_eq!(resources, vec!["gateway", "inventory", "order", "payment"]);
 
     for (kind, name) in [
         (Catalog::Scopes, "orders:read"),

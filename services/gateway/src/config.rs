@@ -3,6 +3,7 @@
 //! | variable | default |
 //! |---|---|
 //! | `GATEWAY_BIND` | `127.0.0.1:8080` |
+//! | `GATEWAY_METRICS_BIND` | `127.0.0.1:9080` (the port + 1000; `off`: none) |
 //! | `GATEWAY_PUBLIC_URL` | `http://localhost:8080` (what the browser opens; https turns on `__Host-` + `Secure` cookies and HSTS) |
 //! | `GATEWAY_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/baton_gateway` |
 //! | `GATEWAY_ISSUER` | `GUARD_ISSUER`, else `http://localhost:9000` |
@@ -53,6 +54,9 @@ pub struct ConfigError {
 #[derive(Clone)]
 pub struct Config {
     pub bind: SocketAddr,
+    /// `GATEWAY_METRICS_BIND`: where `GET /metrics` listens (default the
+    /// port + 1000 on 127.0.0.1, `off`: none; see [`guard::metrics`]).
+    pub metrics_bind: Option<SocketAddr>,
     /// The origin the browser sees; redirect URIs and the CSRF origin check derive from it.
     pub public_url: Url,
     pub database_url: String,
@@ -189,8 +193,19 @@ impl Config {
             reason: "must be 32 bytes".into(),
         })?;
 
+        let bind = parse("GATEWAY_BIND", &var("GATEWAY_BIND", "127.0.0.1:8080"))?;
+        let metrics_bind = guard::metrics::parse_bind(
+            "GATEWAY_METRICS_BIND",
+            get("GATEWAY_METRICS_BIND").as_deref(),
+            bind,
+        )
+        .map_err(|e| ConfigError {
+            var: e.var,
+            reason: e.reason,
+        })?;
         Ok(Self {
-            bind: parse("GATEWAY_BIND", &var("GATEWAY_BIND", "127.0.0.1:8080"))?,
+            bind,
+            metrics_bind,
             public_url,
             database_url: var(
                 "GATEWAY_DATABASE_URL",

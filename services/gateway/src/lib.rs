@@ -38,10 +38,8 @@ use axum::Router;
 use guard::Guard;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tower::util::MapRequestLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use config::Config;
 use oidc::{Oidc, OidcSettings};
@@ -186,6 +184,29 @@ impl Application {
         &self.state
     }
 
+    /// `GET /metrics` of this gateway: the HTTP and guard series, its session
+    /// database pool and `gateway_circuit_state` per route and instance
+    /// (0 closed, 1 half open, 2 open), sampled at each scrape.
+    pub fn exporter(&self) -> guard::metrics::Exporter {
+        let routes = self.state.routes.clone();
+        guard::metrics::Exporter::new()
+            .pool(self.state.sessions.pool())
+            .guard(&self.state.guard)
+            .sample(move || {
+                for route in routes.routes() {
+                    for (i, instance) in route.instances().iter().enumerate() {
+                        let state = match instance.breaker.phase().0 {
+                            circuit::Phase::Closed => 0,
+                            circuit::Phase::HalfOpen => 1,
+                            circuit::Phase::Open => 2,
+                        };
+                        let labels = [("route", route.name.clone()), ("instance", i.to_string())];
+                        metrics::gauge!("gateway_circuit_state", &labels).set(state);
+                    }
+                }
+            })
+    }
+
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
@@ -227,7 +248,7 @@ pub fn router(state: AppState) -> Router {
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_default();
     let headers = SecurityHeaders::new(&issuer_origin, state.config.secure_cookies());
-    Router::new()
+    let router = Router::new()
         .merge(http::page::router())
         .merge(http::auth::router())
         .merge(http::backchannel::router())
@@ -241,36 +262,13 @@ pub fn router(state: AppState) -> Router {
             headers,
             security_headers::add,
         ))
-        .layer(CatchPanicLayer::new())
-        // One line per request (status, latency) in a span naming the method,
-        // the path — never the query: it carries codes and states — and the
-        // trace id the relayed calls continue.
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
-        // The request's traceparent (or a new trace), for the span and the relay.
-        .layer(MapRequestLayer::new(
-            guard::trace::attach::<axum::body::Body>,
-        ))
+        .layer(CatchPanicLayer::new());
+    // The request span, trace context (continued by the relay) and HTTP metrics.
+    guard::server::observe(router)
         // Never let the access log print credentials.
         .layer(SetSensitiveHeadersLayer::new([
             ::http::header::AUTHORIZATION,
             ::http::header::COOKIE,
             ::http::header::SET_COOKIE,
         ]))
-}
-
-fn request_span(request: &axum::extract::Request) -> tracing::Span {
-    let trace_id = request
-        .extensions()
-        .get::<guard::TraceContext>()
-        .map(guard::TraceContext::trace_id);
-    tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = request.uri().path(),
-        trace_id = trace_id.as_deref().unwrap_or("-"),
-    )
 }

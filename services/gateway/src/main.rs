@@ -4,7 +4,7 @@ use gateway::{Application, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    guard::telemetry::init("gateway");
+    let _telemetry = guard::telemetry::init("gateway");
     let config = Config::from_env().context("invalid configuration")?;
     for var in &config.dev_secrets {
         tracing::warn!(
@@ -19,9 +19,14 @@ async fn main() -> anyhow::Result<()> {
                 config.routes_path.display()
             )
         })?;
+    let metrics_bind = config.metrics_bind;
     let app = Application::build(config, routes)
         .await
         .context("cannot start the gateway")?;
+    app.exporter()
+        .spawn(metrics_bind)
+        .await
+        .context("metrics listener")?;
     tracing::info!(address = %app.local_addr(), "gateway listening");
     app.run_until(guard::shutdown::signal())
         .await

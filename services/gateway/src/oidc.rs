@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use guard::{IdTokenClaims, IdTokenError, IdTokenVerifier, unix_now};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use url::Url;
 
 /// Largest discovery/token response read from the IdP.
@@ -287,11 +288,21 @@ impl Oidc {
 
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenSet, IdpError> {
         let metadata = self.metadata().await?;
-        let request = self.inner.http.post(metadata.token_endpoint.clone());
+        let grant = form
+            .iter()
+            .find(|(name, _)| *name == "grant_type")
+            .map_or("", |(_, grant)| *grant);
+        let span = tracing::info_span!("idp_token", grant);
+        let mut request = self.inner.http.post(metadata.token_endpoint.clone());
+        // The IdP's spans join the caller's trace (when spans are exported).
+        if let Some(trace) = span.in_scope(guard::TraceContext::current) {
+            request = request.header(guard::trace::TRACEPARENT, trace.header_value());
+        }
         let response = self
             .authenticated(request)
             .form(form)
             .send()
+            .instrument(span)
             .await
             .map_err(|e| IdpError::Unavailable(format!("token endpoint: {e}")))?;
         let status = response.status();

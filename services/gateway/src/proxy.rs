@@ -22,6 +22,7 @@ use futures::TryStreamExt;
 use guard::trace::TraceContext;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request};
+use tracing::Instrument;
 
 use crate::circuit::Permit;
 use crate::routes::{Fallback, Route};
@@ -151,7 +152,10 @@ impl Proxy {
             bearer.set_sensitive(true);
             headers.insert(header::AUTHORIZATION, bearer);
         }
-        headers.insert("traceparent", forwarding.trace.child().header_value());
+        // The call's span, named in the traceparent: the upstream's parent.
+        let span = tracing::info_span!("proxy", route = %route.name);
+        let trace = span.in_scope(|| forwarding.trace.child());
+        headers.insert("traceparent", trace.header_value());
         if let Ok(ip) = HeaderValue::from_str(&forwarding.client_ip.to_string()) {
             headers.insert("x-forwarded-for", ip);
         }
@@ -173,7 +177,7 @@ impl Proxy {
             body: (!bodiless).then_some(body),
             retry,
         };
-        match self.send(route, &mut call).await {
+        match self.send(route, &mut call).instrument(span).await {
             Err(UpstreamError::CircuitOpen { .. }) if route.fallback.is_some() => {
                 match (&route.fallback, fallback_route) {
                     (Some(Fallback::Json(value)), _) => Ok(fallback_json(&route.name, value)),

@@ -120,6 +120,7 @@ impl SessionStore {
     }
 
     /// Stores a new session under a fresh id.
+    #[tracing::instrument(name = "db.session.create", skip_all)]
     pub async fn create(&self, data: &SessionData) -> Result<SessionId, sqlx::Error> {
         let id = SessionId(random_token(32));
         let hash = id.hash();
@@ -140,6 +141,7 @@ impl SessionStore {
 
     /// The live session for `id`, sliding its idle expiry (at most once a minute).
     /// A row that no longer opens (key changed, tampered) counts as absent.
+    #[tracing::instrument(name = "db.session.load", skip_all)]
     pub async fn load(&self, id: &SessionId) -> Result<Option<SessionData>, sqlx::Error> {
         let hash = id.hash();
         let row: Option<(Vec<u8>, bool)> = sqlx::query_as(
@@ -167,6 +169,7 @@ impl SessionStore {
     }
 
     /// Ends the session; `true` when it existed.
+    #[tracing::instrument(name = "db.session.delete", skip_all)]
     pub async fn delete(&self, id: &SessionId) -> Result<bool, sqlx::Error> {
         let done = sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
             .bind(&id.hash()[..])
@@ -217,6 +220,7 @@ impl SessionStore {
 
     /// Removes expired sessions (and the `jti`s of expired logout tokens);
     /// returns how many sessions.
+    #[tracing::instrument(name = "db.session.purge_expired", skip_all)]
     pub async fn purge_expired(&self) -> Result<u64, sqlx::Error> {
         let done =
             sqlx::query("DELETE FROM sessions WHERE idle_until <= now() OR expires_at <= now()")

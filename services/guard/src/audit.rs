@@ -61,6 +61,7 @@ impl Initiator {
 }
 
 /// Appends one audit row. Call it on the transaction that makes the change.
+#[tracing::instrument(name = "db.audit.record", skip_all)]
 pub async fn record(
     conn: &mut PgConnection,
     who: &Initiator,
@@ -112,6 +113,7 @@ pub struct Page {
 }
 
 /// Lists audit rows, newest first, at most 500 per page (default 100).
+#[tracing::instrument(name = "db.audit.list", skip_all)]
 pub async fn list(pool: &PgPool, page: &Page) -> Result<Vec<Entry>, sqlx::Error> {
     sqlx::query_as::<_, Entry>(
         "SELECT id, at, action, resource, sub, client_id, caller, jti, trace_id, detail, actors

@@ -86,6 +86,40 @@ impl TokenError {
     }
 }
 
+impl TokenError {
+    /// A short, fixed name of the rule (the `reason` label of
+    /// `guard_token_refusals_total`): static, so counting a refusal builds no string.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::TooLarge(_) => "too_large",
+            Self::Malformed => "malformed",
+            Self::AlgNone => "alg_none",
+            Self::AlgSymmetric => "alg_symmetric",
+            Self::AlgNotAllowed => "alg_not_allowed",
+            Self::KeyAlgorithmMismatch => "key_algorithm_mismatch",
+            Self::MissingKid => "missing_kid",
+            Self::UnknownKid => "unknown_kid",
+            Self::WrongType => "wrong_type",
+            Self::UnsupportedCrit => "unsupported_crit",
+            Self::ForbiddenHeader(_) => "forbidden_header",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::InvalidClaim(_) => "invalid_claim",
+            Self::InvalidClaims => "invalid_claims",
+            Self::Revoked => "revoked",
+            Self::LivesTooLong => "lives_too_long",
+            Self::RevocationsStale => "revocations_stale",
+            Self::BoundTokenAsBearer => "dpop_bound_token_as_bearer",
+            Self::NotBound => "dpop_token_not_bound",
+        }
+    }
+}
+
 /// A refused request. Its [`IntoResponse`] is the only mapping to HTTP.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -126,6 +160,20 @@ impl AuthError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Why, as a fixed label value: the token rule ([`TokenError::reason`]),
+    /// else what was missing.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidToken(e) => e.reason(),
+            Self::InvalidProof(_) => "invalid_dpop_proof",
+            Self::Forbidden(_) => "insufficient_rights",
+            Self::KeysUnavailable => "keys_unavailable",
+            Self::NotConfigured => "not_configured",
         }
     }
 

@@ -29,11 +29,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
+use tracing::Instrument;
 use url::Url;
 
 use crate::config::ClientCredentials;
 use crate::jwks::unix_now;
 use crate::relay::RelayError;
+use crate::trace::{TRACEPARENT, TraceContext};
 use crate::{GuardConfig, Principal};
 pub use cache::SWEEP_FLOOR;
 use cache::{Cache, Cached, Key, Lookup};
@@ -263,11 +265,16 @@ impl Exchanger {
             form.push(("scope", scope));
         }
         let credentials = &self.inner.credentials;
-        let request = self.inner.http.post(self.inner.endpoint.clone());
+        let span = tracing::info_span!("token_exchange", audience);
+        let mut request = self.inner.http.post(self.inner.endpoint.clone());
+        if let Some(trace) = span.in_scope(TraceContext::current) {
+            request = request.header(TRACEPARENT, trace.header_value());
+        }
         let response =
             crate::client_auth::basic_auth(request, &credentials.id, &credentials.secret)
                 .form(&form)
                 .send()
+                .instrument(span)
                 .await
                 .map_err(|e| ExchangeError::Unavailable(e.without_url().to_string()))?;
         let status = response.status();

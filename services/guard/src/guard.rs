@@ -207,7 +207,7 @@ impl Guard {
         request: &(impl Incoming + Sync),
     ) -> Result<Principal, AuthError> {
         let headers = request.headers();
-        let (scheme, token) = access_token(headers)?;
+        let (scheme, token) = access_token(headers).inspect_err(count_refusal)?;
         let trace = request
             .trace()
             .unwrap_or_else(|| TraceContext::from_headers(headers));
@@ -229,6 +229,7 @@ impl Guard {
             Err(e) => Err(e),
         };
         if let Err(e) = &result {
+            count_refusal(e);
             // The reason only: never the token.
             tracing::debug!(reason = %e, trace_id = %trace.trace_id(), "access token refused");
         }
@@ -303,6 +304,11 @@ impl Guard {
             return Err(TokenError::RevocationsStale.into());
         }
         let (key, hit) = self.cached(token);
+        if hit.is_some() {
+            crate::metrics::series::CACHE_HITS.increment(1);
+        } else {
+            crate::metrics::series::CACHE_MISSES.increment(1);
+        }
         if let Some(verified) = hit {
             if inner.denylist.is_revoked(&verified.claims) {
                 inner.verified.forget(key);
@@ -423,6 +429,11 @@ impl std::fmt::Debug for Guard {
             .field("audience", &self.inner.config.audience)
             .finish_non_exhaustive()
     }
+}
+
+/// `guard_token_refusals_total{reason}`.
+fn count_refusal(e: &AuthError) {
+    metrics::counter!("guard_token_refusals_total", "reason" => e.reason()).increment(1);
 }
 
 fn revoke(denylist: &Denylist, verified: &VerifiedCache, revocation: Revocation) {

@@ -74,6 +74,7 @@ pub enum ClaimError {
 
 /// Claims `key` for `owner` inside the caller's transaction. `request` is the
 /// normalised request; reusing a key with another request is refused.
+#[tracing::instrument(name = "db.idempotency.claim", skip_all)]
 pub async fn claim(
     conn: &mut PgConnection,
     owner: &str,
@@ -114,6 +115,7 @@ pub async fn claim(
 }
 
 /// Stores the answer of a [`Claim::Fresh`] request, before its transaction commits.
+#[tracing::instrument(name = "db.idempotency.complete", skip_all)]
 pub async fn complete(
     conn: &mut PgConnection,
     owner: &str,
@@ -135,6 +137,7 @@ pub async fn complete(
 pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// Deletes the keys older than `retention`; returns how many.
+#[tracing::instrument(name = "db.idempotency.forget_older_than", skip_all)]
 pub async fn forget_older_than(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
     let seconds = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
     let deleted = sqlx::query(

@@ -192,6 +192,8 @@ impl Jwks {
 
     async fn refresh_locked(&self, state: &mut FetchState) -> Result<Duration, FetchError> {
         let result = self.fetch_keys(state).await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!("guard_jwks_fetches_total", "outcome" => outcome).increment(1);
         let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
         health.attempted = true;
         health.jwks_uri = state.jwks_uri.as_ref().map(Url::to_string);

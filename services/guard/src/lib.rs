@@ -82,6 +82,8 @@
 //! * [`config::var`] — a service's own typed settings from the environment.
 //! * [`client_ip`] — the caller's address behind trusted proxies (CIDRs), for
 //!   the gateway's rate limits and the IdP's throttle alike.
+//! * [`metrics`] — Prometheus: the recorder, the HTTP layer ([`metrics::track`])
+//!   and `GET /metrics` on its own listener ([`metrics::Exporter`]).
 //! * [`telemetry`], [`shutdown`], [`db`] — logging, graceful shutdown, database
 //!   start-up, for every process.
 //!
@@ -124,6 +126,7 @@ mod insecure;
 mod jwks;
 pub mod lines;
 pub mod logout_token;
+pub mod metrics;
 mod principal;
 pub mod relay;
 pub mod revocation;

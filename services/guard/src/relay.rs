@@ -35,6 +35,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 use url::Url;
 
 use crate::Principal;
@@ -194,6 +195,10 @@ impl RelayClient {
         url: Url,
         caller: RelayContext,
     ) -> RelayRequest {
+        // The call's span: the parent of the next service's request span.
+        let span =
+            tracing::info_span!("relay", service = %service, method = %method, path = url.path());
+        let trace = span.in_scope(|| caller.trace.child());
         let inner = match HeaderValue::from_str(&format!("Bearer {}", caller.token)) {
             Ok(mut authorization) => {
                 authorization.set_sensitive(true);
@@ -202,14 +207,18 @@ impl RelayClient {
                     .request(method, url)
                     .timeout(self.timeout)
                     .header(header::AUTHORIZATION, authorization)
-                    .header(TRACEPARENT, caller.trace.child().header_value()))
+                    .header(TRACEPARENT, trace.header_value()))
             }
             Err(_) => Err(RelayError::Unauthorized {
                 service: service.clone(),
                 description: Some("the caller's token cannot be sent in a header".into()),
             }),
         };
-        RelayRequest { inner, service }
+        RelayRequest {
+            inner,
+            service,
+            span,
+        }
     }
 }
 
@@ -251,6 +260,7 @@ impl Upstream {
                     service: self.name.clone(),
                 }),
                 service: self.name.clone(),
+                span: tracing::Span::none(),
             },
         }
     }
@@ -281,6 +291,7 @@ impl Upstream {
 pub struct RelayRequest {
     inner: Result<reqwest::RequestBuilder, RelayError>,
     service: Arc<str>,
+    span: tracing::Span,
 }
 
 impl RelayRequest {
@@ -317,6 +328,7 @@ impl RelayRequest {
         let request = self.inner?;
         request
             .send()
+            .instrument(self.span)
             .await
             .map_err(|e| transport_error(service, &e))
     }

@@ -6,12 +6,13 @@ use std::io;
 use std::net::SocketAddr;
 
 use crate::health::Readiness;
+use crate::metrics;
 use crate::trace::{self, TraceContext};
 use crate::{AuthError, Guard};
 use axum::Router;
 use axum::body::Body;
+use axum::extract::FromRef;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRef, Request};
 use axum::http::header;
 use axum::response::IntoResponse;
 use sqlx::PgPool;
@@ -24,46 +25,66 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Largest request body a resource server reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Adds the layers every resource server has, outermost first: `Authorization`
-/// and `Cookie` marked sensitive (never printed), the request's
-/// [`TraceContext`] put in its extensions ([`trace::attach`]: its `traceparent`
-/// or a new trace), an `INFO` span per request (method, path, that trace id)
-/// closed by a log line with status and latency, a body size limit, and a panic
-/// turned into a 500 rather than a dropped connection. The span, the
-/// [`Principal`](crate::Principal), audit rows and relayed calls therefore
-/// share one trace id, also when the caller sent no `traceparent`.
+/// and `Cookie` marked sensitive (never printed), then [`observe`] (request
+/// span, trace context, metrics), a body size limit, and a panic turned into
+/// a 500 rather than a dropped connection.
 pub fn with_common_layers(router: Router) -> Router {
-    let trace = TraceLayer::new_for_http()
-        .make_span_with(request_span)
-        .on_response(DefaultOnResponse::new().level(Level::INFO));
-    router
-        .layer(CatchPanicLayer::new())
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(trace)
-        .layer(MapRequestLayer::new(trace::attach::<Body>))
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-        ]))
+    observe(
+        router
+            .layer(CatchPanicLayer::new())
+            .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES)),
+    )
+    .layer(SetSensitiveRequestHeadersLayer::new([
+        header::AUTHORIZATION,
+        header::COOKIE,
+    ]))
 }
 
-/// The span of one request. The query string is left out: it is not needed
-/// to follow a request, and whatever a client put there stays out of the logs.
-fn request_span(request: &Request) -> Span {
-    let trace_id = request
-        .extensions()
-        .get::<TraceContext>()
-        .map(TraceContext::trace_id);
-    tracing::info_span!(
+/// What every Baton part wraps its routes in to be observable, outermost
+/// first: an `INFO` span per request ([`request_span`]: method, path, trace
+/// id; the exported span's parent is the caller's `traceparent`) closed by a
+/// log line with status and latency; inside it the request's [`TraceContext`]
+/// ([`trace::attach`]), so the span, the [`Principal`](crate::Principal),
+/// audit rows and relayed calls share one trace id, also when the caller sent
+/// no `traceparent`; and the HTTP metrics per route ([`metrics::track`]).
+pub fn observe(router: Router) -> Router {
+    router
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(MapRequestLayer::new(trace::attach::<Body>))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span::<Body>)
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+}
+
+/// The span of one request; its `trace_id` is recorded by [`trace::attach`].
+/// The query string is left out: it is not needed to follow a request, and
+/// whatever a client put there (codes, states, hints) stays out of the logs.
+pub fn request_span<B>(request: &http::Request<B>) -> Span {
+    let span = tracing::info_span!(
         "request",
         method = %request.method(),
         path = request.uri().path(),
-        trace_id = trace_id.as_deref().unwrap_or("-"),
-    )
+        trace_id = tracing::field::Empty,
+    );
+    if crate::telemetry::exporting() {
+        let remote = request
+            .headers()
+            .get(trace::TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceContext::parse);
+        if let Some(remote) = remote {
+            let _ = span.set_parent(remote.otel_context());
+        }
+    }
+    span
 }
 
 /// A resource server's whole HTTP interface: its `api` routes, `GET /audit`
@@ -86,6 +107,21 @@ where
 /// when the guard subscribes to one.
 fn health_routes(pool: &PgPool, guard: &Guard) -> Router {
     Readiness::new().database(pool.clone()).jwks(guard).router()
+}
+
+/// Serves a resource server's `GET /metrics` on `bind` (nothing when `None`)
+/// in the background: the HTTP and guard series, its database pool and its
+/// revocation stream ([`metrics::Exporter`]); returns the address bound.
+pub async fn serve_metrics(
+    bind: Option<SocketAddr>,
+    pool: &PgPool,
+    guard: &Guard,
+) -> io::Result<Option<SocketAddr>> {
+    metrics::Exporter::new()
+        .pool(pool)
+        .guard(guard)
+        .spawn(bind)
+        .await
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets the

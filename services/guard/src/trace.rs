@@ -4,6 +4,14 @@
 //! when it sent a valid one, otherwise a fresh trace. Outbound relay calls keep
 //! the trace id and name a new parent (span) id, so one trace id follows a
 //! request through gateway → order → inventory/payment.
+//!
+//! This is the one trace mechanism of Baton. When spans are exported
+//! ([`crate::telemetry`], `OTEL_EXPORTER_OTLP_ENDPOINT`), the request span
+//! ([`crate::server::request_span`]) takes the incoming `traceparent` as its
+//! OpenTelemetry parent, the request's [`TraceContext`] is then that span's
+//! (so logs, audit rows and exported spans share the trace id), and an
+//! outbound call's context ([`TraceContext::child`], [`TraceContext::current`])
+//! names the span that makes the call, so the next service's spans hang under it.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -11,6 +19,8 @@ use std::fmt;
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 use http::{Extensions, HeaderMap, HeaderValue};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The `traceparent` header name.
 pub const TRACEPARENT: &str = "traceparent";
@@ -73,11 +83,49 @@ impl TraceContext {
         })
     }
 
-    /// The same trace with a new span id: the context of an outbound call.
+    /// The context of an outbound call in this trace: the current span's when
+    /// spans are exported (and it belongs to this trace), else this trace with
+    /// a new span id.
     pub fn child(&self) -> Self {
+        if let Some(current) = Self::current().filter(|c| c.trace_id == self.trace_id) {
+            return current;
+        }
         let mut span_id = [0u8; 8];
         fill_random(&mut span_id);
         Self { span_id, ..*self }
+    }
+
+    /// The current span's context, when spans are exported: what an outbound
+    /// call that has no request context at hand (a token exchange, a refresh
+    /// at the IdP) sends as `traceparent`.
+    pub fn current() -> Option<Self> {
+        if !crate::telemetry::exporting() {
+            return None;
+        }
+        Self::of_span(&tracing::Span::current())
+    }
+
+    /// The OpenTelemetry context of `span`, if it has a valid one.
+    fn of_span(span: &tracing::Span) -> Option<Self> {
+        let context = span.context();
+        let otel = context.span();
+        let otel = otel.span_context();
+        otel.is_valid().then(|| Self {
+            trace_id: otel.trace_id().to_bytes(),
+            span_id: otel.span_id().to_bytes(),
+            flags: otel.trace_flags().to_u8(),
+        })
+    }
+
+    /// This context as the remote parent of a span.
+    pub fn otel_context(&self) -> opentelemetry::Context {
+        opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+            TraceId::from_bytes(self.trace_id),
+            SpanId::from_bytes(self.span_id),
+            TraceFlags::new(self.flags),
+            true,
+            TraceState::default(),
+        ))
     }
 
     /// The trace id as 32 lowercase hex digits (for logs and audit rows).
@@ -133,26 +181,43 @@ impl<S: Send + Sync> FromRequestParts<S> for TraceContext {
     }
 }
 
-/// Gives a request its [`TraceContext`] in its extensions (unless it has one):
-/// its `traceparent`, or a new trace. As the outermost layer of a service
-/// (`tower::util::MapRequestLayer::new(guard::trace::attach)`, as
-/// [`server::with_common_layers`](crate::server::with_common_layers) does), it makes the
+/// Gives a request its [`TraceContext`] in its extensions (unless it has one)
+/// and records its trace id in the request span: the exported request span's
+/// context, else its `traceparent`, or a new trace. Run inside the request
+/// span (as [`server::observe`](crate::server::observe) does), it makes the
 /// request's log span, its [`Principal`](crate::Principal), its audit rows and
 /// its relayed calls share one trace id, also when the caller sent no `traceparent`.
 pub fn attach<B>(request: http::Request<B>) -> http::Request<B> {
     let (mut parts, body) = request.into_parts();
-    of_request(&mut parts.extensions, &parts.headers);
+    let trace = of_request(&mut parts.extensions, &parts.headers);
+    tracing::Span::current().record("trace_id", tracing::field::display(trace.trace_id_hex()));
     http::Request::from_parts(parts, body)
 }
 
-/// The trace context in `extensions`, or the one `headers` give, stored there.
+/// The trace context in `extensions`, or else the current span's (when
+/// exported) or the one `headers` give, stored there.
 pub(crate) fn of_request(extensions: &mut Extensions, headers: &HeaderMap) -> TraceContext {
     if let Some(trace) = extensions.get::<TraceContext>() {
         return *trace;
     }
-    let trace = TraceContext::from_headers(headers);
+    let trace = TraceContext::current().unwrap_or_else(|| TraceContext::from_headers(headers));
     extensions.insert(trace);
     trace
+}
+
+/// The trace id in hex, formatted without allocating.
+struct TraceIdHex([u8; 16]);
+
+impl fmt::Display for TraceIdHex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl TraceContext {
+    fn trace_id_hex(&self) -> TraceIdHex {
+        TraceIdHex(self.trace_id)
+    }
 }
 
 /// Random bytes for ids, from a per-thread buffer filled 512 bytes at a time:

@@ -46,6 +46,9 @@ pub static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
 pub struct Config {
     /// `INVENTORY_BIND`, default `127.0.0.1:8083`.
     pub bind: SocketAddr,
+    /// `INVENTORY_METRICS_BIND`, default `127.0.0.1:9083` (the port + 1000;
+    /// `off`: none): where `GET /metrics` listens ([`guard::metrics`]).
+    pub metrics_bind: Option<SocketAddr>,
     /// `INVENTORY_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/baton_inventory`.
     pub database_url: String,
     /// `INVENTORY_DATABASE_MAX_CONNECTIONS`, default 10.
@@ -59,8 +62,10 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
+        let bind = var("INVENTORY_BIND", SocketAddr::from(([127, 0, 0, 1], 8083)))?;
         Ok(Self {
-            bind: var("INVENTORY_BIND", SocketAddr::from(([127, 0, 0, 1], 8083)))?,
+            bind,
+            metrics_bind: guard::metrics::bind_from_env("INVENTORY_METRICS_BIND", bind)?,
             database_url: var(
                 "INVENTORY_DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/baton_inventory".to_owned(),

@@ -51,6 +51,9 @@ pub static MIGRATOR: LazyLock<Migrator> =
 pub struct Config {
     /// `ORDER_BIND`, default `127.0.0.1:8081`.
     pub bind: SocketAddr,
+    /// `ORDER_METRICS_BIND`, default `127.0.0.1:9081` (the port + 1000;
+    /// `off`: none): where `GET /metrics` listens ([`guard::metrics`]).
+    pub metrics_bind: Option<SocketAddr>,
     /// `ORDER_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/baton_order`.
     pub database_url: String,
     /// `ORDER_DATABASE_MAX_CONNECTIONS`, default 10.
@@ -77,8 +80,10 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         let url = |s: &str| Url::parse(s).expect("a valid default URL");
+        let bind = var("ORDER_BIND", SocketAddr::from(([127, 0, 0, 1], 8081)))?;
         let config = Self {
-            bind: var("ORDER_BIND", SocketAddr::from(([127, 0, 0, 1], 8081)))?,
+            bind,
+            metrics_bind: guard::metrics::bind_from_env("ORDER_METRICS_BIND", bind)?,
             database_url: var(
                 "ORDER_DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/baton_order".to_owned(),
@@ -163,6 +168,7 @@ mod tests {
     fn a_pending_ttl_an_order_in_flight_could_outlive_is_refused() {
         let mut config = Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            metrics_bind: None,
             database_url: String::new(),
             database_max_connections: 1,
             pending_ttl: Duration::from_secs(60),

@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    guard::telemetry::init(SERVICE);
+    let _telemetry = guard::telemetry::init(SERVICE);
     let config = Config::from_env()?;
     let pool = guard::db::connect_and_migrate(
         &config.database_url,
@@ -25,6 +25,9 @@ async fn main() -> anyhow::Result<()> {
         ),
     };
     let guard = Guard::try_new(config.guard).context("guard")?;
+    guard::server::serve_metrics(config.metrics_bind, &pool, &guard)
+        .await
+        .context("metrics listener")?;
     let relay = RelayClient::with_timeouts(config.relay_timeout, DEFAULT_CONNECT_TIMEOUT)
         .context("relay client")?;
     tokio::spawn(expiry::sweep(pool.clone(), config.pending_ttl));

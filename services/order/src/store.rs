@@ -85,6 +85,7 @@ pub enum Pending {
 
 /// Writes a new pending order, or finds the caller's order already made with
 /// the same idempotency key.
+#[tracing::instrument(name = "db.order.insert_pending", skip_all)]
 pub async fn insert_pending(
     pool: &PgPool,
     who: &Initiator,
@@ -131,6 +132,7 @@ pub struct Payment<'a> {
     pub relay: &'a [Hop],
 }
 
+#[tracing::instrument(name = "db.order.mark_paid", skip_all)]
 pub async fn mark_paid(
     pool: &PgPool,
     who: &Initiator,
@@ -164,6 +166,7 @@ pub async fn mark_paid(
 
 /// Deletes a pending order that failed (after its reservation was released)
 /// and records why.
+#[tracing::instrument(name = "db.order.discard", skip_all)]
 pub async fn discard(
     pool: &PgPool,
     who: &Initiator,
@@ -180,6 +183,7 @@ pub async fn discard(
 }
 
 /// Newest first, at most `limit`; everyone's orders when `owner` is `None`.
+#[tracing::instrument(name = "db.order.list", skip_all)]
 pub async fn list(
     pool: &PgPool,
     owner: Option<&str>,
@@ -196,6 +200,7 @@ pub async fn list(
     Ok(rows.into_iter().map(Order::from).collect())
 }
 
+#[tracing::instrument(name = "db.order.get", skip_all)]
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Order>, sqlx::Error> {
     let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"))
         .bind(id)
@@ -206,6 +211,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Order>, sqlx::Error> 
 
 /// Marks the orders pending for longer than `ttl` failed, each audited as
 /// `order.expire` by `who`; returns how many.
+#[tracing::instrument(name = "db.order.fail_pending_older_than", skip_all)]
 pub async fn fail_pending_older_than(
     pool: &PgPool,
     who: &Initiator,

@@ -38,6 +38,9 @@ pub static MIGRATOR: LazyLock<Migrator> =
 pub struct Config {
     /// `PAYMENT_BIND`, default `127.0.0.1:8082`.
     pub bind: SocketAddr,
+    /// `PAYMENT_METRICS_BIND`, default `127.0.0.1:9082` (the port + 1000;
+    /// `off`: none): where `GET /metrics` listens ([`guard::metrics`]).
+    pub metrics_bind: Option<SocketAddr>,
     /// `PAYMENT_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/baton_payment`.
     pub database_url: String,
     /// `PAYMENT_DATABASE_MAX_CONNECTIONS`, default 10.
@@ -89,8 +92,10 @@ impl Default for Rules {
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         let defaults = Rules::default();
+        let bind = var("PAYMENT_BIND", SocketAddr::from(([127, 0, 0, 1], 8082)))?;
         Ok(Self {
-            bind: var("PAYMENT_BIND", SocketAddr::from(([127, 0, 0, 1], 8082)))?,
+            bind,
+            metrics_bind: guard::metrics::bind_from_env("PAYMENT_METRICS_BIND", bind)?,
             database_url: var(
                 "PAYMENT_DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/baton_payment".to_owned(),

@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    guard::telemetry::init(SERVICE);
+    let _telemetry = guard::telemetry::init(SERVICE);
     let config = Config::from_env()?;
     let pool = guard::db::connect_and_migrate(
         &config.database_url,
@@ -17,6 +17,9 @@ async fn main() -> anyhow::Result<()> {
     .await
     .context("payment database")?;
     let guard = Guard::try_new(config.guard).context("guard")?;
+    guard::server::serve_metrics(config.metrics_bind, &pool, &guard)
+        .await
+        .context("metrics listener")?;
     tokio::spawn(idempotency::sweep(pool.clone()));
     let listener = TcpListener::bind(config.bind)
         .await

@@ -158,6 +158,8 @@ impl Stack {
             let upper = program(name).to_ascii_uppercase();
             let mut env: Vec<(String, String)> = vec![
                 (format!("{upper}_BIND"), format!("127.0.0.1:{}", port(name))),
+                // The child binds an ephemeral port itself and logs it (see `scrape`).
+                (format!("{upper}_METRICS_BIND"), "127.0.0.1:0".into()),
                 (format!("{upper}_DATABASE_URL"), db_url(program(name))),
                 ("GUARD_ISSUER".into(), issuer.clone()),
                 ("RUST_LOG".into(), "info".into()),
@@ -232,6 +234,35 @@ impl Stack {
             .find(|(name, _)| *name == service)
             .map(|(_, secret)| secret.as_str())
             .unwrap_or_else(|| panic!("no client secret for {service}"))
+    }
+
+    /// What `part` serves on its metrics listener (`GET /metrics`, Prometheus
+    /// text): at the address the part bound and logged (`metrics listening`,
+    /// the last one when it was restarted).
+    pub async fn scrape(&self, part: &str) -> String {
+        let log = &self
+            .parts
+            .iter()
+            .find(|p| p.name == part)
+            .unwrap_or_else(|| panic!("no part {part}"))
+            .log;
+        let text = strip_ansi(&std::fs::read_to_string(log).expect("the part's log"));
+        let addr = text
+            .lines()
+            .rev()
+            .find(|l| l.contains("metrics listening"))
+            .and_then(|l| l.split("addr=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{part} logged no metrics address:\n{}", tail(log)));
+        let response = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap_or_else(|e| panic!("scrape {part}: {e}"));
+        assert!(
+            response.status().is_success(),
+            "scrape {part}: {}",
+            response.status()
+        );
+        response.text().await.expect("the metrics page")
     }
 
     /// Stops one part (SIGKILL: an outage, not a goodbye).
@@ -435,6 +466,25 @@ fn log_file(path: &Path) -> File {
         .append(true)
         .open(path)
         .expect("open a log file")
+}
+
+/// `text` without terminal colour codes (`ESC [ … m`), which the logs carry.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip to the end of the sequence.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The last 40 lines of a log.

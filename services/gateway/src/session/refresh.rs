@@ -31,6 +31,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use super::{SessionData, SessionId, SessionStore};
 use crate::crypto::random_token;
@@ -92,6 +93,7 @@ impl SessionStore {
     }
 
     /// The live session `id` and the state of its lease.
+    #[tracing::instrument(name = "db.session.snapshot", skip_all)]
     pub async fn snapshot(&self, id: &SessionId) -> Result<Option<Snapshot>, sqlx::Error> {
         let hash = id.hash();
         let row: Option<(Vec<u8>, bool)> = sqlx::query_as(
@@ -112,6 +114,7 @@ impl SessionStore {
 
     /// Claims the refresh lease of `id`, if it is free (or has run out) and
     /// the row is still as `seen`.
+    #[tracing::instrument(name = "db.session.claim_refresh", skip_all)]
     pub async fn claim_refresh(
         &self,
         id: &SessionId,
@@ -138,6 +141,7 @@ impl SessionStore {
     }
 
     /// Stores `data` (the refreshed session) if `lease` is still the holder.
+    #[tracing::instrument(name = "db.session.store_refreshed", skip_all)]
     pub async fn store_refreshed(
         &self,
         lease: &Lease,
@@ -166,6 +170,7 @@ impl SessionStore {
     }
 
     /// Gives the lease back without storing anything.
+    #[tracing::instrument(name = "db.session.release", skip_all)]
     pub async fn release(&self, lease: Lease) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE sessions SET refresh_owner = NULL, refresh_until = NULL \
@@ -229,12 +234,16 @@ impl SessionStore {
                     // In its own task, with the mutex, so that it completes
                     // even if this request is dropped.
                     let (store, oidc) = (self.clone(), oidc.clone());
-                    let refresh = tokio::spawn(async move {
-                        let _one_at_a_time = one_at_a_time;
-                        store
-                            .refresh_under(lease, &refresh_token, seen.data, &oidc)
-                            .await
-                    });
+                    // Under the request's span: the refresh is part of its trace.
+                    let refresh = tokio::spawn(
+                        async move {
+                            let _one_at_a_time = one_at_a_time;
+                            store
+                                .refresh_under(lease, &refresh_token, seen.data, &oidc)
+                                .await
+                        }
+                        .instrument(tracing::Span::current()),
+                    );
                     return match refresh.await {
                         Ok(Ok(data)) => Ok(data),
                         Ok(Err(Failed::Ended)) => Err(ended()),

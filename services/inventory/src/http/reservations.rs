@@ -123,6 +123,7 @@ async fn create(
 /// Takes each line's quantity off the shelf, in sku order, at the current
 /// price; fails (and the transaction takes nothing) when an item is unknown or
 /// short. Returns the reserved lines and their total.
+#[tracing::instrument(name = "db.inventory.take_stock", skip_all)]
 async fn take_stock(
     conn: &mut PgConnection,
     requested: &[Line],
@@ -155,6 +156,7 @@ async fn take_stock(
 }
 
 /// Writes a held reservation and its lines; returns its creation time.
+#[tracing::instrument(name = "db.inventory.insert", skip_all)]
 async fn insert(
     conn: &mut PgConnection,
     id: Uuid,
@@ -255,6 +257,7 @@ async fn commit(
 /// Locks the reservation `id` for the rest of the transaction and returns its
 /// status. Only its owner and admins may change it; for anyone else it does not
 /// exist (404), so reservation ids do not leak.
+#[tracing::instrument(name = "db.inventory.lock_own", skip_all)]
 async fn lock_own(
     conn: &mut PgConnection,
     caller: &Principal,
@@ -277,6 +280,7 @@ async fn lock_own(
 /// Puts the stock of the held reservation `id` back on the shelf (in sku
 /// order, like reserving) and marks it released, audited as `action` by `who`.
 /// The caller holds the reservation's row lock.
+#[tracing::instrument(name = "db.inventory.give_back", skip_all)]
 pub(crate) async fn give_back(
     conn: &mut PgConnection,
     who: &Initiator,
@@ -296,6 +300,7 @@ pub(crate) async fn give_back(
 }
 
 /// Moves a held reservation to `status` (`released` or `committed`) and audits it.
+#[tracing::instrument(name = "db.inventory.set_status", skip_all)]
 async fn set_status(
     conn: &mut PgConnection,
     who: &Initiator,
@@ -332,6 +337,7 @@ async fn answer(
     }))
 }
 
+#[tracing::instrument(name = "db.inventory.load_lines", skip_all)]
 async fn load_lines(conn: &mut PgConnection, id: Uuid) -> Result<Vec<ReservedLine>, sqlx::Error> {
     sqlx::query_as(
         "SELECT sku, quantity, unit_price_cents FROM reservation_lines WHERE reservation_id = $1 ORDER BY sku",
@@ -341,6 +347,7 @@ async fn load_lines(conn: &mut PgConnection, id: Uuid) -> Result<Vec<ReservedLin
     .await
 }
 
+#[tracing::instrument(name = "db.inventory.load", skip_all)]
 async fn load(conn: &mut PgConnection, id: Uuid) -> Result<Option<Reservation>, sqlx::Error> {
     let row: Option<(String, String, i64, OffsetDateTime, Option<OffsetDateTime>)> = sqlx::query_as(
         "SELECT owner_sub, status, total_cents, created_at, released_at FROM reservations WHERE id = $1",

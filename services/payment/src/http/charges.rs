@@ -304,6 +304,7 @@ async fn refund(
     Ok(respond(StatusCode::CREATED, stored, &validated, false))
 }
 
+#[tracing::instrument(name = "db.payment.lock_charge", skip_all)]
 async fn lock_charge(conn: &mut PgConnection, id: Uuid) -> Result<Option<Charge>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {CHARGE_COLUMNS} FROM charges WHERE id = $1 FOR UPDATE"
