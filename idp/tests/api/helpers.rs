@@ -89,18 +89,6 @@ impl TestIdp {
         key.proof("POST", &self.url("/token"), None)
     }
 
-    /// The provider metadata (`/.well-known/openid-configuration`).
-    pub async fn discovery(&self) -> Value {
-        self.http
-            .get(self.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
     /// A code for the public `cli` client: alice signs in through `browser`
     /// (the gateway's flow), then the same IdP session answers `cli` at once.
     pub async fn cli_code(&self, browser: &Browser, scope: &str) -> String {
