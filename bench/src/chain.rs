@@ -117,18 +117,53 @@ pub type Call = Box<
     dyn Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync,
 >;
 
-/// Request `i` sends `tokens[i % tokens.len()]`: the `cli` client's tokens,
-/// DPoP-bound, so each call carries a fresh proof of its key (as a real DPoP
-/// client does).
-pub fn call(b: &Bench, post: bool, url: String, tokens: &Arc<[String]>) -> Call {
+/// Customers' access tokens, used in turn, and how they are presented.
+#[derive(Clone)]
+pub struct Tokens {
+    values: Arc<[String]>,
+    /// DPoP-bound to [`crate::oauth::cli_key`]: sent as `DPoP` with a fresh
+    /// proof per request (as a real DPoP client does); else as `Bearer`.
+    bound: bool,
+}
+
+impl Tokens {
+    pub fn new(values: Vec<String>, bound: bool) -> Self {
+        Self {
+            values: values.into(),
+            bound,
+        }
+    }
+
+    /// The tokens themselves.
+    pub fn into_values(self) -> Arc<[String]> {
+        self.values
+    }
+
+    fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// The `Authorization` value of token `i` (modulo their number), and its
+    /// DPoP proof for `method` at `url` when bound.
+    fn present(&self, i: u64, method: &str, url: &str) -> (String, Option<String>) {
+        let token = &self.values[i as usize % self.values.len()];
+        match self.bound {
+            true => (
+                format!("DPoP {token}"),
+                Some(crate::oauth::cli_key().proof(method, url, Some(token))),
+            ),
+            false => (format!("Bearer {token}"), None),
+        }
+    }
+}
+
+/// Request `i` sends the `i`-th of `tokens` (in turn).
+pub fn call(b: &Bench, post: bool, url: String, tokens: &Tokens) -> Call {
     let http = b.http.clone();
     let tokens = tokens.clone();
     Box::new(move |i| {
         let (http, url) = (http.clone(), url.clone());
-        let token = &tokens[i as usize % tokens.len()];
-        let auth = format!("DPoP {token}");
-        let proof =
-            crate::oauth::cli_key().proof(if post { "POST" } else { "GET" }, &url, Some(token));
+        let (auth, proof) = tokens.present(i, if post { "POST" } else { "GET" }, &url);
         Box::pin(async move {
             let req = if post {
                 http.post(&url)
@@ -137,12 +172,12 @@ pub fn call(b: &Bench, post: bool, url: String, tokens: &Arc<[String]>) -> Call 
             } else {
                 http.get(&url)
             };
-            match req
-                .header("authorization", auth)
-                .header("dpop", proof)
-                .send()
-                .await
-            {
+            let req = req.header("authorization", auth);
+            let req = match proof {
+                Some(proof) => req.header("dpop", proof),
+                None => req,
+            };
+            match req.send().await {
                 Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                 Err(_) => false,
             }
@@ -152,7 +187,7 @@ pub fn call(b: &Bench, post: bool, url: String, tokens: &Arc<[String]>) -> Call 
 
 /// Every token through every entry once at least, so that the measured loops
 /// find the exchanged tokens cached (as a busy chain does).
-async fn warm_up(b: &Bench, s: &Services, tokens: &Arc<[String]>) -> anyhow::Result<()> {
+async fn warm_up(b: &Bench, s: &Services, tokens: &Tokens) -> anyhow::Result<()> {
     let requests = 20.max(tokens.len() as u64);
     for (name, post, hop, path) in ENTRIES {
         let warm = load::closed(
@@ -175,25 +210,19 @@ async fn warm_up(b: &Bench, s: &Services, tokens: &Arc<[String]>) -> anyhow::Res
 }
 
 /// Measures `chains` (the first with authentication, the others its
-/// baselines) in alternation, with customers' `tokens` used in turn.
-pub async fn run(
-    b: &Bench,
-    chains: &[&Services],
-    tokens: &[String],
-) -> anyhow::Result<Vec<ChainRun>> {
-    let tokens: Arc<[String]> = tokens.into();
-    for s in chains {
-        warm_up(b, s, &tokens).await?;
+/// baselines) in alternation, each with its customers' tokens used in turn.
+pub async fn run(b: &Bench, chains: &[(&Services, &Tokens)]) -> anyhow::Result<Vec<ChainRun>> {
+    for (s, tokens) in chains {
+        warm_up(b, s, tokens).await?;
     }
     let mut runs: Vec<ChainRun> = chains.iter().map(|_| ChainRun::default()).collect();
     // Throughput: two rounds of 4 s each, alternating.
     let mut cpu = vec![[Duration::ZERO; 3]; chains.len()];
     for _ in 0..2 {
-        for ((s, run), cpu) in chains.iter().zip(runs.iter_mut()).zip(cpu.iter_mut()) {
+        for ((&(s, tokens), run), cpu) in chains.iter().zip(runs.iter_mut()).zip(cpu.iter_mut()) {
             let gateway = url(s, Hop::Gateway, "/api/orders");
             let before = cpu_now(b, s);
-            let sample =
-                load::closed(16, 100_000, b.secs(4), call(b, true, gateway, &tokens)).await;
+            let sample = load::closed(16, 100_000, b.secs(4), call(b, true, gateway, tokens)).await;
             let after = cpu_now(b, s);
             for (spent, (end, start)) in cpu.iter_mut().zip(after.into_iter().zip(before)) {
                 *spent += end.saturating_sub(start);
@@ -216,12 +245,12 @@ pub async fn run(
         for (_, post, hop, path) in ENTRIES {
             let mut samples: Vec<Sample> = chains.iter().map(|_| Sample::default()).collect();
             for _ in 0..2 {
-                for (s, merged) in chains.iter().zip(samples.iter_mut()) {
+                for (&(s, tokens), merged) in chains.iter().zip(samples.iter_mut()) {
                     let sample = load::fixed_rate(
                         rate_,
                         b.secs(3),
                         512,
-                        call(b, post, url(s, hop, path), &tokens),
+                        call(b, post, url(s, hop, path), tokens),
                     )
                     .await;
                     *merged = std::mem::take(merged).merge(sample);

@@ -34,6 +34,11 @@ impl Split {
         ]
     }
 
+    /// The IdP's CPU time per request since the start.
+    pub fn idp_per_request(&self, requests: u64) -> Duration {
+        cpu_time(self.idp).saturating_sub(self.start[0]) / requests.max(1) as u32
+    }
+
     /// "CPU per request: IdP 512 µs, PostgreSQL 80 µs, load generator 60 µs".
     pub fn per_request(&self, requests: u64) -> String {
         let now = self.now();

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::Bench;
 use crate::load;
-use crate::oauth;
+use crate::oauth::{self, UserClient};
 use crate::report::{Row, ms};
 
 /// Attacking addresses.
@@ -52,7 +52,7 @@ pub async fn run(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         let (http, issuer, answers) = (b.http.clone(), b.idp.issuer.clone(), answers.clone());
         flood.spawn(async move {
             let addr = format!("10.8.{}.{}", a / 200, a % 200 + 1);
-            let Ok(flow) = oauth::start_login(&http, &issuer).await else {
+            let Ok(flow) = oauth::start_login(&http, &UserClient::cli(), &issuer).await else {
                 answers.other.fetch_add(1, Ordering::Relaxed);
                 return;
             };
@@ -76,9 +76,15 @@ pub async fn run(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let real = load::closed(1, u64::MAX, duration, move |_| {
         let (http, issuer) = (http.clone(), issuer.clone());
         async move {
-            oauth::login(&http, &issuer, "alice", "alice-password")
-                .await
-                .is_ok()
+            oauth::login(
+                &http,
+                &UserClient::cli(),
+                &issuer,
+                "alice",
+                "alice-password",
+            )
+            .await
+            .is_ok()
         }
     })
     .await;

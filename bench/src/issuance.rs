@@ -11,7 +11,7 @@ use sqlx::postgres::PgPoolOptions;
 use crate::Bench;
 use crate::cpu;
 use crate::load::{self, Sample};
-use crate::oauth;
+use crate::oauth::{self, UserClient};
 use crate::report::{Row, ms, rate, us};
 use crate::stack::REPORTER;
 
@@ -147,8 +147,14 @@ async fn refresh_loop(b: &Bench, scope: Option<&'static str>) -> anyhow::Result<
     let workers = 16;
     let mut tokens = Vec::new();
     for _ in 0..workers {
-        let (_, refresh) =
-            oauth::login_tokens(&b.http, &b.idp.issuer, "alice", "alice-password").await?;
+        let (_, refresh) = oauth::login_tokens(
+            &b.http,
+            &UserClient::cli(),
+            &b.idp.issuer,
+            "alice",
+            "alice-password",
+        )
+        .await?;
         tokens.push(refresh);
     }
     let pool = Arc::new(Mutex::new(tokens));
@@ -161,7 +167,7 @@ async fn refresh_loop(b: &Bench, scope: Option<&'static str>) -> anyhow::Result<
             let Some(token) = pool.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
                 return false;
             };
-            match oauth::refresh(&http, &url, &token, scope).await {
+            match oauth::refresh(&http, &UserClient::cli(), &url, &token, scope).await {
                 Ok((_, next)) => {
                     pool.lock().unwrap_or_else(|e| e.into_inner()).push(next);
                     true
@@ -268,7 +274,9 @@ pub async fn login(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()> {
                     let Ok(_permit) = in_flight.acquire().await else {
                         return false;
                     };
-                    oauth::login(&http, &issuer, user, password).await.is_ok()
+                    oauth::login(&http, &UserClient::cli(), &issuer, user, password)
+                        .await
+                        .is_ok()
                 }
             })
             .await

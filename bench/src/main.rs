@@ -318,12 +318,18 @@ async fn measure(args: &Args, env: Env) -> anyhow::Result<Vec<Row>> {
             false => None,
         };
         eprintln!("4/9. chain: per-hop exchange, plain relay, auth off, alternating");
-        let tokens = per_hop::customer_tokens(b, per_hop::CHAIN_TOKENS).await?;
-        let chains: Vec<&stack::Services> = std::iter::once(&services)
-            .chain(plain.as_ref())
-            .chain(off.as_ref())
+        // API clients' DPoP-bound tokens for per-hop exchange; plain relay
+        // (and auth off) get what a plain route relays: a browser session's
+        // tokens, issued to the gateway's client and bound to no key.
+        let relayable = oauth::UserClient::gateway(&services.gateway.url());
+        let cli = oauth::UserClient::cli();
+        let bound = per_hop::customer_tokens(b, &cli, per_hop::CHAIN_TOKENS).await?;
+        let unbound = per_hop::customer_tokens(b, &relayable, per_hop::CHAIN_TOKENS).await?;
+        let chains: Vec<(&stack::Services, &chain::Tokens)> = std::iter::once((&services, &bound))
+            .chain(plain.iter().map(|p| (p, &unbound)))
+            .chain(off.iter().map(|o| (o, &unbound)))
             .collect();
-        let mut runs = chain::run(b, &chains, &tokens).await?.into_iter();
+        let mut runs = chain::run(b, &chains).await?.into_iter();
         let on = runs.next().unwrap_or_default();
         let plain_run = plain.as_ref().map(|_| runs.next().unwrap_or_default());
         let off_run = runs.next();
@@ -333,7 +339,7 @@ async fn measure(args: &Args, env: Env) -> anyhow::Result<Vec<Row>> {
         if let (Some(plain), Some(plain_run)) = (&plain, &plain_run) {
             per_hop::chain_rows(&on, plain_run, off_run.as_ref(), &mut rows);
             eprintln!("9. first order of new tokens; token exchange grants");
-            per_hop::first_order_rows(b, &services, plain, &mut rows).await?;
+            per_hop::first_order_rows(b, &services, plain, &relayable, &mut rows).await?;
             per_hop::exchange_grants(b, &mut rows).await?;
         }
         drop(plain);

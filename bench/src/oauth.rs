@@ -1,8 +1,11 @@
 //! Talking OAuth to the IdP as the bench's clients do: client credentials,
-//! refresh, and the password login of the public `cli` client (authorization
-//! code + PKCE through the real login form). `cli` proves one DPoP key
-//! ([`cli_key`]) at `/token`, so its tokens are bound to that key (RFC 9449).
+//! refresh, and a user's password login (authorization code + PKCE through
+//! the real login form) as a [`UserClient`]: the public `cli` client, which
+//! proves one DPoP key ([`cli_key`]) at `/token`, so its tokens are bound to
+//! that key (RFC 9449), or the confidential `gateway` client, whose tokens
+//! (those of the gateway's browser sessions) are unbound.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -26,9 +29,60 @@ pub fn cli_key() -> &'static DpopKey {
     &KEY
 }
 
-/// A fresh proof of [`cli_key`] for a token request to `token_url`.
-fn token_proof(token_url: &str) -> String {
-    cli_key().proof("POST", token_url, None)
+/// The client a user signs in with.
+pub struct UserClient {
+    id: &'static str,
+    /// A confidential client's secret (HTTP Basic at `/token`, no DPoP
+    /// proof); `None`: the public `cli`, which proves [`cli_key`].
+    secret: Option<&'static str>,
+    redirect_uri: Cow<'static, str>,
+}
+
+impl UserClient {
+    /// The public `cli` client: DPoP-bound tokens, as an API client holds.
+    pub fn cli() -> Self {
+        Self {
+            id: "cli",
+            secret: None,
+            redirect_uri: Cow::Borrowed(CLI_REDIRECT_URI),
+        }
+    }
+
+    /// The gateway's own confidential client (registered with the gateway
+    /// at `gateway_origin`), signing in as its browser sessions do: unbound
+    /// Bearer tokens for order, payment and inventory, the tokens a route
+    /// with `relay = "plain"` passes on unchanged.
+    pub fn gateway(gateway_origin: &str) -> Self {
+        Self {
+            id: "gateway",
+            secret: Some(crate::stack::GATEWAY_SECRET),
+            redirect_uri: Cow::Owned(format!("{gateway_origin}/auth/callback")),
+        }
+    }
+
+    /// Whether its tokens are DPoP-bound to [`cli_key`].
+    pub fn binds(&self) -> bool {
+        self.secret.is_none()
+    }
+
+    /// A `/token` request with this client's authentication: HTTP Basic, or
+    /// `client_id` in `form` and a fresh proof of [`cli_key`].
+    fn token_request(
+        &self,
+        http: &reqwest::Client,
+        token_url: &str,
+        mut form: Vec<(&str, &str)>,
+    ) -> reqwest::RequestBuilder {
+        let request = http.post(token_url);
+        let request = match self.secret {
+            Some(secret) => request.basic_auth(self.id, Some(secret)),
+            None => {
+                form.push(("client_id", self.id));
+                request.header("dpop", cli_key().proof("POST", token_url, None))
+            }
+        };
+        request.form(&form)
+    }
 }
 
 /// An HTTP client for load: no proxy, no redirects, kept-alive connections.
@@ -62,10 +116,11 @@ pub async fn client_credentials(
     token_field(answer, "access_token").await
 }
 
-/// A refresh_token grant of the public `cli` client, for the grant's whole
-/// scope or a narrower `scope`: (access, refresh).
+/// A refresh_token grant of `client`, for the grant's whole scope or a
+/// narrower `scope`: (access, refresh).
 pub async fn refresh(
     http: &reqwest::Client,
+    client: &UserClient,
     token_url: &str,
     refresh_token: &str,
     scope: Option<&str>,
@@ -73,17 +128,11 @@ pub async fn refresh(
     let mut form = vec![
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token),
-        ("client_id", "cli"),
     ];
     if let Some(scope) = scope {
         form.push(("scope", scope));
     }
-    let answer = http
-        .post(token_url)
-        .header("dpop", token_proof(token_url))
-        .form(&form)
-        .send()
-        .await?;
+    let answer = client.token_request(http, token_url, form).send().await?;
     let json = json_ok(answer).await?;
     Ok((
         field(&json, "access_token")?,
@@ -98,8 +147,12 @@ pub struct LoginFlow {
     pub verifier: String,
 }
 
-/// GET /authorize for the `cli` client: the login page's flow.
-pub async fn start_login(http: &reqwest::Client, issuer: &str) -> anyhow::Result<LoginFlow> {
+/// GET /authorize for `client`: the login page's flow.
+pub async fn start_login(
+    http: &reqwest::Client,
+    client: &UserClient,
+    issuer: &str,
+) -> anyhow::Result<LoginFlow> {
     let mut random = [0u8; 32];
     aws_lc_rs::rand::fill(&mut random).map_err(|_| anyhow!("no system randomness"))?;
     let verifier = URL_SAFE_NO_PAD.encode(random);
@@ -112,8 +165,8 @@ pub async fn start_login(http: &reqwest::Client, issuer: &str) -> anyhow::Result
         .get(format!("{issuer}/authorize"))
         .query(&[
             ("response_type", "code"),
-            ("client_id", "cli"),
-            ("redirect_uri", CLI_REDIRECT_URI),
+            ("client_id", client.id),
+            ("redirect_uri", &client.redirect_uri),
             ("scope", CLI_SCOPE),
             ("state", &state),
             ("code_challenge", &challenge),
@@ -168,11 +221,12 @@ pub async fn post_login(
 /// PKCE verifier.
 pub async fn login(
     http: &reqwest::Client,
+    client: &UserClient,
     issuer: &str,
     username: &str,
     password: &str,
 ) -> anyhow::Result<(String, String)> {
-    let flow = start_login(http, issuer).await?;
+    let flow = start_login(http, client, issuer).await?;
     let answer = post_login(http, issuer, &flow, (username, password), None).await?;
     let location = answer
         .headers()
@@ -193,27 +247,23 @@ pub async fn login(
     Ok((code, flow.verifier))
 }
 
-/// A login followed by the code redemption: (access, refresh).
+/// A login with `client` followed by the code redemption: (access, refresh).
 pub async fn login_tokens(
     http: &reqwest::Client,
+    client: &UserClient,
     issuer: &str,
     username: &str,
     password: &str,
 ) -> anyhow::Result<(String, String)> {
-    let (code, verifier) = login(http, issuer, username, password).await?;
+    let (code, verifier) = login(http, client, issuer, username, password).await?;
     let token_url = format!("{issuer}/token");
-    let answer = http
-        .post(&token_url)
-        .header("dpop", token_proof(&token_url))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CLI_REDIRECT_URI),
-            ("client_id", "cli"),
-            ("code_verifier", &verifier),
-        ])
-        .send()
-        .await?;
+    let form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", &*client.redirect_uri),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let answer = client.token_request(http, &token_url, form).send().await?;
     let json = json_ok(answer).await?;
     Ok((
         field(&json, "access_token")?,

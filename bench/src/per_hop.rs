@@ -9,14 +9,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::Bench;
-use crate::chain::{self, ChainRun, ENTRIES, Hop, RATES};
+use crate::chain::{self, ChainRun, ENTRIES, Hop, RATES, Tokens};
 use crate::cpu;
 use crate::issuance::{against_signing, failures, in_process_idp, raw_signing_rate};
 use crate::load::{self, Sample};
-use crate::oauth;
-use crate::report::{Row, ms, rate};
+use crate::oauth::{self, UserClient};
+use crate::report::{Row, ms, rate, us};
 use crate::stack::Services;
 
 /// Customers' tokens the chains are loaded with, used in turn.
@@ -27,19 +28,19 @@ const ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// The client that exchanges in the grant loop (as order does in the chain).
 const ORDER_CLIENT: (&str, &str) = ("order", "order-dev-secret");
 
-/// `n` access tokens of alice (the `cli` client), each with its own `jti`:
+/// `n` access tokens of alice issued to `client`, each with its own `jti`:
 /// one sign-in, then refresh grants.
-pub async fn customer_tokens(b: &Bench, n: usize) -> anyhow::Result<Vec<String>> {
+pub async fn customer_tokens(b: &Bench, client: &UserClient, n: usize) -> anyhow::Result<Tokens> {
     let (first, mut refresh) =
-        oauth::login_tokens(&b.http, &b.idp.issuer, "alice", "alice-password").await?;
+        oauth::login_tokens(&b.http, client, &b.idp.issuer, "alice", "alice-password").await?;
     let token_url = format!("{}/token", b.idp.issuer);
     let mut tokens = vec![first];
     while tokens.len() < n {
-        let (access, next) = oauth::refresh(&b.http, &token_url, &refresh, None).await?;
+        let (access, next) = oauth::refresh(&b.http, client, &token_url, &refresh, None).await?;
         tokens.push(access);
         refresh = next;
     }
-    Ok(tokens)
+    Ok(Tokens::new(tokens, client.binds()))
 }
 
 /// The rows of the three chains: throughput against auth off, and per-hop
@@ -128,10 +129,15 @@ pub fn chain_rows(
     }
 }
 
-/// The first order of each of `n` new tokens through `s` (4 in flight):
-/// with per-hop exchange, none of its tokens is cached yet.
-async fn first_orders(b: &Bench, s: &Services, n: usize) -> anyhow::Result<Sample> {
-    let tokens: Arc<[String]> = customer_tokens(b, n).await?.into();
+/// The first order of each of `n` new tokens of `client` through `s` (4 in
+/// flight): with per-hop exchange, none of its tokens is cached yet.
+async fn first_orders(
+    b: &Bench,
+    s: &Services,
+    client: &UserClient,
+    n: usize,
+) -> anyhow::Result<Sample> {
+    let tokens = customer_tokens(b, client, n).await?;
     let gateway = chain::url(s, Hop::Gateway, "/api/orders");
     Ok(load::closed(
         4,
@@ -142,19 +148,20 @@ async fn first_orders(b: &Bench, s: &Services, n: usize) -> anyhow::Result<Sampl
     .await)
 }
 
-/// The first order of new tokens, per-hop exchange against plain relay,
-/// alternating.
+/// The first order of new tokens, per-hop exchange (API clients' DPoP-bound
+/// tokens) against plain relay (`relayable` tokens), alternating.
 pub async fn first_order_rows(
     b: &Bench,
     exchange: &Services,
     plain: &Services,
+    relayable: &UserClient,
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<()> {
     let n = if b.quick { 8 } else { 100 };
     let (mut x, mut p) = (Sample::default(), Sample::default());
     for _ in 0..2 {
-        x = x.merge(first_orders(b, exchange, n).await?);
-        p = p.merge(first_orders(b, plain, n).await?);
+        x = x.merge(first_orders(b, exchange, &UserClient::cli(), n).await?);
+        p = p.merge(first_orders(b, plain, relayable, n).await?);
     }
     b.say(format!(
         "first order of a new token: exchange p50 {} p99 {}, plain p50 {} p99 {}",
@@ -199,7 +206,9 @@ pub async fn exchange_grants(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<(
 
     // Many subjects, as many callers' tokens reach order at once (exchanges
     // of one subject are serialized at the IdP by design).
-    let subjects: Arc<[String]> = customer_tokens(b, 64).await?.into();
+    let subjects = customer_tokens(b, &UserClient::cli(), 64)
+        .await?
+        .into_values();
     let http = b.http.clone();
     let token_url = format!("{}/token", b.idp.issuer);
     let next = Arc::new(AtomicUsize::new(0));
@@ -227,6 +236,7 @@ pub async fn exchange_grants(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<(
         }
     })
     .await;
+    let idp_cpu = split.idp_per_request(sample.ok);
     let cpu = split.per_request(sample.ok);
     b.say(format!("token exchange {} ({cpu})", rate(sample.rps())));
     rows.push(against_signing(
@@ -237,5 +247,18 @@ pub async fn exchange_grants(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<(
         raw,
         cpus,
     ));
+    // The IdP's own share: what the grant costs it beside its one signature,
+    // apart from PostgreSQL's and the load generator's CPU on the same cores.
+    let signature = Duration::from_secs_f64(cpus as f64 / raw);
+    rows.push(
+        Row::new(
+            "9",
+            "IdP CPU per token exchange grant (one signature, the subject token's RS256 \
+             verification, HTTP, form, client authentication, JSON, the link statement)",
+            us(idp_cpu),
+        )
+        .baseline(format!("one raw RS256 signature: {} of CPU", us(signature)))
+        .ratio(signature.as_secs_f64() / idp_cpu.as_secs_f64().max(1e-9)),
+    );
     Ok(())
 }
