@@ -312,6 +312,44 @@ async fn revoking_a_token_revokes_every_token_exchanged_from_it(pool: PgPool) {
     assert!(active(&t, &other_subject).await);
 }
 
+/// The attack: a token derived from a derived token, asked for after the
+/// root was revoked. The gateway exchanged its session's token for order;
+/// the root is revoked (sign-out, a leak); order (or whoever holds the
+/// derived token) then exchanges that derived token toward inventory. The
+/// IdP refuses, and the derived token itself is dead.
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn a_token_derived_from_a_derived_token_is_refused_once_the_root_is_revoked(pool: PgPool) {
+    let t = spawn(pool).await;
+    let gateway = ("gateway", "gateway-dev-secret");
+    let tokens = t
+        .gateway_tokens("openid orders:write inventory:write payments:write")
+        .await;
+    let root = tokens["access_token"].as_str().unwrap().to_owned();
+    let r = exchange(&t, gateway, &root, &[("audience", "order")]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    let for_order = body["access_token"].as_str().unwrap().to_owned();
+    // While the root is valid, order may exchange what it received.
+    let r = exchange(&t, ORDER, &for_order, &[("audience", "inventory")]).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "exchanged while the root is valid"
+    );
+
+    t.revoke_as(gateway, &root).await;
+    assert!(
+        !active(&t, &for_order).await,
+        "the derived token goes with the root"
+    );
+    let r = exchange(&t, ORDER, &for_order, &[("audience", "inventory")]).await;
+    assert_eq!(
+        error_of(r).await,
+        "invalid_request",
+        "nothing is derived from a derived token once its root is revoked"
+    );
+}
+
 #[sqlx::test(migrations = "../migrations/idp")]
 async fn the_gateway_exchanges_its_sessions_token_per_route_and_order_exchanges_that_on(
     pool: PgPool,
