@@ -21,7 +21,7 @@ async fn healthz() -> Json<Value> {
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let mut failing = Vec::new();
-    if !guard::db::is_reachable(&state.db).await {
+    if !platform::db::is_reachable(&state.db).await {
         failing.push("database");
     }
     if !state.keys.has_signer() {

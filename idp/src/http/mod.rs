@@ -77,8 +77,8 @@ pub fn router(state: AppState) -> Router {
     // The request span (method and path only: query strings carry codes,
     // states and ID-token hints, and headers carry credentials), the W3C
     // trace context continued from the caller, and the HTTP metrics.
-    let router =
-        guard::server::observe(router).layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+    let router = platform::server::observe(router)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
     if https {
         router.layer(SetResponseHeaderLayer::overriding(
             header::STRICT_TRANSPORT_SECURITY,

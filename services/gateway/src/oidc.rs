@@ -295,8 +295,8 @@ impl Oidc {
         let span = tracing::info_span!("idp_token", grant);
         let mut request = self.inner.http.post(metadata.token_endpoint.clone());
         // The IdP's spans join the caller's trace (when spans are exported).
-        if let Some(trace) = span.in_scope(guard::TraceContext::current) {
-            request = request.header(guard::trace::TRACEPARENT, trace.header_value());
+        if let Some(trace) = span.in_scope(platform::TraceContext::current) {
+            request = request.header(platform::trace::TRACEPARENT, trace.header_value());
         }
         let response = self
             .authenticated(request)

@@ -18,8 +18,8 @@ use crate::logout_token::LogoutTokenVerifier;
 use crate::principal::{Principal, Verified};
 use crate::revocation::{Denylist, Revocation};
 use crate::subscriber::{self, RevocationStatus};
-use crate::trace::TraceContext;
 use crate::validator::Validator;
+use platform::trace::TraceContext;
 
 /// Validates access tokens for one service (one audience).
 ///
@@ -71,6 +71,7 @@ impl Guard {
     /// at once; otherwise at the first validation. Fails only when its HTTP
     /// client cannot be built.
     pub fn try_new(config: GuardConfig) -> Result<Self, BuildError> {
+        crate::monitoring::describe();
         let guard = Self {
             inner: Arc::new(Inner {
                 jwks: Arc::new(Jwks::new(&config)?),
@@ -196,7 +197,7 @@ impl Guard {
     /// returns the principal with the request's trace context: the
     /// [`TraceContext`] already in the request's extensions when `request` has
     /// them (its `Parts`) and one was put there (by
-    /// [`trace::attach`](crate::trace::attach) or an extractor), else its
+    /// [`trace::attach`](platform::trace::attach) or an extractor), else its
     /// `traceparent`, else a new trace.
     ///
     /// `Authorization: Bearer` carries unbound tokens only; a DPoP-bound token
@@ -305,9 +306,9 @@ impl Guard {
         }
         let (key, hit) = self.cached(token);
         if hit.is_some() {
-            crate::metrics::series::CACHE_HITS.increment(1);
+            crate::monitoring::series::CACHE_HITS.increment(1);
         } else {
-            crate::metrics::series::CACHE_MISSES.increment(1);
+            crate::monitoring::series::CACHE_MISSES.increment(1);
         }
         if let Some(verified) = hit {
             if inner.denylist.is_revoked(&verified.claims) {

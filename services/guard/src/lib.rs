@@ -21,7 +21,7 @@
 //!     .route("/items", get(list_items))
 //!     .layer(guard.layer()); // lets the route guards find the Guard
 //! let app = api
-//!     .merge(guard::health::Readiness::new().database(db.clone()).jwks(&guard).router())
+//!     .merge(platform::health::Readiness::new().database(db.clone()).jwks(&guard).router())
 //!     .with_state(state);
 //!
 //! async fn list_items(caller: Principal, State(db): State<PgPool>) -> Result<Json<..>, AppError> {
@@ -103,46 +103,34 @@
 //! * `testing` (feature `test-issuer`) — a real test issuer over HTTP with
 //!   real keys, that mints valid and forged tokens.
 
-pub mod api_error;
 pub mod audit;
 mod cache;
 pub mod claims;
 pub mod client_auth;
-pub mod client_ip;
 pub mod config;
-pub mod db;
 pub mod dpop;
 mod error;
-pub mod error_body;
 pub mod exchange;
 mod guard;
 pub mod guards;
-pub mod health;
 pub mod hop;
 pub mod id_token;
-pub mod idempotency;
 #[cfg(feature = "bench-insecure-no-auth")]
 mod insecure;
 mod jwks;
-pub mod lines;
 pub mod logout_token;
-pub mod metrics;
+pub mod monitoring;
 mod principal;
 pub mod relay;
+pub mod resource_server;
 pub mod revocation;
-pub mod server;
-pub mod shutdown;
 pub mod subscriber;
-pub mod telemetry;
 #[cfg(feature = "test-issuer")]
 pub mod testing;
-pub mod text;
-pub mod trace;
 mod validator;
 
-pub use api_error::{ApiError, DomainError};
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
-pub use config::{ClientCredentials, ConfigError, GuardConfig, StalePolicy};
+pub use config::{ClientCredentials, GuardConfig, StalePolicy};
 pub use error::{AuthError, TokenError, bearer_challenge, dpop_challenge};
 pub use exchange::{ExchangeError, Exchanger, RelayMode, Subject};
 pub use guard::{BuildError, Guard, Incoming};
@@ -158,4 +146,3 @@ pub use principal::Principal;
 pub use relay::{RelayClient, RelayContext, RelayError, Upstream};
 pub use revocation::{DenylistStatus, Revocation};
 pub use subscriber::RevocationStatus;
-pub use trace::TraceContext;

@@ -40,7 +40,7 @@ use url::Url;
 
 use crate::Principal;
 use crate::error::quoted_safe;
-use crate::trace::{TRACEPARENT, TraceContext};
+use platform::trace::{TRACEPARENT, TraceContext};
 
 /// Default timeout of one relayed call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);

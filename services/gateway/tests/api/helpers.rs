@@ -91,7 +91,7 @@ pub enum Services {
     /// Echo servers (see `upstream.rs`), in route order: order, payment, inventory.
     Echo([Upstream; 3]),
     /// The real services: order, payment, inventory.
-    Real(Vec<guard::server::Running>),
+    Real(Vec<platform::server::Running>),
 }
 
 impl Services {

@@ -1,21 +1,16 @@
-//! Serving a resource server: its common routes and layers, graceful shutdown,
-//! and a handle to run one in the background (tests start real servers this way).
+//! Serving a Baton part over HTTP: the middleware stack every part wraps its
+//! routes in, graceful shutdown, and a handle to run a server in the
+//! background (tests start real servers this way).
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
-use crate::health::Readiness;
 use crate::metrics;
 use crate::trace::{self, TraceContext};
-use crate::{AuthError, Guard};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::FromRef;
-use axum::extract::rejection::QueryRejection;
 use axum::http::header;
-use axum::response::IntoResponse;
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -50,7 +45,7 @@ pub fn with_common_layers(router: Router) -> Router {
 /// first: an `INFO` span per request ([`request_span`]: method, path, trace
 /// id; the exported span's parent is the caller's `traceparent`) closed by a
 /// log line with status and latency; inside it the request's [`TraceContext`]
-/// ([`trace::attach`]), so the span, the [`Principal`](crate::Principal),
+/// ([`trace::attach`]), so the span, the caller's identity (guard's `Principal`),
 /// audit rows and relayed calls share one trace id, also when the caller sent
 /// no `traceparent`; and the HTTP metrics per route ([`metrics::track`]).
 pub fn observe(router: Router) -> Router {
@@ -85,43 +80,6 @@ pub fn request_span<B>(request: &http::Request<B>) -> Span {
         }
     }
     span
-}
-
-/// A resource server's whole HTTP interface: its `api` routes, `GET /audit`
-/// (role `admin`; failures answered as `E`), `GET /healthz` and `GET /readyz`,
-/// all under [`with_common_layers`].
-pub fn resource_server<S, E>(api: Router<S>, state: S) -> Router
-where
-    S: Clone + Send + Sync + 'static,
-    PgPool: FromRef<S>,
-    Guard: FromRef<S>,
-    E: From<AuthError> + From<QueryRejection> + From<sqlx::Error> + IntoResponse + 'static,
-{
-    let health = health_routes(&PgPool::from_ref(&state), &Guard::from_ref(&state));
-    let api = api.merge(crate::audit::router::<S, E>()).with_state(state);
-    with_common_layers(api.merge(health))
-}
-
-/// `GET /healthz` and `GET /readyz`: ready when the database answers and
-/// signing keys are loaded; the revocation stream's state (and lag) is shown
-/// when the guard subscribes to one.
-fn health_routes(pool: &PgPool, guard: &Guard) -> Router {
-    Readiness::new().database(pool.clone()).jwks(guard).router()
-}
-
-/// Serves a resource server's `GET /metrics` on `bind` (nothing when `None`)
-/// in the background: the HTTP and guard series, its database pool and its
-/// revocation stream ([`metrics::Exporter`]); returns the address bound.
-pub async fn serve_metrics(
-    bind: Option<SocketAddr>,
-    pool: &PgPool,
-    guard: &Guard,
-) -> io::Result<Option<SocketAddr>> {
-    metrics::Exporter::new()
-        .pool(pool)
-        .guard(guard)
-        .spawn(bind)
-        .await
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets the
