@@ -33,8 +33,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use url::Url;
 
-use crate::crypto::SealKey;
 use platform::client_ip::TrustedProxies;
+use platform::crypto::SealKey;
 
 /// The development session key: public, so sessions sealed with it are not secret.
 const DEV_SESSION_KEY: [u8; 32] = *b"baton-dev-session-key-NOT-SECRET";

@@ -16,7 +16,6 @@
 pub mod caller;
 pub mod circuit;
 pub mod config;
-pub mod crypto;
 pub mod csrf;
 pub mod error;
 pub mod http;

@@ -230,10 +230,10 @@ impl Oidc {
     /// The authorization request URL with fresh `state`, `nonce` and PKCE verifier.
     pub async fn authorization_request(&self) -> Result<AuthorizationRequest, IdpError> {
         let metadata = self.metadata().await?;
-        let state = crate::crypto::random_token(32);
-        let nonce = crate::crypto::random_token(32);
-        let code_verifier = crate::crypto::random_token(32);
-        let challenge = crate::crypto::sha256_b64url(code_verifier.as_bytes());
+        let state = platform::crypto::random_token(32);
+        let nonce = platform::crypto::random_token(32);
+        let code_verifier = platform::crypto::random_token(32);
+        let challenge = platform::crypto::sha256_b64url(code_verifier.as_bytes());
         let mut url = metadata.authorization_endpoint.clone();
         url.query_pairs_mut()
             .append_pair("response_type", "code")

@@ -9,6 +9,8 @@ pub mod api_error;
 pub mod client_ip;
 /// [`ConfigError`]: a setting that cannot be used.
 pub mod config;
+/// Sealing (AES-256-GCM), random tokens, hashes, constant-time comparison.
+pub mod crypto;
 /// Database start-up: create, connect, migrate; periodic housekeeping.
 pub mod db;
 /// The `{"error","error_description"}` body and database failures.

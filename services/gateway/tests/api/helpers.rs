@@ -313,7 +313,7 @@ impl Stack {
         let routes = RouteTable::parse(&table, |_| None).unwrap();
 
         let key =
-            base64::engine::general_purpose::STANDARD.encode(gateway::crypto::random_token(24));
+            base64::engine::general_purpose::STANDARD.encode(platform::crypto::random_token(24));
         let mut vars = vec![
             ("GATEWAY_PUBLIC_URL", gateway.clone()),
             ("GATEWAY_ISSUER", idp.issuer.clone()),
