@@ -56,7 +56,7 @@ pub fn router(state: AppState) -> Router {
         .merge(revoke::introspection_router())
         .merge(revocations::router())
         .merge(logout::router())
-        .merge(health::router())
+        .merge(health::router(&state))
         .route("/static/idp.css", get(pages::stylesheet))
         .route("/static/favicon.svg", get(pages::favicon))
         .route("/favicon.ico", get(pages::favicon))

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
 use crate::dpop::{ALGORITHM_NAMES, ProofError};
-use crate::guards::Requirement;
+use crate::requirements::Requirement;
 
 /// Why a token was refused. The `Display` text is the `error_description`
 /// sent to the client: it names the rule, never echoes secrets.

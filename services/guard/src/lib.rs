@@ -111,8 +111,6 @@ pub mod config;
 pub mod dpop;
 mod error;
 pub mod exchange;
-mod guard;
-pub mod guards;
 pub mod hop;
 pub mod id_token;
 #[cfg(feature = "bench-insecure-no-auth")]
@@ -122,27 +120,31 @@ pub mod logout_token;
 pub mod monitoring;
 mod principal;
 pub mod relay;
+pub mod require;
+pub mod requirements;
 pub mod resource_server;
 pub mod revocation;
 pub mod subscriber;
 #[cfg(feature = "test-issuer")]
 pub mod testing;
+mod validate;
 mod validator;
 
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
 pub use config::{ClientCredentials, GuardConfig, StalePolicy};
 pub use error::{AuthError, TokenError, bearer_challenge, dpop_challenge};
 pub use exchange::{ExchangeError, Exchanger, RelayMode, Subject};
-pub use guard::{BuildError, Guard, Incoming};
-pub use guards::{
-    Requirement, require, require_all, require_any, require_any_role, require_any_scope,
-    require_role, require_scope,
-};
 pub use id_token::{IdTokenClaims, IdTokenError, IdTokenVerifier};
 pub use jsonwebtoken::Algorithm;
 pub use jwks::{JwksState, JwksStatus, unix_now};
 pub use logout_token::{LogoutClaims, LogoutTokenError, LogoutTokenVerifier};
 pub use principal::Principal;
 pub use relay::{RelayClient, RelayContext, RelayError, Upstream};
+pub use require::{
+    require, require_all, require_any, require_any_role, require_any_scope, require_role,
+    require_scope,
+};
+pub use requirements::Requirement;
 pub use revocation::{DenylistStatus, Revocation};
 pub use subscriber::RevocationStatus;
+pub use validate::{BuildError, Guard, Incoming};

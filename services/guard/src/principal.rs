@@ -8,7 +8,7 @@ use http::request::Parts;
 use crate::Guard;
 use crate::claims::{AccessClaims, Actor};
 use crate::error::AuthError;
-use crate::guards::Requirement;
+use crate::requirements::Requirement;
 use platform::trace::TraceContext;
 
 /// Who is calling: the validated claims of the bearer token, the token itself

@@ -12,9 +12,7 @@ use crate::cache::{TokenKey, VerifiedCache};
 use crate::config::{GuardConfig, MAX_TOKEN_BYTES, StalePolicy};
 use crate::dpop::{self, ProofError, ReplayCache};
 use crate::error::{AuthError, TokenError};
-use crate::id_token::IdTokenVerifier;
 use crate::jwks::{Jwks, JwksStatus, VerifyKey};
-use crate::logout_token::LogoutTokenVerifier;
 use crate::principal::{Principal, Verified};
 use crate::revocation::{Denylist, Revocation};
 use crate::subscriber::{self, RevocationStatus};
@@ -120,18 +118,6 @@ impl Guard {
                 started: inner.started.clone(),
             }),
         }
-    }
-
-    /// A verifier of the issuer's ID tokens for the OpenID Connect client
-    /// `client_id`, sharing this guard's key cache (see [`crate::id_token`]).
-    pub fn id_token_verifier(&self, client_id: &str) -> IdTokenVerifier {
-        IdTokenVerifier::new(self.clone(), &self.inner.config, client_id)
-    }
-
-    /// A verifier of the issuer's back-channel logout tokens for the client
-    /// `client_id`, sharing this guard's key cache (see [`crate::logout_token`]).
-    pub fn logout_token_verifier(&self, client_id: &str) -> LogoutTokenVerifier {
-        LogoutTokenVerifier::new(self.clone(), &self.inner.config, client_id)
     }
 
     /// The published key `kid` (refetched, rate-limited, when unknown).
