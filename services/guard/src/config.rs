@@ -306,12 +306,6 @@ impl GuardConfig {
         self
     }
 
-    /// Timeout of each discovery/JWKS request (default 3 s).
-    pub fn with_http_timeout(mut self, timeout: Duration) -> Self {
-        self.http_timeout = timeout;
-        self
-    }
-
     /// Maximum number of verified tokens remembered (default 10 000).
     pub fn with_cache_capacity(mut self, capacity: u64) -> Self {
         self.cache_capacity = capacity;
