@@ -38,8 +38,6 @@ use guard::Guard;
 use guard::monitoring::GuardGauges;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 
 pub use config::Config;
 use oidc::{Oidc, OidcSettings};
@@ -261,14 +259,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             headers,
             security_headers::add,
-        ))
-        .layer(CatchPanicLayer::new());
-    // The request span, trace context (continued by the relay) and HTTP metrics.
-    platform::server::observe(router)
-        // Never let the access log print credentials.
-        .layer(SetSensitiveHeadersLayer::new([
-            ::http::header::AUTHORIZATION,
-            ::http::header::COOKIE,
-            ::http::header::SET_COOKIE,
-        ]))
+        ));
+    // Panics as 500, the request span, trace context (continued by the
+    // relay), HTTP metrics, credentials never printed: platform's stack.
+    platform::server::Stack::new().wrap(router)
 }

@@ -5,19 +5,24 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::metrics;
 use crate::trace::{self, TraceContext};
 use axum::Router;
 use axum::body::Body;
-use axum::http::header;
+use axum::http::{HeaderName, StatusCode, header};
+use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower::util::MapRequestLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -25,20 +30,91 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// Largest request body a resource server reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Adds the layers every resource server has, outermost first: `Authorization`
-/// and `Cookie` marked sensitive (never printed), then [`observe`] (request
-/// span, trace context, metrics), a body size limit, and a panic turned into
-/// a 500 rather than a dropped connection.
+/// Headers never printed by the request span or a debug log.
+const SENSITIVE: [HeaderName; 3] = [header::AUTHORIZATION, header::COOKIE, header::SET_COOKIE];
+
+type PanicAnswer = Arc<dyn Fn() -> Response + Send + Sync>;
+
+/// The one middleware stack every Baton part wraps its routes in; each part
+/// chooses what it needs and may add its own layers around it (the gateway's
+/// security headers and CORS, the IdP's HSTS). From the inside out: a panic
+/// answered rather than a dropped connection, a body limit, a timeout, the
+/// `x-request-id` copied to the answer, [`observe`] (request span, trace
+/// context, metrics), a request id made when the caller sent none, and the
+/// credentials headers marked sensitive (never printed).
+#[derive(Clone, Default)]
+pub struct Stack {
+    panic_answer: Option<PanicAnswer>,
+    body_limit: Option<usize>,
+    timeout: Option<Duration>,
+    request_id: bool,
+}
+
+impl Stack {
+    /// A panic answers tower-http's default 500; nothing else but [`observe`]
+    /// and the sensitive headers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A panic answers `answer()` (the IdP's OAuth `server_error`).
+    pub fn panic_answer(mut self, answer: impl Fn() -> Response + Send + Sync + 'static) -> Self {
+        self.panic_answer = Some(Arc::new(answer));
+        self
+    }
+
+    /// Bodies over `bytes` answer 413.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = Some(bytes);
+        self
+    }
+
+    /// Requests not answered within `after` answer 503.
+    pub fn timeout(mut self, after: Duration) -> Self {
+        self.timeout = Some(after);
+        self
+    }
+
+    /// Every request gets an `x-request-id` (the caller's, or a new UUID),
+    /// returned in the answer.
+    pub fn request_id(mut self) -> Self {
+        self.request_id = true;
+        self
+    }
+
+    /// `router` wrapped in the stack.
+    pub fn wrap(self, router: Router) -> Router {
+        let mut router = match self.panic_answer {
+            Some(answer) => router.layer(CatchPanicLayer::custom(
+                move |_: Box<dyn std::any::Any + Send>| answer(),
+            )),
+            None => router.layer(CatchPanicLayer::new()),
+        };
+        if let Some(bytes) = self.body_limit {
+            router = router.layer(RequestBodyLimitLayer::new(bytes));
+        }
+        if let Some(after) = self.timeout {
+            router = router.layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                after,
+            ));
+        }
+        if self.request_id {
+            router = router.layer(PropagateRequestIdLayer::new(REQUEST_ID));
+        }
+        router = observe(router);
+        if self.request_id {
+            router = router.layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+        }
+        router.layer(SetSensitiveHeadersLayer::new(SENSITIVE))
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The [`Stack`] of a resource server: a body limit of [`MAX_BODY_BYTES`].
 pub fn with_common_layers(router: Router) -> Router {
-    observe(
-        router
-            .layer(CatchPanicLayer::new())
-            .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES)),
-    )
-    .layer(SetSensitiveRequestHeadersLayer::new([
-        header::AUTHORIZATION,
-        header::COOKIE,
-    ]))
+    Stack::new().body_limit(MAX_BODY_BYTES).wrap(router)
 }
 
 /// What every Baton part wraps its routes in to be observable, outermost
