@@ -366,19 +366,9 @@ mod tests {
         }
     }
 
-    #[derive(Debug, thiserror::Error)]
-    #[error("never")]
-    struct Never;
-
-    impl platform::DomainError for Never {
-        fn response(self) -> Response {
-            unreachable!("no domain error is raised here")
-        }
-    }
-
     #[tokio::test]
     async fn in_an_api_error_a_token_failure_keeps_its_own_answer() {
-        let error: platform::ApiError<Never> = AuthError::MissingToken.into();
+        let error: platform::ApiError<std::convert::Infallible> = AuthError::MissingToken.into();
         let description = error.to_string();
         let response = error.into_response();
         assert_eq!(response.status().as_u16(), 401);

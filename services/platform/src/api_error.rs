@@ -32,6 +32,13 @@ pub trait DomainError: std::error::Error {
     fn response(self) -> Response;
 }
 
+/// A service without failures of its own: `ApiError<Infallible>`.
+impl DomainError for std::convert::Infallible {
+    fn response(self) -> Response {
+        match self {}
+    }
+}
+
 /// A failure raised by a layer below the service that knows its own answer
 /// (guard's `AuthError`: 401/403 with `WWW-Authenticate`).
 pub trait Rejection: std::error::Error + Send + Sync + 'static {

@@ -112,20 +112,10 @@ mod tests {
         );
     }
 
-    #[derive(Debug, thiserror::Error)]
-    #[error("never")]
-    struct Never;
-
-    impl platform::DomainError for Never {
-        fn response(self) -> axum::response::Response {
-            unreachable!("no domain error is raised here")
-        }
-    }
-
     #[tokio::test]
     async fn refused_lines_answer_422_invalid_request_with_the_reason() {
         use axum::response::IntoResponse;
-        let error: platform::ApiError<Never> = LineError::Quantity.into();
+        let error: platform::ApiError<std::convert::Infallible> = LineError::Quantity.into();
         let description = error.to_string();
         let response = error.into_response();
         assert_eq!(response.status().as_u16(), 422);
