@@ -10,10 +10,10 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::crypto::{random_token, sha256};
 use crate::keys::Alg;
 use crate::realm::{self, Client, RealmError, Registration, User};
 use crate::throttle::{self, AuthEvent};
+use platform::crypto::{random_token, sha256};
 
 /// Where administrative audit lines come from (`auth_events.addr`).
 pub const ADMIN_ADDR: &str = "admin-cli";
@@ -265,7 +265,7 @@ pub async fn delete_client(db: &PgPool, id: &str, access_ttl: Duration) -> Resul
 /// stored); answers the secret, to be shown once. The old secret stops
 /// working within the client cache's life.
 pub async fn rotate_secret(db: &PgPool, id: &str) -> Result<String, RealmError> {
-    let secret = random_token();
+    let secret = random_token(32);
     let public: Option<bool> = sqlx::query_scalar(
         "UPDATE clients SET secret_hash = CASE WHEN public THEN NULL ELSE $2 END, updated_at = now()
          WHERE id = $1 RETURNING public",

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use guard::client_ip::TrustedProxies;
+use platform::client_ip::TrustedProxies;
 
 use crate::keys::Alg;
 
@@ -17,7 +17,7 @@ pub struct Config {
     /// `IDP_BIND` (default `127.0.0.1:9000`).
     pub bind: SocketAddr,
     /// `IDP_METRICS_BIND` (default `127.0.0.1:10000`, the port + 1000; `off`:
-    /// none): where `GET /metrics` listens (see `guard::metrics`).
+    /// none): where `GET /metrics` listens (see `platform::metrics`).
     pub metrics_bind: Option<SocketAddr>,
     /// `IDP_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/baton_idp`).
     pub database_url: String,
@@ -151,7 +151,7 @@ impl Config {
                     ),
                 }
             })?;
-        let metrics_bind = guard::metrics::parse_bind(
+        let metrics_bind = platform::metrics::parse_bind(
             "IDP_METRICS_BIND",
             get("IDP_METRICS_BIND").as_deref(),
             bind,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::config::LOGIN_FLOW_TTL;
-use crate::crypto::{Sealer, b64url, b64url_decode, random_token};
+use platform::crypto::{SealKey, b64url, b64url_decode, random_token};
 
 /// The validated authorization request, waiting for the person to sign in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,19 +42,19 @@ impl LoginFlow {
     pub fn new(request: AuthRequest) -> Self {
         let exp = (OffsetDateTime::now_utc() + LOGIN_FLOW_TTL).unix_timestamp();
         Self {
-            csrf: random_token(),
+            csrf: random_token(32),
             exp,
             request,
         }
     }
 
-    pub fn seal(&self, sealer: &Sealer) -> String {
+    pub fn seal(&self, sealer: &SealKey) -> String {
         let json = serde_json::to_vec(self).expect("a login flow always serialises");
         b64url(&sealer.seal(&json, AAD))
     }
 
     /// `None` for anything not sealed by us, or expired.
-    pub fn open(sealer: &Sealer, cookie: &str) -> Option<Self> {
+    pub fn open(sealer: &SealKey, cookie: &str) -> Option<Self> {
         let sealed = b64url_decode(cookie)?;
         let flow: Self = serde_json::from_slice(&sealer.open(&sealed, AAD)?).ok()?;
         (flow.exp > OffsetDateTime::now_utc().unix_timestamp()).then_some(flow)

@@ -6,8 +6,8 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::crypto::{random_token, sha256};
 use crate::realm::User;
+use platform::crypto::{random_token, sha256};
 
 /// What a code stands for, as stored at `/authorize`.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -26,7 +26,7 @@ pub struct Code {
 /// Stores a new code; answers the code itself (returned to the client once).
 #[tracing::instrument(name = "db.grants.create_code", skip_all)]
 pub async fn create_code(db: &PgPool, code: &Code) -> sqlx::Result<String> {
-    let secret = random_token();
+    let secret = random_token(32);
     sqlx::query(
         "INSERT INTO authorization_codes
             (code_hash, client_id, user_id, session_id, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at)
@@ -179,7 +179,7 @@ pub struct NewRefresh<'a> {
 /// the token itself (returned to the client once).
 #[tracing::instrument(name = "db.grants.create_refresh", skip_all)]
 pub async fn create_refresh(db: &mut PgConnection, r: &NewRefresh<'_>) -> sqlx::Result<String> {
-    let secret = random_token();
+    let secret = random_token(32);
     let hash = sha256(secret.as_bytes());
     bind_new(
         sqlx::query(&format!(
@@ -303,7 +303,7 @@ pub async fn rotate_refresh(
     old: Uuid,
     next: &NewRefresh<'_>,
 ) -> sqlx::Result<Option<String>> {
-    let secret = random_token();
+    let secret = random_token(32);
     let hash = sha256(secret.as_bytes());
     let stored = bind_new(
         sqlx::query(&format!(

@@ -35,7 +35,7 @@ pub async fn purge(db: &PgPool) -> sqlx::Result<u64> {
 
 /// Purges every `period` for as long as the process runs.
 pub async fn run(db: PgPool, period: Duration) {
-    guard::db::every(
+    platform::db::every(
         period,
         "expired sessions, refresh tokens, revocations and throttle counters purged",
         || purge(&db),

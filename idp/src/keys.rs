@@ -30,7 +30,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use crate::blocking::Blocking;
-use crate::crypto::{Sealer, b64url, sha256};
+use platform::crypto::{SealKey, b64url, sha256};
 
 /// The signature algorithms the IdP can sign with (an allow-list: nothing else exists).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl Alg {
     pub fn half_hash(self, data: &[u8]) -> String {
         match self {
             Alg::RS256 | Alg::ES256 => b64url(&sha256(data)[..16]),
-            Alg::EdDSA => b64url(&crate::crypto::sha512(data)[..32]),
+            Alg::EdDSA => b64url(&platform::crypto::sha512(data)[..32]),
         }
     }
 }
@@ -303,7 +303,7 @@ impl KeySet {
 /// The keys in memory, reloaded from the database on a timer.
 pub struct KeyStore {
     pool: PgPool,
-    sealer: Sealer,
+    sealer: SealKey,
     alg: Alg,
     blocking: Blocking,
     current: RwLock<Arc<KeySet>>,
@@ -314,7 +314,7 @@ impl KeyStore {
     /// (creating them on first start), then loads everything. `alg` signs by default.
     pub async fn open(
         pool: PgPool,
-        sealer: Sealer,
+        sealer: SealKey,
         alg: Alg,
         blocking: Blocking,
         retired_key_life: Duration,
@@ -421,7 +421,7 @@ impl KeyStore {
 }
 
 /// Every published key; the private keys of `algs` that can sign.
-async fn load(pool: &PgPool, sealer: &Sealer, algs: &[Alg]) -> Result<KeySet, KeyError> {
+async fn load(pool: &PgPool, sealer: &SealKey, algs: &[Alg]) -> Result<KeySet, KeyError> {
     let rows: Vec<KeyRow> = sqlx::query_as(
         "SELECT kid, alg, public_jwk, private_key_encrypted, not_before, retire_at
          FROM signing_keys WHERE expire_at IS NULL OR expire_at > now()
@@ -475,14 +475,14 @@ async fn load(pool: &PgPool, sealer: &Sealer, algs: &[Alg]) -> Result<KeySet, Ke
     })
 }
 
-fn open_private(sealer: &Sealer, kid: &str, alg: Alg, sealed: &[u8]) -> Option<SigningKey> {
+fn open_private(sealer: &SealKey, kid: &str, alg: Alg, sealed: &[u8]) -> Option<SigningKey> {
     let pkcs8 = sealer.open(sealed, kid.as_bytes())?;
     SigningKey::from_pkcs8(kid.to_owned(), alg, &pkcs8)
 }
 
 async fn insert_key(
     tx: &mut sqlx::PgConnection,
-    sealer: &Sealer,
+    sealer: &SealKey,
     key: &NewKey,
     not_before: OffsetDateTime,
 ) -> Result<(), KeyError> {
@@ -542,7 +542,7 @@ async fn generate_off_runtime(blocking: &Blocking, alg: Alg) -> Result<NewKey, K
 /// retiring keys of algorithms no longer in `algs`.
 pub async fn ensure_active(
     pool: &PgPool,
-    sealer: &Sealer,
+    sealer: &SealKey,
     alg: Alg,
     algs: &[Alg],
     blocking: &Blocking,
@@ -588,7 +588,7 @@ pub async fn ensure_active(
 /// stays published until every token it signed has expired.
 pub async fn rotate(
     pool: &PgPool,
-    sealer: &Sealer,
+    sealer: &SealKey,
     alg: Alg,
     lead: Duration,
     retired_key_life: Duration,

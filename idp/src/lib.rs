@@ -49,7 +49,7 @@ pub enum StartError {
     #[error("configuration: {0}")]
     Config(#[from] config::ConfigError),
     #[error(transparent)]
-    Db(#[from] guard::db::DbError),
+    Db(#[from] platform::db::DbError),
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("signing keys: {0}")]
@@ -195,14 +195,14 @@ fn spawn_background(state: AppState) -> JoinHandle<()> {
 /// `idp serve`: connects (creating the database and applying migrations),
 /// listens on `IDP_BIND`, and stops gracefully on SIGTERM/SIGINT.
 pub async fn serve(config: Config) -> Result<(), StartError> {
-    let pool = guard::db::connect_and_migrate(
+    let pool = platform::db::connect_and_migrate(
         &config.database_url,
         config.database_max_connections,
         &MIGRATOR,
     )
     .await?;
     let listener = TcpListener::bind(config.bind).await?;
-    guard::metrics::Exporter::new()
+    platform::metrics::Exporter::new()
         .pool(&pool)
         .spawn(config.metrics_bind)
         .await?;
@@ -217,7 +217,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         http::router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
-        guard::shutdown::signal().await;
+        platform::shutdown::signal().await;
         // Open revocation streams end so that the drain can finish.
         stopping.stop();
     })

@@ -73,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Kept until the end: dropping it flushes the exported spans.
     let _telemetry = match cli.command {
-        None | Some(Command::Serve) => Some(guard::telemetry::init("idp")),
+        None | Some(Command::Serve) => Some(platform::telemetry::init("idp")),
         // An admin command's standard output is its answer (`--json` is
         // parsed by scripts): its log lines go to standard error.
         Some(_) => {
@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
-    guard::db::connect_and_migrate(&config.database_url, 4, &idp::MIGRATOR)
+    platform::db::connect_and_migrate(&config.database_url, 4, &idp::MIGRATOR)
         .await
         .context("connecting to IDP_DATABASE_URL")
 }

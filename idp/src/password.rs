@@ -19,7 +19,7 @@ use argon2::password_hash::{Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::blocking::{Blocking, BlockingError, Priority};
-use crate::crypto::{random, random_token};
+use platform::crypto::{random, random_token};
 
 /// Working memory for one argon2 computation, reused across calls.
 type Memory = Vec<Block>;
@@ -125,7 +125,7 @@ impl Passwords {
 
     pub async fn new(pool: Blocking) -> Result<Self, PasswordError> {
         let dummy = pool
-            .run(|| hash_blocking(&random_token()))
+            .run(|| hash_blocking(&random_token(32)))
             .await?
             .map_err(PasswordError::Hash)?;
         Ok(Self {

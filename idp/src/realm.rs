@@ -3,7 +3,7 @@
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::crypto::{ct_eq, sha256};
+use platform::crypto::{ct_eq, sha256};
 
 /// The scope a client must be registered with to read `/revocations/stream`.
 pub const REVOCATIONS_READ: &str = "revocations:read";

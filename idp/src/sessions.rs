@@ -9,9 +9,9 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::crypto::{random_token, sha256};
 use crate::flow::AuthRequest;
 use crate::throttle::AuthEvent;
+use platform::crypto::{random_token, sha256};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Session {
@@ -64,7 +64,7 @@ pub async fn sign_in(
     cleared_key: &str,
     event: AuthEvent<'_>,
 ) -> sqlx::Result<(Session, String, String)> {
-    let (token, code) = (random_token(), random_token());
+    let (token, code) = (random_token(32), random_token(32));
     let session = sqlx::query_as(
         "WITH cleared AS (DELETE FROM auth_throttle WHERE key = $1),
          audit AS (INSERT INTO auth_events (kind, username, client_id, addr) VALUES ($2, $3, $4, $5)),
@@ -103,7 +103,7 @@ pub async fn sign_in(
 /// `auth_time` and a new cookie value (no fixation), same `sid`.
 #[tracing::instrument(name = "db.sessions.reauthenticate", skip_all)]
 pub async fn reauthenticate(db: &PgPool, id: Uuid) -> sqlx::Result<(Session, String)> {
-    let token = random_token();
+    let token = random_token(32);
     let session = sqlx::query_as(
         "UPDATE sso_sessions SET token_hash = $2, auth_time = now() WHERE id = $1
          RETURNING id, user_id, auth_time, expires_at",

@@ -8,9 +8,9 @@ use tokio::sync::watch;
 
 use crate::cache::AuthCache;
 use crate::config::Config;
-use crate::crypto::Sealer;
 use crate::keys::KeyStore;
 use crate::password::Passwords;
+use platform::crypto::SealKey;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -21,7 +21,7 @@ pub struct Inner {
     pub keys: KeyStore,
     pub passwords: Passwords,
     /// Seals the login-flow cookie (a key derived from the master key).
-    pub flow_sealer: Sealer,
+    pub flow_sealer: SealKey,
     /// Fans revocations out to the open revocation streams.
     pub revocation_hub: crate::revocations::Hub,
     /// Open revocation streams per client (capped).

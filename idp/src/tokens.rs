@@ -267,5 +267,5 @@ pub fn unverified_claims<T: DeserializeOwned>(token: &str) -> Option<T> {
     else {
         return None;
     };
-    serde_json::from_slice(&crate::crypto::b64url_decode(payload)?).ok()
+    serde_json::from_slice(&platform::crypto::b64url_decode(payload)?).ok()
 }

@@ -403,7 +403,7 @@ async fn postgres_restarted_under_load_the_idp_recovers_and_loses_nothing() {
     }
 
     // Let some rotations commit, crash PostgreSQL, bring it back. It stays
-    // down longer than the pool's 5 s acquire timeout (guard::db): a shorter
+    // down longer than the pool's 5 s acquire timeout (platform::db): a shorter
     // outage is absorbed by the pool's reconnect retries and no request ever
     // sees it, which proves nothing about recovery.
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -211,7 +211,7 @@ pub async fn clients(
                 allowed_origins: a.allowed_origins,
             };
             extras.validate(a.public)?;
-            let secret = (!a.public).then(idp::crypto::random_token);
+            let secret = (!a.public).then(|| platform::crypto::random_token(32));
             let client = NewClient {
                 id: a.id.clone(),
                 name: a.name,

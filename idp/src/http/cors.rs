@@ -114,7 +114,7 @@ pub fn check_client(state: &AppState, headers: &HeaderMap, client: &str) -> Resu
 
 /// Re-reads the registered origins every [`RELOAD`], for as long as the process runs.
 pub async fn reload(state: AppState) {
-    guard::db::every(RELOAD, "registered CORS origins changed", || async {
+    platform::db::every(RELOAD, "registered CORS origins changed", || async {
         Ok(u64::from(state.cors.refresh(&state.db).await?))
     })
     .await;

@@ -1,38 +1,24 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (it can serve:
-//! database reachable and a signing key active).
+//! database reachable and a signing key active), answered by
+//! [`platform::health`] like every other part.
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use platform::health::{CheckResult, Readiness};
 
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-}
-
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
-}
-
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let mut failing = Vec::new();
-    if !guard::db::is_reachable(&state.db).await {
-        failing.push("database");
-    }
-    if !state.keys.has_signer() {
-        failing.push("signing_key");
-    }
-    if failing.is_empty() {
-        (StatusCode::OK, Json(json!({"status": "ready"})))
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "failing": failing})),
-        )
-    }
+pub fn router(state: &AppState) -> axum::Router<AppState> {
+    let signer = state.clone();
+    Readiness::new()
+        .database(state.db.clone())
+        .check("signing_key", move || {
+            let ready = signer.keys.has_signer();
+            async move {
+                if ready {
+                    CheckResult::ok()
+                } else {
+                    CheckResult::failed("no active signing key")
+                }
+            }
+        })
+        .router()
 }

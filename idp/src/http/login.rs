@@ -16,7 +16,6 @@ use axum_extra::extract::cookie::CookieJar;
 
 use crate::blocking::Priority;
 use crate::config::CODE_TTL;
-use crate::crypto::ct_eq;
 use crate::error::{AuthorizeError, PageError};
 use crate::flow::LoginFlow;
 use crate::http::authorize::{MAX_USERNAME, create_code, display_name, redirect_with_code};
@@ -28,6 +27,7 @@ use crate::in_flight::{self, Admission};
 use crate::password::Passwords;
 use crate::state::AppState;
 use crate::{realm, sessions, throttle};
+use platform::crypto::ct_eq;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/login", post(login))

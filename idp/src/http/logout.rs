@@ -18,7 +18,6 @@ use axum::routing::get;
 use axum_extra::extract::cookie::CookieJar;
 use uuid::Uuid;
 
-use crate::crypto::{b64url, ct_eq, sha256};
 use crate::error::PageError;
 use crate::http::cookies;
 use crate::http::pages::{self, LogoutPage, SignedOutPage};
@@ -26,6 +25,7 @@ use crate::http::params::{Params, read_form};
 use crate::state::AppState;
 use crate::tokens::{self, IdTokenHint};
 use crate::{realm, sessions};
+use platform::crypto::{b64url, ct_eq, sha256};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/logout", get(logout_get).post(logout_post))

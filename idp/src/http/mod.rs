@@ -23,18 +23,13 @@ pub mod userinfo;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::error::OAuthError;
 use crate::state::AppState;
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// `Strict-Transport-Security` when the issuer is https: a browser that has
 /// seen the IdP once never talks to it in clear text again.
@@ -56,29 +51,25 @@ pub fn router(state: AppState) -> Router {
         .merge(revoke::introspection_router())
         .merge(revocations::router())
         .merge(logout::router())
-        .merge(health::router())
+        .merge(health::router(&state))
         .route("/static/idp.css", get(pages::stylesheet))
         .route("/static/favicon.svg", get(pages::favicon))
         .route("/favicon.ico", get(pages::favicon))
         .fallback(not_found)
-        .with_state(state)
-        .layer(CatchPanicLayer::custom(|_| {
-            OAuthError::Server("a handler panicked".into()).into_response()
-        }))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(30),
-        ))
+        .with_state(state);
+    // The request span (method and path only: query strings carry codes,
+    // states and ID-token hints, and headers carry credentials), the W3C
+    // trace context continued from the caller, the HTTP metrics, request ids
+    // and a 30 s timeout: platform's stack, as every part has it.
+    let router = platform::server::Stack::new()
+        .panic_answer(|| OAuthError::Server("a handler panicked".into()).into_response())
+        .timeout(Duration::from_secs(30))
+        .request_id()
+        .wrap(router)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
-        ))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID));
-    // The request span (method and path only: query strings carry codes,
-    // states and ID-token hints, and headers carry credentials), the W3C
-    // trace context continued from the caller, and the HTTP metrics.
-    let router =
-        guard::server::observe(router).layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+        ));
     if https {
         router.layer(SetResponseHeaderLayer::overriding(
             header::STRICT_TRANSPORT_SECURITY,

@@ -1,7 +1,7 @@
 //! The client's network address, for throttling and audit: the TCP peer, or —
 //! only when that peer is one of `IDP_TRUSTED_PROXIES` (addresses or CIDR
 //! networks) — the rightmost `X-Forwarded-For` entry that is not a trusted
-//! proxy. The rule lives in [`guard::client_ip`], shared with the gateway; a
+//! proxy. The rule lives in [`platform::client_ip`], shared with the gateway; a
 //! client can put anything in `X-Forwarded-For`, so it is never believed
 //! otherwise.
 
@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use guard::client_ip::TrustedProxies;
+use platform::client_ip::TrustedProxies;
 
 use crate::state::AppState;
 

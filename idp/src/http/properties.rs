@@ -14,8 +14,8 @@ use base64::engine::general_purpose::STANDARD;
 use super::client_auth::basic_credentials;
 use super::params::{ParamError, Params};
 use super::token::pkce_matches;
-use crate::crypto::{b64url, sha256};
 use crate::realm::Client;
+use platform::crypto::{b64url, sha256};
 
 fn cases() -> usize {
     std::env::var("BATON_PROPERTY_CASES")

@@ -17,7 +17,6 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::crypto::{b64url, ct_eq, sha256};
 use crate::error::OAuthError;
 use crate::grants::{self, NewRefresh, Redeem};
 use crate::http::authorize::{normalise_scope, within};
@@ -28,6 +27,7 @@ use crate::realm::{self, Client, USER_SCOPES};
 use crate::state::AppState;
 use crate::tokens::{self, IdContext, Subject};
 use crate::{dpop, revocations, sessions};
+use platform::crypto::{b64url, ct_eq, sha256};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/token", post(token))

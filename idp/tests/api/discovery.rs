@@ -99,7 +99,7 @@ async fn health_and_readiness(pool: PgPool) {
     let r = t.http.get(t.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
-        r.json::<Value>().await.unwrap()["failing"],
+        r.json::<Value>().await.unwrap()["not_ready"],
         serde_json::json!(["database"])
     );
     let r = t.http.get(t.url("/healthz")).send().await.unwrap();

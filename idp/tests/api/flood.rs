@@ -12,7 +12,7 @@ use crate::helpers::{Browser, TestIdp, gateway_authorize, spawn_with};
 /// address with `X-Forwarded-For`.
 async fn behind_proxy(pool: PgPool, threads: usize) -> TestIdp {
     spawn_with(pool, |c| {
-        c.trusted_proxies = guard::client_ip::TrustedProxies::parse("127.0.0.1").unwrap();
+        c.trusted_proxies = platform::client_ip::TrustedProxies::parse("127.0.0.1").unwrap();
         c.blocking_threads = threads;
     })
     .await

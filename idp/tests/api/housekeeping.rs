@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use idp::crypto::sha256;
+use platform::crypto::sha256;
 
 use crate::helpers::spawn;
 

@@ -40,7 +40,7 @@ async fn published(t: &TestIdp) -> Vec<String> {
         .collect()
 }
 
-fn sealer(t: &TestIdp) -> idp::crypto::Sealer {
+fn sealer(t: &TestIdp) -> platform::crypto::SealKey {
     idp::master_key(&t.idp.state.config)
         .unwrap()
         .derive("signing-keys")

@@ -226,8 +226,8 @@ async fn rs256_id_tokens_stay_available_beside_es256(pool: PgPool) {
     assert_eq!(alg_of(id_token), "RS256");
     assert_eq!(alg_of(access), "ES256");
     let claims: Value = t.verify(id_token, "JWT", "gateway").await;
-    let half = &idp::crypto::sha256(access.as_bytes())[..16];
-    assert_eq!(claims["at_hash"], idp::crypto::b64url(half));
+    let half = &platform::crypto::sha256(access.as_bytes())[..16];
+    assert_eq!(claims["at_hash"], platform::crypto::b64url(half));
 
     // Back to the default.
     admin::update_client(

@@ -177,7 +177,7 @@ async fn a_flood_of_wrong_secrets_from_many_addresses_cannot_lock_the_real_clien
 ) {
     use futures::StreamExt;
     let t = crate::helpers::spawn_with(pool, |c| {
-        c.trusted_proxies = guard::client_ip::TrustedProxies::parse("127.0.0.1").unwrap();
+        c.trusted_proxies = platform::client_ip::TrustedProxies::parse("127.0.0.1").unwrap();
     })
     .await;
     let tokens = t.gateway_tokens("openid offline_access").await;

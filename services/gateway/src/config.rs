@@ -33,8 +33,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use url::Url;
 
-use crate::crypto::SealKey;
-use guard::client_ip::TrustedProxies;
+use platform::client_ip::TrustedProxies;
+use platform::crypto::SealKey;
 
 /// The development session key: public, so sessions sealed with it are not secret.
 const DEV_SESSION_KEY: [u8; 32] = *b"baton-dev-session-key-NOT-SECRET";
@@ -55,7 +55,7 @@ pub struct ConfigError {
 pub struct Config {
     pub bind: SocketAddr,
     /// `GATEWAY_METRICS_BIND`: where `GET /metrics` listens (default the
-    /// port + 1000 on 127.0.0.1, `off`: none; see [`guard::metrics`]).
+    /// port + 1000 on 127.0.0.1, `off`: none; see [`platform::metrics`]).
     pub metrics_bind: Option<SocketAddr>,
     /// The origin the browser sees; redirect URIs and the CSRF origin check derive from it.
     pub public_url: Url,
@@ -194,7 +194,7 @@ impl Config {
         })?;
 
         let bind = parse("GATEWAY_BIND", &var("GATEWAY_BIND", "127.0.0.1:8080"))?;
-        let metrics_bind = guard::metrics::parse_bind(
+        let metrics_bind = platform::metrics::parse_bind(
             "GATEWAY_METRICS_BIND",
             get("GATEWAY_METRICS_BIND").as_deref(),
             bind,
@@ -263,7 +263,10 @@ impl Config {
     /// the revocation stream as its own OIDC client unless `GUARD_CLIENT_ID`
     /// and `GUARD_CLIENT_SECRET` say otherwise. API clients reach it at
     /// `GATEWAY_PUBLIC_URL`: their DPoP proofs name that URL (`htu`).
-    pub fn guard_config(&self, audience: &str) -> Result<guard::GuardConfig, guard::ConfigError> {
+    pub fn guard_config(
+        &self,
+        audience: &str,
+    ) -> Result<guard::GuardConfig, platform::ConfigError> {
         let env = &self.guard_env;
         guard::GuardConfig::from_lookup(audience, |name| match name {
             "GUARD_ISSUER" => Some(env.issuer.clone()),

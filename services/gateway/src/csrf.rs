@@ -12,8 +12,8 @@
 
 use http::{HeaderMap, Method};
 
-use crate::crypto::constant_time_eq;
 use crate::error::GatewayError;
+use platform::crypto::ct_eq;
 
 /// The header the page sends the session's CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -42,7 +42,7 @@ pub fn check_origin(headers: &HeaderMap, public_origin: &str) -> Result<(), Gate
 /// The synchronizer-token check; `presented` is what the request carried.
 pub fn check_token(presented: Option<&str>, expected: &str) -> Result<(), GatewayError> {
     match presented {
-        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(token) if ct_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
         Some(_) => Err(GatewayError::Csrf("the CSRF token does not match")),
         None => Err(GatewayError::Csrf("the CSRF token is missing")),
     }

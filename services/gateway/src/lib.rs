@@ -16,7 +16,6 @@
 pub mod caller;
 pub mod circuit;
 pub mod config;
-pub mod crypto;
 pub mod csrf;
 pub mod error;
 pub mod http;
@@ -36,10 +35,9 @@ use std::time::Duration;
 
 use axum::Router;
 use guard::Guard;
+use guard::monitoring::GuardGauges;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 
 pub use config::Config;
 use oidc::{Oidc, OidcSettings};
@@ -77,13 +75,13 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(transparent)]
-    Guard(#[from] guard::ConfigError),
+    Guard(#[from] platform::ConfigError),
     #[error(transparent)]
     GuardClient(#[from] guard::BuildError),
     #[error(transparent)]
     Routes(#[from] routes::RouteTableError),
     #[error(transparent)]
-    Database(#[from] guard::db::DbError),
+    Database(#[from] platform::db::DbError),
     #[error("cannot build an HTTP client: {0}")]
     Http(#[from] reqwest::Error),
     #[error("cannot listen: {0}")]
@@ -101,7 +99,7 @@ impl Application {
     /// Connects the database (creating it and applying migrations), binds
     /// `config.bind`, and builds the gateway.
     pub async fn build(config: Config, routes: RouteTable) -> Result<Self, StartError> {
-        let pool = guard::db::connect_and_migrate(
+        let pool = platform::db::connect_and_migrate(
             &config.database_url,
             config.db_max_connections,
             &MIGRATOR,
@@ -187,9 +185,9 @@ impl Application {
     /// `GET /metrics` of this gateway: the HTTP and guard series, its session
     /// database pool and `gateway_circuit_state` per route and instance
     /// (0 closed, 1 half open, 2 open), sampled at each scrape.
-    pub fn exporter(&self) -> guard::metrics::Exporter {
+    pub fn exporter(&self) -> platform::metrics::Exporter {
         let routes = self.state.routes.clone();
-        guard::metrics::Exporter::new()
+        platform::metrics::Exporter::new()
             .pool(self.state.sessions.pool())
             .guard(&self.state.guard)
             .sample(move || {
@@ -261,14 +259,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             headers,
             security_headers::add,
-        ))
-        .layer(CatchPanicLayer::new());
-    // The request span, trace context (continued by the relay) and HTTP metrics.
-    guard::server::observe(router)
-        // Never let the access log print credentials.
-        .layer(SetSensitiveHeadersLayer::new([
-            ::http::header::AUTHORIZATION,
-            ::http::header::COOKIE,
-            ::http::header::SET_COOKIE,
-        ]))
+        ));
+    // Panics as 500, the request span, trace context (continued by the
+    // relay), HTTP metrics, credentials never printed: platform's stack.
+    platform::server::Stack::new().wrap(router)
 }

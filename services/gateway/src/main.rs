@@ -4,7 +4,7 @@ use gateway::{Application, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _telemetry = guard::telemetry::init("gateway");
+    let _telemetry = platform::telemetry::init("gateway");
     let config = Config::from_env().context("invalid configuration")?;
     for var in &config.dev_secrets {
         tracing::warn!(
@@ -28,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("metrics listener")?;
     tracing::info!(address = %app.local_addr(), "gateway listening");
-    app.run_until(guard::shutdown::signal())
+    app.run_until(platform::shutdown::signal())
         .await
         .context("server error")?;
     Ok(())

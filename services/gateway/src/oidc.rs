@@ -230,10 +230,10 @@ impl Oidc {
     /// The authorization request URL with fresh `state`, `nonce` and PKCE verifier.
     pub async fn authorization_request(&self) -> Result<AuthorizationRequest, IdpError> {
         let metadata = self.metadata().await?;
-        let state = crate::crypto::random_token(32);
-        let nonce = crate::crypto::random_token(32);
-        let code_verifier = crate::crypto::random_token(32);
-        let challenge = crate::crypto::sha256_b64url(code_verifier.as_bytes());
+        let state = platform::crypto::random_token(32);
+        let nonce = platform::crypto::random_token(32);
+        let code_verifier = platform::crypto::random_token(32);
+        let challenge = platform::crypto::sha256_b64url(code_verifier.as_bytes());
         let mut url = metadata.authorization_endpoint.clone();
         url.query_pairs_mut()
             .append_pair("response_type", "code")
@@ -295,8 +295,8 @@ impl Oidc {
         let span = tracing::info_span!("idp_token", grant);
         let mut request = self.inner.http.post(metadata.token_endpoint.clone());
         // The IdP's spans join the caller's trace (when spans are exported).
-        if let Some(trace) = span.in_scope(guard::TraceContext::current) {
-            request = request.header(guard::trace::TRACEPARENT, trace.header_value());
+        if let Some(trace) = span.in_scope(platform::TraceContext::current) {
+            request = request.header(platform::trace::TRACEPARENT, trace.header_value());
         }
         let response = self
             .authenticated(request)

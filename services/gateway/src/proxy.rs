@@ -19,9 +19,9 @@ use std::time::Duration;
 use axum::body::{Body, HttpBody};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
-use guard::trace::TraceContext;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request};
+use platform::trace::TraceContext;
 use tracing::Instrument;
 
 use crate::circuit::Permit;

@@ -15,8 +15,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use crate::crypto::{SealKey, random_token, sha256};
 use crate::oidc::TokenSet;
+use platform::crypto::{SealKey, random_token, sha256};
 
 pub mod refresh;
 
@@ -64,7 +64,7 @@ impl SessionId {
 
     /// A short log-safe name for this session.
     pub fn fingerprint(&self) -> String {
-        crate::crypto::sha256_b64url(self.0.as_bytes())[..10].to_owned()
+        platform::crypto::sha256_b64url(self.0.as_bytes())[..10].to_owned()
     }
 }
 

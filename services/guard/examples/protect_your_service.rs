@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
         .with_state(guard);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8090").await?;
     axum::serve(listener, app)
-        .with_graceful_shutdown(guard::shutdown::signal())
+        .with_graceful_shutdown(platform::shutdown::signal())
         .await?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The audit trail: one row per state change, written in the same transaction
 //! as the change itself, so there is never a change without its audit row.
 //! The table (`audit_log`) is guard's: `migrations/guard`, applied in every
-//! resource server's database by [`crate::db::with_guard_migrations`].
+//! resource server's database by [`platform::db::with_guard_migrations`].
 
 use crate::{AuthError, Guard, Principal};
 use axum::extract::rejection::QueryRejection;
@@ -54,7 +54,7 @@ impl Initiator {
             client_id: name.to_owned(),
             caller: name.to_owned(),
             jti: String::new(),
-            trace_id: crate::TraceContext::new().trace_id(),
+            trace_id: platform::TraceContext::new().trace_id(),
             actors: Vec::new(),
         }
     }

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
+use platform::ConfigError;
 use url::Url;
 
 /// Default issuer when `GUARD_ISSUER` is not set.
@@ -21,25 +22,6 @@ pub const DEFAULT_ALGORITHMS: [Algorithm; 3] =
 pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 /// Largest accepted token (RFC 8725 §3.8 advises bounding input), in bytes.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
-
-/// A configuration value that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{var}: {reason}")]
-pub struct ConfigError {
-    /// The environment variable (or setting) at fault.
-    pub var: &'static str,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-impl ConfigError {
-    fn new(var: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            var,
-            reason: reason.into(),
-        }
-    }
-}
 
 /// Settings of a [`Guard`](crate::Guard).
 ///
@@ -321,12 +303,6 @@ impl GuardConfig {
         self.jwks_min_ttl = min;
         self.jwks_max_ttl = max.max(min);
         self.jwks_default_ttl = default.clamp(min, self.jwks_max_ttl);
-        self
-    }
-
-    /// Timeout of each discovery/JWKS request (default 3 s).
-    pub fn with_http_timeout(mut self, timeout: Duration) -> Self {
-        self.http_timeout = timeout;
         self
     }
 

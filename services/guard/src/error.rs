@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
 use crate::dpop::{ALGORITHM_NAMES, ProofError};
-use crate::guards::Requirement;
+use crate::requirements::Requirement;
 
 /// Why a token was refused. The `Display` text is the `error_description`
 /// sent to the client: it names the rule, never echoes secrets.
@@ -318,6 +318,20 @@ macro_rules! verifier_error_conversions {
 }
 pub(crate) use verifier_error_conversions;
 
+/// In a service's [`platform::ApiError`], a token failure keeps its own
+/// answer (status, `WWW-Authenticate`, body).
+impl platform::api_error::Rejection for AuthError {
+    fn response(self: Box<Self>) -> Response {
+        (*self).into_response()
+    }
+}
+
+impl<E> From<AuthError> for platform::ApiError<E> {
+    fn from(e: AuthError) -> Self {
+        Self::Auth(Box::new(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,5 +364,24 @@ mod tests {
             assert_eq!(error.status().as_u16(), status);
             assert_eq!(error.code(), code);
         }
+    }
+
+    #[tokio::test]
+    async fn in_an_api_error_a_token_failure_keeps_its_own_answer() {
+        let error: platform::ApiError<std::convert::Infallible> = AuthError::MissingToken.into();
+        let description = error.to_string();
+        let response = error.into_response();
+        assert_eq!(response.status().as_u16(), 401);
+        assert!(
+            response
+                .headers()
+                .contains_key(http::header::WWW_AUTHENTICATE)
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "unauthorized");
+        assert_eq!(body["error_description"], description);
     }
 }

@@ -35,10 +35,10 @@ use url::Url;
 use crate::config::ClientCredentials;
 use crate::jwks::unix_now;
 use crate::relay::RelayError;
-use crate::trace::{TRACEPARENT, TraceContext};
 use crate::{GuardConfig, Principal};
 pub use cache::SWEEP_FLOOR;
 use cache::{Cache, Cached, Key, Lookup};
+use platform::trace::{TRACEPARENT, TraceContext};
 
 /// The RFC 8693 grant type.
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";

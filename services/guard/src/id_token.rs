@@ -37,7 +37,7 @@ use serde::Deserialize;
 
 use crate::config::{GuardConfig, MAX_TOKEN_BYTES};
 use crate::error::TokenError;
-use crate::guard::Guard;
+use crate::validate::Guard;
 use crate::validator::{OneOrMany, Validator, is_access_token_typ, present};
 
 /// Why an ID token was refused. The `Display` text names the rule, never the token.
@@ -237,6 +237,16 @@ fn at_hash_matches(at_hash: &str, access_token: &str, alg: Algorithm) -> bool {
     let expected = URL_SAFE_NO_PAD.encode(half);
     aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), at_hash.as_bytes())
         .is_ok()
+}
+
+/// Here rather than in `validate`, so that the guard does not depend on its
+/// verifiers (the verifiers depend on the guard).
+impl Guard {
+    /// A verifier of the issuer's ID tokens for the OpenID Connect client
+    /// `client_id`, sharing this guard's key cache (see [`crate::id_token`]).
+    pub fn id_token_verifier(&self, client_id: &str) -> IdTokenVerifier {
+        IdTokenVerifier::new(self.clone(), self.config(), client_id)
+    }
 }
 
 #[cfg(test)]

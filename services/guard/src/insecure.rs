@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::claims::AccessClaims;
 use crate::error::{AuthError, TokenError};
 use crate::principal::{Principal, Verified};
-use crate::trace::TraceContext;
+use platform::trace::TraceContext;
 
 const _: () = assert!(
     option_env!("BATON_BENCH_INSECURE_NO_AUTH").is_some(),

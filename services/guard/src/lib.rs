@@ -1,8 +1,8 @@
 //! guard: the library every Baton service uses to validate and relay access
-//! tokens — "authenticate once, validate everywhere" — plus what the Baton
-//! processes share beyond tokens: logging, shutdown, database start-up, health
-//! routes, and for the resource servers the audit trail, idempotency keys, the
-//! "what I validated" hop record, error bodies and the HTTP server plumbing.
+//! tokens — "authenticate once, validate everywhere" — and what is about the
+//! caller's token in a resource server: the audit trail and the "what I
+//! validated" hop record. The plumbing beyond tokens (middleware stack,
+//! database start-up, telemetry, metrics, health, `ApiError`) is `platform`'s.
 //!
 //! # Using it in a service
 //!
@@ -21,7 +21,7 @@
 //!     .route("/items", get(list_items))
 //!     .layer(guard.layer()); // lets the route guards find the Guard
 //! let app = api
-//!     .merge(guard::health::Readiness::new().database(db.clone()).jwks(&guard).router())
+//!     .merge(platform::health::Readiness::new().database(db.clone()).jwks(&guard).router())
 //!     .with_state(state);
 //!
 //! async fn list_items(caller: Principal, State(db): State<PgPool>) -> Result<Json<..>, AppError> {
@@ -70,92 +70,70 @@
 //! * [`dpop`] — DPoP proofs (RFC 9449): verification, replay cache, a client key.
 //! * [`logout_token`] — [`LogoutTokenVerifier`]: back-channel logout tokens
 //!   for a client (`typ` `logout+jwt`, `events`, no `nonce`, `sub`/`sid`).
-//! * [`Principal`] — the caller (extractor); [`require_role`] & co. — route guards.
+//! * [`Principal`] — the caller (extractor); [`Requirement`] — what a caller
+//!   must have; [`require_role`] & co. (module `require`) — route layers.
 //! * [`AuthError`] — 400/401/403/503 with RFC 6750 `WWW-Authenticate`.
 //! * [`relay`] — [`RelayClient`]: calls other services with the caller's token
 //!   and trace; [`RelayError`] maps their answers.
 //! * [`exchange`] — [`Exchanger`]: per-hop tokens by RFC 8693 token exchange
 //!   (`aud` = the next service alone, `act` = this service), cached per
 //!   (subject, audience), single-flight; [`RelayMode`] — exchange or plain relay.
-//! * [`health`] — `/healthz` + `/readyz`.
-//! * [`trace`] — W3C `traceparent`.
+//! * [`monitoring`] — the guard's readiness checks (`jwks`, `revocations`)
+//!   and gauges on platform's `Readiness` and `Exporter`; guard's own series.
 //! * [`config::var`] — a service's own typed settings from the environment.
-//! * [`client_ip`] — the caller's address behind trusted proxies (CIDRs), for
-//!   the gateway's rate limits and the IdP's throttle alike.
-//! * [`metrics`] — Prometheus: the recorder, the HTTP layer ([`metrics::track`])
-//!   and `GET /metrics` on its own listener ([`metrics::Exporter`]).
-//! * [`telemetry`], [`shutdown`], [`db`] — logging, graceful shutdown, database
-//!   start-up, for every process.
 //!
 //! For the resource servers (order, payment, inventory):
 //!
-//! * [`server`] — the common layers (request span with the trace id, body
-//!   limit, sensitive headers, panics as 500), `/healthz` + `/readyz`,
-//!   serving in the foreground or in the background ([`server::Running`]).
+//! * [`resource_server`] — platform's middleware stack with `GET /audit`,
+//!   `/healthz` + `/readyz` (database, keys, revocations), and `GET /metrics`.
 //! * [`audit`] — one audit row per state change, `GET /audit` for admins.
-//! * [`idempotency`] — `Idempotency-Key`: a retry gets the first answer.
 //! * [`hop`] — the identity a service validated, returned to its caller.
-//! * [`ApiError`] — every way a request can fail, the service's own failures
-//!   included ([`DomainError`]), answered in one place; [`error_body`] — the
-//!   `{"error","error_description"}` body and database failures.
-//! * [`text`] — free-text checks; [`lines`] — the `{sku, quantity}` lines
-//!   order and inventory exchange.
+//! * [`AuthError`] converts into `platform::ApiError` and keeps its own answer.
 //! * `testing` (feature `test-issuer`) — a real test issuer over HTTP with
 //!   real keys, that mints valid and forged tokens.
 
-pub mod api_error;
 pub mod audit;
 mod cache;
 pub mod claims;
 pub mod client_auth;
-pub mod client_ip;
 pub mod config;
-pub mod db;
 pub mod dpop;
 mod error;
-pub mod error_body;
 pub mod exchange;
-mod guard;
-pub mod guards;
-pub mod health;
 pub mod hop;
 pub mod id_token;
-pub mod idempotency;
 #[cfg(feature = "bench-insecure-no-auth")]
 mod insecure;
 mod jwks;
-pub mod lines;
 pub mod logout_token;
-pub mod metrics;
+pub mod monitoring;
 mod principal;
 pub mod relay;
+pub mod require;
+pub mod requirements;
+pub mod resource_server;
 pub mod revocation;
-pub mod server;
-pub mod shutdown;
 pub mod subscriber;
-pub mod telemetry;
 #[cfg(feature = "test-issuer")]
 pub mod testing;
-pub mod text;
-pub mod trace;
+mod validate;
 mod validator;
 
-pub use api_error::{ApiError, DomainError};
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
-pub use config::{ClientCredentials, ConfigError, GuardConfig, StalePolicy};
+pub use config::{ClientCredentials, GuardConfig, StalePolicy};
 pub use error::{AuthError, TokenError, bearer_challenge, dpop_challenge};
 pub use exchange::{ExchangeError, Exchanger, RelayMode, Subject};
-pub use guard::{BuildError, Guard, Incoming};
-pub use guards::{
-    Requirement, require, require_all, require_any, require_any_role, require_any_scope,
-    require_role, require_scope,
-};
 pub use id_token::{IdTokenClaims, IdTokenError, IdTokenVerifier};
 pub use jsonwebtoken::Algorithm;
 pub use jwks::{JwksState, JwksStatus, unix_now};
 pub use logout_token::{LogoutClaims, LogoutTokenError, LogoutTokenVerifier};
 pub use principal::Principal;
 pub use relay::{RelayClient, RelayContext, RelayError, Upstream};
+pub use require::{
+    require, require_all, require_any, require_any_role, require_any_scope, require_role,
+    require_scope,
+};
+pub use requirements::Requirement;
 pub use revocation::{DenylistStatus, Revocation};
 pub use subscriber::RevocationStatus;
-pub use trace::TraceContext;
+pub use validate::{BuildError, Guard, Incoming};

@@ -33,7 +33,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{GuardConfig, MAX_TOKEN_BYTES};
 use crate::error::TokenError;
-use crate::guard::Guard;
+use crate::validate::Guard;
 use crate::validator::{OneOrMany, Validator, present};
 
 /// The member of `events` that makes a JWT a logout token.
@@ -177,6 +177,16 @@ fn non_empty(value: Option<String>) -> Option<String> {
 /// `logout+jwt`, or its media type `application/logout+jwt` (case-insensitive).
 fn is_logout_token_typ(typ: &str) -> bool {
     typ.eq_ignore_ascii_case("logout+jwt") || typ.eq_ignore_ascii_case("application/logout+jwt")
+}
+
+/// Here rather than in `validate`, so that the guard does not depend on its
+/// verifiers (the verifiers depend on the guard).
+impl Guard {
+    /// A verifier of the issuer's back-channel logout tokens for the client
+    /// `client_id`, sharing this guard's key cache (see [`crate::logout_token`]).
+    pub fn logout_token_verifier(&self, client_id: &str) -> LogoutTokenVerifier {
+        LogoutTokenVerifier::new(self.clone(), self.config(), client_id)
+    }
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use http::request::Parts;
 use crate::Guard;
 use crate::claims::{AccessClaims, Actor};
 use crate::error::AuthError;
-use crate::guards::Requirement;
-use crate::trace::TraceContext;
+use crate::requirements::Requirement;
+use platform::trace::TraceContext;
 
 /// Who is calling: the validated claims of the bearer token, the token itself
 /// (to relay it) and the request's trace context.
@@ -196,13 +196,13 @@ where
 
 /// The request's principal: the one already validated for it, or `guard`'s
 /// verdict on its bearer token, then kept in its extensions. The principal
-/// carries the request's one trace context (see [`crate::trace::attach`]),
+/// carries the request's one trace context (see [`platform::trace::attach`]),
 /// which is kept there too, for its log span and any `TraceContext` extractor.
 pub(crate) async fn of_request(parts: &mut Parts, guard: &Guard) -> Result<Principal, AuthError> {
     if let Some(principal) = parts.extensions.get::<Principal>() {
         return Ok(principal.clone());
     }
-    crate::trace::of_request(&mut parts.extensions, &parts.headers);
+    platform::trace::of_request(&mut parts.extensions, &parts.headers);
     let principal = guard.authenticate(&*parts).await?;
     parts.extensions.insert(principal.clone());
     Ok(principal)

@@ -1,14 +1,14 @@
 //! The ways an inventory request fails that are inventory's own; the others
 //! (token, JSON, lines, idempotency keys, not found, database) are guard's
-//! [`ApiError`](guard::ApiError), which answers for all of them in one place.
+//! [`ApiError`](platform::ApiError), which answers for all of them in one place.
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use guard::DomainError;
-use guard::error_body::json_error;
+use platform::DomainError;
+use platform::error_body::json_error;
 
 /// Every way an inventory request can fail.
-pub type AppError = guard::ApiError<InventoryError>;
+pub type AppError = platform::ApiError<InventoryError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {

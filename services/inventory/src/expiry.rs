@@ -55,7 +55,7 @@ pub async fn release_expired(pool: &PgPool, ttl: Duration) -> Result<u64, sqlx::
 /// minute), for as long as the process runs.
 pub async fn sweep(pool: PgPool, ttl: Duration) {
     let period = (ttl / 4).min(Duration::from_secs(60));
-    guard::db::every(period, "expired reservations released", move || {
+    platform::db::every(period, "expired reservations released", move || {
         let pool = pool.clone();
         async move { release_expired(&pool, ttl).await }
     })

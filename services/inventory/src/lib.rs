@@ -29,8 +29,10 @@ use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
 
 pub use error::AppError;
-use guard::config::{ConfigError, seconds, var};
-use guard::server::{Running, resource_server};
+use guard::config::{seconds, var};
+use guard::resource_server::resource_server;
+use platform::ConfigError;
+use platform::server::Running;
 
 /// This service's resource name: the audience its tokens must name.
 pub const SERVICE: &str = "inventory";
@@ -38,7 +40,7 @@ pub const SERVICE: &str = "inventory";
 /// The inventory database's migrations: guard's (`migrations/guard`: the audit
 /// and idempotency tables) then inventory's own (`migrations/inventory`), as one migrator.
 pub static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
-    guard::db::with_guard_migrations(&sqlx::migrate!("../../migrations/inventory"))
+    platform::db::with_guard_migrations(&sqlx::migrate!("../../migrations/inventory"))
 });
 
 /// Settings, from the environment.
@@ -47,7 +49,7 @@ pub struct Config {
     /// `INVENTORY_BIND`, default `127.0.0.1:8083`.
     pub bind: SocketAddr,
     /// `INVENTORY_METRICS_BIND`, default `127.0.0.1:9083` (the port + 1000;
-    /// `off`: none): where `GET /metrics` listens ([`guard::metrics`]).
+    /// `off`: none): where `GET /metrics` listens ([`platform::metrics`]).
     pub metrics_bind: Option<SocketAddr>,
     /// `INVENTORY_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/baton_inventory`.
     pub database_url: String,
@@ -65,7 +67,7 @@ impl Config {
         let bind = var("INVENTORY_BIND", SocketAddr::from(([127, 0, 0, 1], 8083)))?;
         Ok(Self {
             bind,
-            metrics_bind: guard::metrics::bind_from_env("INVENTORY_METRICS_BIND", bind)?,
+            metrics_bind: platform::metrics::bind_from_env("INVENTORY_METRICS_BIND", bind)?,
             database_url: var(
                 "INVENTORY_DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/baton_inventory".to_owned(),

@@ -10,7 +10,7 @@
 use guard::Principal;
 use guard::audit::Initiator;
 use guard::hop::Hop;
-use guard::idempotency::{ClaimError, Key};
+use platform::idempotency::{ClaimError, Key};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;

@@ -16,9 +16,9 @@
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use guard::Principal;
 use guard::hop::Hop;
-use guard::idempotency;
 use guard::relay::{RelayContext, RelayError, Upstream};
 use guard::{Exchanger, Subject};
+use platform::idempotency;
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;

@@ -1,14 +1,15 @@
 //! The ways an order request fails that are order's own; the others (token,
 //! JSON, lines, idempotency keys, not found, database) are guard's
-//! [`ApiError`](guard::ApiError), which answers for all of them in one place.
+//! [`ApiError`](platform::ApiError), which answers for all of them in one place.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use guard::error_body::json_error;
-use guard::{DomainError, RelayError};
+use guard::RelayError;
+use platform::DomainError;
+use platform::error_body::json_error;
 
 /// Every way an order request can fail.
-pub type AppError = guard::ApiError<OrderError>;
+pub type AppError = platform::ApiError<OrderError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {

@@ -31,7 +31,7 @@ pub async fn fail_stale(pool: &PgPool, ttl: Duration) -> Result<u64, sqlx::Error
 /// for as long as the process runs.
 pub async fn sweep(pool: PgPool, ttl: Duration) {
     let period = (ttl / 4).min(Duration::from_secs(60));
-    guard::db::every(period, "stale pending orders failed", move || {
+    platform::db::every(period, "stale pending orders failed", move || {
         let pool = pool.clone();
         async move { fail_stale(&pool, ttl).await }
     })

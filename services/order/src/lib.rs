@@ -26,10 +26,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
-use guard::config::{ConfigError, seconds, var};
+use guard::config::{seconds, var};
 use guard::relay::RelayClient;
-use guard::server::{Running, resource_server};
+use guard::resource_server::resource_server;
 use guard::{Exchanger, Guard, GuardConfig, RelayMode};
+use platform::ConfigError;
+use platform::server::Running;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
@@ -43,8 +45,9 @@ pub const SERVICE: &str = "order";
 
 /// The order database's migrations: guard's (`migrations/guard`: the audit
 /// and idempotency tables) then order's own (`migrations/order`), as one migrator.
-pub static MIGRATOR: LazyLock<Migrator> =
-    LazyLock::new(|| guard::db::with_guard_migrations(&sqlx::migrate!("../../migrations/order")));
+pub static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
+    platform::db::with_guard_migrations(&sqlx::migrate!("../../migrations/order"))
+});
 
 /// Settings, from the environment.
 #[derive(Debug, Clone)]
@@ -52,7 +55,7 @@ pub struct Config {
     /// `ORDER_BIND`, default `127.0.0.1:8081`.
     pub bind: SocketAddr,
     /// `ORDER_METRICS_BIND`, default `127.0.0.1:9081` (the port + 1000;
-    /// `off`: none): where `GET /metrics` listens ([`guard::metrics`]).
+    /// `off`: none): where `GET /metrics` listens ([`platform::metrics`]).
     pub metrics_bind: Option<SocketAddr>,
     /// `ORDER_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/baton_order`.
     pub database_url: String,
@@ -83,7 +86,7 @@ impl Config {
         let bind = var("ORDER_BIND", SocketAddr::from(([127, 0, 0, 1], 8081)))?;
         let config = Self {
             bind,
-            metrics_bind: guard::metrics::bind_from_env("ORDER_METRICS_BIND", bind)?,
+            metrics_bind: platform::metrics::bind_from_env("ORDER_METRICS_BIND", bind)?,
             database_url: var(
                 "ORDER_DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/baton_order".to_owned(),

@@ -1,15 +1,15 @@
 use anyhow::Context;
 use guard::relay::{DEFAULT_CONNECT_TIMEOUT, RelayClient};
-use guard::server::serve;
 use guard::{Exchanger, Guard, RelayMode};
 use order::{AppState, Config, MIGRATOR, SERVICE, expiry, router};
+use platform::server::serve;
 use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _telemetry = guard::telemetry::init(SERVICE);
+    let _telemetry = platform::telemetry::init(SERVICE);
     let config = Config::from_env()?;
-    let pool = guard::db::connect_and_migrate(
+    let pool = platform::db::connect_and_migrate(
         &config.database_url,
         config.database_max_connections,
         &MIGRATOR,
@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     };
     let guard = Guard::try_new(config.guard).context("guard")?;
-    guard::server::serve_metrics(config.metrics_bind, &pool, &guard)
+    guard::resource_server::serve_metrics(config.metrics_bind, &pool, &guard)
         .await
         .context("metrics listener")?;
     let relay = RelayClient::with_timeouts(config.relay_timeout, DEFAULT_CONNECT_TIMEOUT)
@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
         config.payment_url,
         exchanger,
     );
-    serve(listener, router(state), guard::shutdown::signal()).await?;
+    serve(listener, router(state), platform::shutdown::signal()).await?;
     // Requests have drained; let PostgreSQL see the connections close.
     pool.close().await;
     Ok(())

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use guard::audit::{self, Initiator};
 use guard::hop::Hop;
-use guard::idempotency::Key;
+use platform::idempotency::Key;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Order {

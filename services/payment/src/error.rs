@@ -1,15 +1,15 @@
 //! The ways a payment request fails that are payment's own; the others
 //! (token, JSON, idempotency keys, not found, database) are guard's
-//! [`ApiError`](guard::ApiError), which answers for all of them in one place.
+//! [`ApiError`](platform::ApiError), which answers for all of them in one place.
 //! (A declined charge is not an error: it is a recorded charge answered with 402.)
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use guard::DomainError;
-use guard::error_body::json_error;
+use platform::DomainError;
+use platform::error_body::json_error;
 
 /// Every way a payment request can fail.
-pub type AppError = guard::ApiError<PaymentError>;
+pub type AppError = platform::ApiError<PaymentError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentError {

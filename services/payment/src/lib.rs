@@ -16,9 +16,11 @@ use std::sync::LazyLock;
 
 use axum::Router;
 use axum::extract::FromRef;
-use guard::config::{ConfigError, var};
-use guard::server::{Running, resource_server};
+use guard::config::var;
+use guard::resource_server::resource_server;
 use guard::{Guard, GuardConfig};
+use platform::ConfigError;
+use platform::server::Running;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
@@ -30,8 +32,9 @@ pub const SERVICE: &str = "payment";
 
 /// The payment database's migrations: guard's (`migrations/guard`: the audit
 /// and idempotency tables) then payment's own (`migrations/payment`), as one migrator.
-pub static MIGRATOR: LazyLock<Migrator> =
-    LazyLock::new(|| guard::db::with_guard_migrations(&sqlx::migrate!("../../migrations/payment")));
+pub static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
+    platform::db::with_guard_migrations(&sqlx::migrate!("../../migrations/payment"))
+});
 
 /// Settings, from the environment.
 #[derive(Debug, Clone)]
@@ -39,7 +42,7 @@ pub struct Config {
     /// `PAYMENT_BIND`, default `127.0.0.1:8082`.
     pub bind: SocketAddr,
     /// `PAYMENT_METRICS_BIND`, default `127.0.0.1:9082` (the port + 1000;
-    /// `off`: none): where `GET /metrics` listens ([`guard::metrics`]).
+    /// `off`: none): where `GET /metrics` listens ([`platform::metrics`]).
     pub metrics_bind: Option<SocketAddr>,
     /// `PAYMENT_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/baton_payment`.
     pub database_url: String,
@@ -95,7 +98,7 @@ impl Config {
         let bind = var("PAYMENT_BIND", SocketAddr::from(([127, 0, 0, 1], 8082)))?;
         Ok(Self {
             bind,
-            metrics_bind: guard::metrics::bind_from_env("PAYMENT_METRICS_BIND", bind)?,
+            metrics_bind: platform::metrics::bind_from_env("PAYMENT_METRICS_BIND", bind)?,
             database_url: var(
                 "PAYMENT_DATABASE_URL",
                 "postgres://postgres@127.0.0.1:5432/baton_payment".to_owned(),

@@ -1,15 +1,15 @@
 use anyhow::Context;
 use guard::Guard;
-use guard::idempotency;
-use guard::server::serve;
 use payment::{AppState, Config, MIGRATOR, SERVICE, router};
+use platform::idempotency;
+use platform::server::serve;
 use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _telemetry = guard::telemetry::init(SERVICE);
+    let _telemetry = platform::telemetry::init(SERVICE);
     let config = Config::from_env()?;
-    let pool = guard::db::connect_and_migrate(
+    let pool = platform::db::connect_and_migrate(
         &config.database_url,
         config.database_max_connections,
         &MIGRATOR,
@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
     .await
     .context("payment database")?;
     let guard = Guard::try_new(config.guard).context("guard")?;
-    guard::server::serve_metrics(config.metrics_bind, &pool, &guard)
+    guard::resource_server::serve_metrics(config.metrics_bind, &pool, &guard)
         .await
         .context("metrics listener")?;
     tokio::spawn(idempotency::sweep(pool.clone()));
@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
             guard,
             rules: config.rules,
         }),
-        guard::shutdown::signal(),
+        platform::shutdown::signal(),
     )
     .await?;
     // Requests have drained; let PostgreSQL see the connections close.

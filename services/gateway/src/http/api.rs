@@ -23,8 +23,9 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum_extra::extract::CookieJar;
-use guard::{Principal, RelayMode, TraceContext};
+use guard::{Principal, RelayMode};
 use http::{HeaderValue, Uri};
+use platform::TraceContext;
 
 use crate::AppState;
 use crate::caller::{Credentials, TokenSource};

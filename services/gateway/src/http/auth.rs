@@ -22,10 +22,10 @@ use http::{HeaderMap, HeaderValue, header};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::crypto::constant_time_eq;
 use crate::csrf::{self, CSRF_HEADER};
 use crate::error::{GatewayError, SIGN_IN_PATH};
 use guard::unix_now;
+use platform::crypto::ct_eq;
 
 use crate::oidc::IdpError;
 use crate::session::{SessionData, SessionId, User};
@@ -178,7 +178,7 @@ async fn finish_sign_in(
     let state_ok = q
         .state
         .as_deref()
-        .is_some_and(|s| constant_time_eq(s.as_bytes(), flow.state.as_bytes()));
+        .is_some_and(|s| ct_eq(s.as_bytes(), flow.state.as_bytes()));
     if !state_ok {
         return Err(GatewayError::SignIn(
             "The sign-in answer does not belong to this sign-in (state mismatch).".into(),

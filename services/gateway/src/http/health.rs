@@ -2,7 +2,8 @@
 //! discovery; the revocation stream's state when one is configured).
 
 use axum::Router;
-use guard::health::{CheckResult, Readiness};
+use guard::monitoring::GuardChecks;
+use platform::health::{CheckResult, Readiness};
 
 use crate::AppState;
 

@@ -10,7 +10,7 @@ pub mod page;
 
 use ::http::HeaderMap;
 use ::http::request::Parts;
-use guard::TraceContext;
+use platform::TraceContext;
 
 /// The request's trace: attached by the router's outermost layer (the same
 /// id is in the log span), else from its `traceparent`.

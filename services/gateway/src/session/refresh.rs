@@ -34,9 +34,9 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use super::{SessionData, SessionId, SessionStore};
-use crate::crypto::random_token;
 use crate::error::GatewayError;
 use crate::oidc::{IdpError, Oidc};
+use platform::crypto::random_token;
 
 /// How much longer a lease lasts than the IdP call it covers: time to store
 /// the answer (a database round trip, perhaps a wait for a connection).

@@ -91,7 +91,7 @@ pub enum Services {
     /// Echo servers (see `upstream.rs`), in route order: order, payment, inventory.
     Echo([Upstream; 3]),
     /// The real services: order, payment, inventory.
-    Real(Vec<guard::server::Running>),
+    Real(Vec<platform::server::Running>),
 }
 
 impl Services {
@@ -313,7 +313,7 @@ impl Stack {
         let routes = RouteTable::parse(&table, |_| None).unwrap();
 
         let key =
-            base64::engine::general_purpose::STANDARD.encode(gateway::crypto::random_token(24));
+            base64::engine::general_purpose::STANDARD.encode(platform::crypto::random_token(24));
         let mut vars = vec![
             ("GATEWAY_PUBLIC_URL", gateway.clone()),
             ("GATEWAY_ISSUER", idp.issuer.clone()),

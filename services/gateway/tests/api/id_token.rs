@@ -67,7 +67,7 @@ async fn provider() -> Provider {
 
 /// `at_hash` for `ACCESS_TOKEN` with a SHA-256 based algorithm.
 fn at_hash() -> String {
-    let digest = gateway::crypto::sha256(ACCESS_TOKEN.as_bytes());
+    let digest = platform::crypto::sha256(ACCESS_TOKEN.as_bytes());
     URL_SAFE_NO_PAD.encode(&digest[..16])
 }
 

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use gateway::crypto::SealKey;
 use gateway::oidc::TokenSet;
 use gateway::session::{SessionData, SessionStore, User};
+use platform::crypto::SealKey;
 use sqlx::PgPool;
 
 pub fn data() -> SessionData {

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use guard::db::with_guard_migrations;
+use platform::db::with_guard_migrations;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 

@@ -1,9 +1,10 @@
 //! `/healthz` and `/readyz` over a real server, with real PostgreSQL and a
 //! real issuer.
 
-use guard::health::{CheckResult, Readiness};
+use guard::monitoring::GuardChecks;
 use guard::testing::TestIssuer;
 use guard::{Guard, JwksState};
+use platform::health::{CheckResult, Readiness};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 

@@ -9,7 +9,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use guard::relay::{self, RelayClient, RelayContext, RelayError, Upstream};
-use guard::{Guard, Principal, TraceContext};
+use guard::{Guard, Principal};
+use platform::TraceContext;
 use serde_json::{Value, json};
 
 use crate::helpers::{issuer_and_guard, serve};

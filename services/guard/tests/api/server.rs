@@ -1,15 +1,16 @@
-//! The resource servers' common layers (`guard::server`) over a real server:
+//! The resource servers' common layers (`platform::server`) over a real server:
 //! one trace id per request, shared by its log span, its `Principal` and the
 //! handler's `TraceContext`, whether or not the caller sent a `traceparent`;
-//! and the HTTP metrics the same layers record, served by `guard::metrics`.
+//! and the HTTP metrics the same layers record, served by `platform::metrics`.
 
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::get;
-use guard::server::{Running, with_common_layers};
-use guard::{Guard, Principal, TraceContext, require_role};
+use guard::{Guard, Principal, require_role};
+use platform::TraceContext;
+use platform::server::{Running, with_common_layers};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tracing::field::{Field, Visit};
@@ -134,7 +135,7 @@ fn sample_line<'a>(page: &'a str, name: &str, labels: &[&str]) -> Option<&'a str
 
 #[tokio::test]
 async fn requests_are_counted_per_route_template_method_and_status_class() {
-    let exporter = guard::metrics::Exporter::new();
+    let exporter = platform::metrics::Exporter::new();
     let (issuer, guard) = issuer_and_guard().await;
     let routes = Router::new().route("/items/{sku}", get(traces).put(traces));
     let server = start(routes, guard).await;
@@ -220,7 +221,7 @@ async fn requests_are_counted_per_route_template_method_and_status_class() {
 
 #[tokio::test]
 async fn the_metrics_listener_serves_the_prometheus_text_format() {
-    let pool_free = guard::metrics::Exporter::new().sample(|| {
+    let pool_free = platform::metrics::Exporter::new().sample(|| {
         metrics::gauge!("a_sampled_gauge").set(42.0);
     });
     let addr = pool_free
@@ -243,7 +244,10 @@ async fn the_metrics_listener_serves_the_prometheus_text_format() {
     let elsewhere = reqwest::get(format!("http://{addr}/")).await.unwrap();
     assert_eq!(elsewhere.status(), 404);
     assert_eq!(
-        guard::metrics::Exporter::new().spawn(None).await.unwrap(),
+        platform::metrics::Exporter::new()
+            .spawn(None)
+            .await
+            .unwrap(),
         None,
         "off: nothing listens"
     );

@@ -7,15 +7,15 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use guard::Principal;
-use guard::lines::{LineError, is_sku};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use shop::lines::{LineError, is_sku};
 use sqlx::{FromRow, PgPool};
 use time::OffsetDateTime;
 
 use crate::{AppError, AppState};
 use guard::audit::{self, Initiator};
-use guard::text::fits;
+use shop::text::fits;
 
 pub fn router() -> Router<AppState> {
     Router::new()

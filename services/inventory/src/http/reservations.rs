@@ -17,9 +17,9 @@ use axum::response::Response;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
 use guard::Principal;
-use guard::lines::{self, Line};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use shop::lines::{self, Line};
 use sqlx::{FromRow, PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -28,7 +28,7 @@ use crate::error::InventoryError;
 use crate::{AppError, AppState, SERVICE};
 use guard::audit::{self, Initiator};
 use guard::hop::{Hop, respond};
-use guard::idempotency::{self, Claim, Key};
+use platform::idempotency::{self, Claim, Key};
 
 pub fn router() -> Router<AppState> {
     Router::new()

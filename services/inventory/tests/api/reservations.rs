@@ -329,7 +329,7 @@ async fn a_committed_reservation_is_sold_and_can_no_longer_be_released(pool: PgP
 
 #[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn idempotency_keys_are_forgotten_after_the_retention(pool: PgPool) {
-    use guard::idempotency::{RETENTION, forget_older_than};
+    use platform::idempotency::{RETENTION, forget_older_than};
     let app = TestApp::spawn(pool).await;
     let alice = app.alice();
     for key in ["old", "new"] {

@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use guard::Principal;
-use guard::idempotency::Key;
-use guard::lines::{self, Line};
+use platform::idempotency::Key;
 use serde::{Deserialize, Serialize};
+use shop::lines::{self, Line};
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -1,10 +1,10 @@
 use std::time::Duration;
 
 use guard::relay::RelayClient;
-use guard::server::Running;
 use guard::testing::TestIssuer;
 pub use guard::testing::{ALICE, BOB, CAROL, expect};
 use guard::{Guard, RelayMode};
+use platform::server::Running;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use sqlx::PgPool;

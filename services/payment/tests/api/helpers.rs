@@ -1,8 +1,8 @@
 use guard::Guard;
-use guard::server::Running;
 use guard::testing::TestIssuer;
 pub use guard::testing::{ALICE, BOB, CAROL, expect};
 use payment::{AppState, Rules, spawn};
+use platform::server::Running;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;

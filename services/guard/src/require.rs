@@ -1,4 +1,4 @@
-//! Role and scope requirements, usable in handlers and as route layers.
+//! Checking a caller against a [`Requirement`], in handlers and as route layers.
 //!
 //! ```ignore
 //! use guard::{require_role, require_scope, require_all, Requirement};
@@ -22,7 +22,6 @@
 //! extractor does not validate twice.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,42 +32,10 @@ use axum::response::{IntoResponse, Response};
 use http::Request;
 
 use crate::error::AuthError;
+use crate::requirements::Requirement;
 use crate::{Guard, Principal};
 
-/// What a caller must have: a role, a scope, or a combination.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Requirement {
-    /// The `roles` claim contains this role.
-    Role(Cow<'static, str>),
-    /// The `scope` claim contains this scope.
-    Scope(Cow<'static, str>),
-    /// At least one of these.
-    AnyOf(Vec<Requirement>),
-    /// All of these.
-    AllOf(Vec<Requirement>),
-}
-
 impl Requirement {
-    /// The role `name`.
-    pub fn role(name: impl Into<Cow<'static, str>>) -> Self {
-        Self::Role(name.into())
-    }
-
-    /// The scope `name`.
-    pub fn scope(name: impl Into<Cow<'static, str>>) -> Self {
-        Self::Scope(name.into())
-    }
-
-    /// Any of `requirements`.
-    pub fn any_of(requirements: impl IntoIterator<Item = Requirement>) -> Self {
-        Self::AnyOf(requirements.into_iter().collect())
-    }
-
-    /// All of `requirements`.
-    pub fn all_of(requirements: impl IntoIterator<Item = Requirement>) -> Self {
-        Self::AllOf(requirements.into_iter().collect())
-    }
-
     /// Whether `principal` meets this requirement.
     pub fn is_met_by(&self, principal: &Principal) -> bool {
         match self {
@@ -85,42 +52,6 @@ impl Requirement {
             Ok(())
         } else {
             Err(AuthError::Forbidden(self.clone()))
-        }
-    }
-
-    /// Every scope named in the requirement (for the `scope` challenge attribute).
-    pub fn scopes(&self) -> Box<dyn Iterator<Item = &str> + '_> {
-        match self {
-            Self::Role(_) => Box::new(std::iter::empty()),
-            Self::Scope(scope) => Box::new(std::iter::once(scope.as_ref())),
-            Self::AnyOf(all) | Self::AllOf(all) => Box::new(all.iter().flat_map(|r| r.scopes())),
-        }
-    }
-}
-
-impl fmt::Display for Requirement {
-    /// "requires role admin", "requires one of: role admin, role support", …
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn inner(r: &Requirement, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            let (all, joiner) = match r {
-                Requirement::Role(role) => return write!(f, "role {role}"),
-                Requirement::Scope(scope) => return write!(f, "scope {scope}"),
-                Requirement::AnyOf(all) => (all, " or "),
-                Requirement::AllOf(all) => (all, " and "),
-            };
-            f.write_str("(")?;
-            for (i, r) in all.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(joiner)?;
-                }
-                inner(r, f)?;
-            }
-            f.write_str(")")
-        }
-        f.write_str("requires ")?;
-        match self {
-            Self::AnyOf(all) | Self::AllOf(all) if all.len() == 1 => inner(&all[0], f),
-            _ => inner(self, f),
         }
     }
 }
@@ -236,35 +167,4 @@ async fn authenticated(request: &mut Request<Body>) -> Result<Principal, AuthErr
     let principal = crate::principal::of_request(&mut parts, &guard).await;
     *request = Request::from_parts(parts, body);
     principal
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requirements_name_what_is_needed() {
-        assert_eq!(
-            Requirement::role("admin").to_string(),
-            "requires role admin"
-        );
-        assert_eq!(
-            Requirement::any_of([Requirement::role("admin"), Requirement::role("support")])
-                .to_string(),
-            "requires (role admin or role support)"
-        );
-        let both = Requirement::all_of([
-            Requirement::role("admin"),
-            Requirement::scope("inventory:write"),
-        ]);
-        assert_eq!(
-            both.to_string(),
-            "requires (role admin and scope inventory:write)"
-        );
-        assert_eq!(both.scopes().collect::<Vec<_>>(), ["inventory:write"]);
-        assert_eq!(
-            Requirement::any_of([Requirement::scope("a")]).to_string(),
-            "requires scope a"
-        );
-    }
 }

@@ -12,14 +12,12 @@ use crate::cache::{TokenKey, VerifiedCache};
 use crate::config::{GuardConfig, MAX_TOKEN_BYTES, StalePolicy};
 use crate::dpop::{self, ProofError, ReplayCache};
 use crate::error::{AuthError, TokenError};
-use crate::id_token::IdTokenVerifier;
 use crate::jwks::{Jwks, JwksStatus, VerifyKey};
-use crate::logout_token::LogoutTokenVerifier;
 use crate::principal::{Principal, Verified};
 use crate::revocation::{Denylist, Revocation};
 use crate::subscriber::{self, RevocationStatus};
-use crate::trace::TraceContext;
 use crate::validator::Validator;
+use platform::trace::TraceContext;
 
 /// Validates access tokens for one service (one audience).
 ///
@@ -71,6 +69,7 @@ impl Guard {
     /// at once; otherwise at the first validation. Fails only when its HTTP
     /// client cannot be built.
     pub fn try_new(config: GuardConfig) -> Result<Self, BuildError> {
+        crate::monitoring::describe();
         let guard = Self {
             inner: Arc::new(Inner {
                 jwks: Arc::new(Jwks::new(&config)?),
@@ -119,18 +118,6 @@ impl Guard {
                 started: inner.started.clone(),
             }),
         }
-    }
-
-    /// A verifier of the issuer's ID tokens for the OpenID Connect client
-    /// `client_id`, sharing this guard's key cache (see [`crate::id_token`]).
-    pub fn id_token_verifier(&self, client_id: &str) -> IdTokenVerifier {
-        IdTokenVerifier::new(self.clone(), &self.inner.config, client_id)
-    }
-
-    /// A verifier of the issuer's back-channel logout tokens for the client
-    /// `client_id`, sharing this guard's key cache (see [`crate::logout_token`]).
-    pub fn logout_token_verifier(&self, client_id: &str) -> LogoutTokenVerifier {
-        LogoutTokenVerifier::new(self.clone(), &self.inner.config, client_id)
     }
 
     /// The published key `kid` (refetched, rate-limited, when unknown).
@@ -196,7 +183,7 @@ impl Guard {
     /// returns the principal with the request's trace context: the
     /// [`TraceContext`] already in the request's extensions when `request` has
     /// them (its `Parts`) and one was put there (by
-    /// [`trace::attach`](crate::trace::attach) or an extractor), else its
+    /// [`trace::attach`](platform::trace::attach) or an extractor), else its
     /// `traceparent`, else a new trace.
     ///
     /// `Authorization: Bearer` carries unbound tokens only; a DPoP-bound token
@@ -305,9 +292,9 @@ impl Guard {
         }
         let (key, hit) = self.cached(token);
         if hit.is_some() {
-            crate::metrics::series::CACHE_HITS.increment(1);
+            crate::monitoring::series::CACHE_HITS.increment(1);
         } else {
-            crate::metrics::series::CACHE_MISSES.increment(1);
+            crate::monitoring::series::CACHE_MISSES.increment(1);
         }
         if let Some(verified) = hit {
             if inner.denylist.is_revoked(&verified.claims) {

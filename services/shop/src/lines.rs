@@ -60,6 +60,13 @@ pub fn normalise(mut lines: Vec<Line>) -> Result<Vec<Line>, LineError> {
     Ok(lines)
 }
 
+/// Refused lines answer like any field out of bounds: 422 `invalid_request`.
+impl<E> From<LineError> for platform::ApiError<E> {
+    fn from(e: LineError) -> Self {
+        Self::Invalid(e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +110,21 @@ mod tests {
             normalise(vec![line("mug", 1), line("tee", 1), line("mug", 2)]),
             Err(LineError::Repeated)
         );
+    }
+
+    #[tokio::test]
+    async fn refused_lines_answer_422_invalid_request_with_the_reason() {
+        use axum::response::IntoResponse;
+        let error: platform::ApiError<std::convert::Infallible> = LineError::Quantity.into();
+        let description = error.to_string();
+        let response = error.into_response();
+        assert_eq!(response.status().as_u16(), 422);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "invalid_request");
+        assert_eq!(body["error_description"], description);
+        assert_eq!(description, LineError::Quantity.to_string());
     }
 }

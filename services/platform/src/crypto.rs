@@ -1,6 +1,8 @@
-//! The gateway's small cryptographic toolbox, all on aws-lc-rs: sealing
-//! (AES-256-GCM with random nonces) for data at rest and in cookies, random
-//! tokens, and SHA-256.
+//! Sealing and hashing for every part, on aws-lc-rs: AES-256-GCM sealing
+//! with random nonces ([`SealKey`]; layout nonce ‖ ciphertext ‖ tag, the
+//! format both the IdP's sealed signing keys and the gateway's sessions and
+//! cookies were written in), random tokens, SHA-2, base64url and
+//! constant-time comparison.
 
 use std::sync::Arc;
 
@@ -71,11 +73,21 @@ impl SealKey {
     }
 }
 
-/// A fresh random token of `bytes` random bytes, base64url without padding.
+/// Fills an array from the operating system's CSPRNG.
+pub fn random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    // AWS-LC's RNG only fails when the OS has no entropy source at all, in which
+    // case no secret this process could make would be safe: stop here.
+    aws_lc_rs::rand::fill(&mut out).expect("the operating system's random generator failed");
+    out
+}
+
+/// A fresh random token of `bytes` random bytes, base64url without padding
+/// (32 bytes: a 256-bit bearer secret, 43 characters).
 pub fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    aws_lc_rs::rand::fill(&mut buf).expect("the system random generator is available");
-    URL_SAFE_NO_PAD.encode(buf)
+    aws_lc_rs::rand::fill(&mut buf).expect("the operating system's random generator failed");
+    b64url(&buf)
 }
 
 /// SHA-256 of `data`.
@@ -86,13 +98,28 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
-/// SHA-256 of `data`, base64url without padding (PKCE S256, log-safe fingerprints).
-pub fn sha256_b64url(data: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(sha256(data))
+/// SHA-512 of `data`.
+pub fn sha512(data: &[u8]) -> Vec<u8> {
+    digest::digest(&digest::SHA512, data).as_ref().to_vec()
 }
 
-/// Compares two secrets in constant time.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// SHA-256 of `data`, base64url without padding (PKCE S256, log-safe fingerprints).
+pub fn sha256_b64url(data: &[u8]) -> String {
+    b64url(&sha256(data))
+}
+
+/// base64url without padding.
+pub fn b64url(data: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(data)
+}
+
+/// The bytes of base64url without padding; `None` when it is not.
+pub fn b64url_decode(data: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(data).ok()
+}
+
+/// Compares two secrets in constant time (the length is not secret).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
@@ -139,6 +166,14 @@ mod tests {
             sha256_b64url(b"dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
-        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
+        assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd"));
+    }
+
+    #[test]
+    fn tokens_are_random_and_256_bit() {
+        let (a, b) = (random_token(32), random_token(32));
+        assert_ne!(a, b);
+        assert_eq!(b64url_decode(&a).unwrap().len(), 32);
+        assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"abc", b"ab"));
     }
 }

@@ -12,11 +12,13 @@
 //!   once and kept, so a request costs two atomic updates and no allocation.
 //! * [`Exporter`] — `GET /metrics` on its own listener (`<PART>_METRICS_BIND`,
 //!   [`bind_from_env`]), sampling at scrape time what is a state rather than an
-//!   event: database pool use, the revocation stream's lag, whatever a part
-//!   adds with [`Exporter::sample`] (the gateway's circuit breakers).
+//!   event: database pool use, and whatever a part adds with
+//!   [`Exporter::sample`] (guard: the revocation stream's lag; the gateway:
+//!   its circuit breakers).
 //!
-//! The series guard itself records (token refusals per reason, JWKS fetches,
-//! the verified-token cache) are listed in the README's "Operating Baton".
+//! The series guard records (token refusals per reason, JWKS fetches, the
+//! verified-token cache, the revocation stream) are guard's
+//! (`guard::monitoring`), listed in the README's "Operating Baton".
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,8 +37,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::Guard;
-use crate::config::ConfigError;
+use crate::ConfigError;
 
 /// Latency buckets (seconds) of every `*_seconds` histogram: from a cached
 /// validation (well under a millisecond) to a request that hits a timeout.
@@ -94,35 +95,6 @@ fn describe() {
         metrics::Unit::Seconds,
         "Time to answer an HTTP request, per route template, method and status class"
     );
-    describe_counter!(
-        "guard_token_refusals_total",
-        "Access tokens refused, per reason"
-    );
-    describe_counter!(
-        "guard_jwks_fetches_total",
-        "JWKS fetches, per outcome (ok, error)"
-    );
-    describe_counter!(
-        "guard_verified_cache_hits_total",
-        "Tokens answered from the verified-token cache"
-    );
-    describe_counter!(
-        "guard_verified_cache_misses_total",
-        "Tokens verified in full (not in the cache)"
-    );
-    describe_counter!(
-        "guard_revocation_events_applied_total",
-        "Revocations applied from the IdP's stream"
-    );
-    describe_gauge!(
-        "guard_revocation_seconds_since_confirmed",
-        metrics::Unit::Seconds,
-        "Seconds since the IdP last confirmed this process had every revocation (-1: never)"
-    );
-    describe_gauge!(
-        "guard_revocation_stream_connected",
-        "1 while the revocation stream is connected"
-    );
     describe_gauge!(
         "db_pool_connections",
         "Database connections of the pool, per state (idle, in_use)"
@@ -164,7 +136,7 @@ fn method_index(method: &http::Method) -> usize {
         .unwrap_or(7)
 }
 
-/// The HTTP metrics layer: `axum::middleware::from_fn(guard::metrics::track)`
+/// The HTTP metrics layer: `axum::middleware::from_fn(platform::metrics::track)`
 /// as a `Router::layer` (so that the matched route is known).
 pub async fn track(route: Option<MatchedPath>, request: Request, next: Next) -> Response {
     let method = method_index(request.method());
@@ -187,19 +159,6 @@ pub async fn track(route: Option<MatchedPath>, request: Request, next: Next) -> 
     requests.increment(1);
     latency.record(started.elapsed().as_secs_f64());
     response
-}
-
-/// Handles made once per process for the series guard records on every
-/// request; statics, so the hot path neither builds labels nor looks them up.
-pub(crate) mod series {
-    use std::sync::LazyLock;
-
-    use metrics::{Counter, counter};
-
-    pub(crate) static CACHE_HITS: LazyLock<Counter> =
-        LazyLock::new(|| counter!("guard_verified_cache_hits_total"));
-    pub(crate) static CACHE_MISSES: LazyLock<Counter> =
-        LazyLock::new(|| counter!("guard_verified_cache_misses_total"));
 }
 
 /// `<var>`: where `GET /metrics` listens. Unset: `127.0.0.1` on the service's
@@ -280,22 +239,6 @@ impl Exporter {
             gauge!("db_pool_connections", "state" => "idle").set(idle);
             gauge!("db_pool_connections", "state" => "in_use").set(size.saturating_sub(idle));
             gauge!("db_pool_max_connections").set(pool.options().get_max_connections());
-        })
-    }
-
-    /// The revocation stream of `guard`, when it subscribes to one: whether it
-    /// is connected, the seconds since the IdP last confirmed it up to date
-    /// (the lag an operator alerts on), and the revocations applied.
-    pub fn guard(self, guard: &Guard) -> Self {
-        let guard = guard.clone();
-        self.sample(move || {
-            let Some(status) = guard.revocation_status() else {
-                return;
-            };
-            gauge!("guard_revocation_stream_connected").set(u8::from(status.connected));
-            gauge!("guard_revocation_seconds_since_confirmed")
-                .set(status.seconds_since_caught_up.map_or(-1.0, |s| s as f64));
-            counter!("guard_revocation_events_applied_total").absolute(status.events_applied);
         })
     }
 

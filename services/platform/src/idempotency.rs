@@ -9,7 +9,7 @@
 //! Only answers written with [`complete`] are kept, so a failed attempt (say,
 //! out of stock) can be retried with the same key. Keys are forgotten after
 //! [`RETENTION`] ([`sweep`] runs in the service). The table
-//! (`idempotency_keys`) is guard's: `migrations/guard`, applied in every
+//! (`idempotency_keys`) is in the shared set `migrations/guard`, applied in every
 //! resource server's database by [`crate::db::with_guard_migrations`].
 
 use std::time::Duration;

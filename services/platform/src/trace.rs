@@ -196,7 +196,7 @@ pub fn attach<B>(request: http::Request<B>) -> http::Request<B> {
 
 /// The trace context in `extensions`, or else the current span's (when
 /// exported) or the one `headers` give, stored there.
-pub(crate) fn of_request(extensions: &mut Extensions, headers: &HeaderMap) -> TraceContext {
+pub fn of_request(extensions: &mut Extensions, headers: &HeaderMap) -> TraceContext {
     if let Some(trace) = extensions.get::<TraceContext>() {
         return *trace;
     }

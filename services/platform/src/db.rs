@@ -2,17 +2,18 @@
 //! missing, connect with a bounded pool, and apply the part's migrations; and
 //! [`every`], for periodic housekeeping (expired keys, stale reservations).
 //!
-//! # guard's own tables
+//! # The shared tables
 //!
-//! [`audit`](crate::audit) and [`idempotency`](crate::idempotency) keep their
-//! rows in tables of guard's migration set (`migrations/guard`), which every
-//! resource server applies beside its own, as one migrator:
+//! guard's `audit` and [`idempotency`](crate::idempotency) keep their rows in
+//! tables of the shared migration set (`migrations/guard`, named for where
+//! those tables began), which every resource server applies beside its own,
+//! as one migrator:
 //!
 //! ```ignore
 //! pub static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
-//!     guard::db::with_guard_migrations(&sqlx::migrate!("../../migrations/order"))
+//!     platform::db::with_guard_migrations(&sqlx::migrate!("../../migrations/order"))
 //! });
-//! let pool = guard::db::connect_and_migrate(&url, 10, &MIGRATOR).await?;
+//! let pool = platform::db::connect_and_migrate(&url, 10, &MIGRATOR).await?;
 //! #[sqlx::test(migrator = "order::MIGRATOR")] // tests get both sets too
 //! ```
 //!

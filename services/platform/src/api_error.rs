@@ -1,6 +1,8 @@
-//! The errors of a resource server's API: the failures every one has (bad
-//! token, bad JSON, bad lines, idempotency keys, not found, database), and its
-//! own, `E`, which answers for itself through [`DomainError`].
+//! The errors of a service's API: the failures every one has (bad token, bad
+//! JSON, a field out of bounds, idempotency keys, not found, database), and
+//! its own, `E`, which answers for itself through [`DomainError`]. Token
+//! failures come from guard, which platform does not know: they arrive as a
+//! [`Rejection`] that answers for itself.
 //!
 //! ```ignore
 //! #[derive(Debug, thiserror::Error)]
@@ -13,7 +15,7 @@
 //!         json_error(StatusCode::CONFLICT, "insufficient_stock", self)
 //!     }
 //! }
-//! pub type AppError = guard::ApiError<InventoryError>;
+//! pub type AppError = platform::ApiError<InventoryError>;
 //! // handlers: `?` on sqlx, JSON rejections, guard's errors and the domain error alike
 //! ```
 
@@ -21,10 +23,8 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::AuthError;
 use crate::error_body::{database_error, json_error};
 use crate::idempotency::{ClaimError, KeyError};
-use crate::lines::LineError;
 
 /// A service's own failures, and how each answers (usually with
 /// [`json_error`]).
@@ -32,12 +32,25 @@ pub trait DomainError: std::error::Error {
     fn response(self) -> Response;
 }
 
+/// A service without failures of its own: `ApiError<Infallible>`.
+impl DomainError for std::convert::Infallible {
+    fn response(self) -> Response {
+        match self {}
+    }
+}
+
+/// A failure raised by a layer below the service that knows its own answer
+/// (guard's `AuthError`: 401/403 with `WWW-Authenticate`).
+pub trait Rejection: std::error::Error + Send + Sync + 'static {
+    fn response(self: Box<Self>) -> Response;
+}
+
 /// Every way a request to a resource server can fail; `E` is the service's own.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError<E> {
     /// Missing or invalid token (401), missing role or scope (403).
-    #[error(transparent)]
-    Auth(#[from] AuthError),
+    #[error("{0}")]
+    Auth(Box<dyn Rejection>),
     #[error("{0}")]
     BadJson(#[from] JsonRejection),
     #[error("{0}")]
@@ -45,8 +58,6 @@ pub enum ApiError<E> {
     /// A field out of bounds (422).
     #[error("{0}")]
     Invalid(String),
-    #[error(transparent)]
-    Lines(#[from] LineError),
     #[error(transparent)]
     IdempotencyKey(#[from] KeyError),
     #[error(transparent)]
@@ -67,13 +78,13 @@ impl<E: DomainError> From<E> for ApiError<E> {
 }
 
 /// The one place where a resource server's failures become HTTP answers:
-/// `{"error","error_description"}` (RFC 6749 §5.2 shape), guard's own answer
+/// `{"error","error_description"}` (RFC 6749 §5.2 shape), the rejection's own answer
 /// for token failures, 503/500 for the database (details in the log only),
 /// and the service's own answer for its own failures.
 impl<E: DomainError> IntoResponse for ApiError<E> {
     fn into_response(self) -> Response {
         match self {
-            Self::Auth(e) => e.into_response(),
+            Self::Auth(e) => e.response(),
             Self::Domain(e) => e.response(),
             Self::Db(e) | Self::Idempotency(ClaimError::Db(e)) => database_error(&e),
             other => {
@@ -89,9 +100,7 @@ impl<E> ApiError<E> {
         match self {
             Self::BadJson(e) => (e.status(), "invalid_request"),
             Self::BadQuery(e) => (e.status(), "invalid_request"),
-            Self::Invalid(_) | Self::Lines(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
-            }
+            Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             Self::IdempotencyKey(_) => (StatusCode::BAD_REQUEST, "invalid_idempotency_key"),
             Self::Idempotency(ClaimError::Mismatch) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
@@ -136,19 +145,17 @@ mod tests {
 
     #[tokio::test]
     async fn each_failure_answers_with_its_status_code_and_description() {
-        let cases: [(ApiError<SoldOut>, u16, &str); 8] = [
+        let cases: [(ApiError<SoldOut>, u16, &str); 6] = [
             (
                 ApiError::Invalid("name too long".into()),
                 422,
                 "invalid_request",
             ),
-            (LineError::Quantity.into(), 422, "invalid_request"),
             (KeyError::Missing.into(), 400, "invalid_idempotency_key"),
             (ClaimError::Mismatch.into(), 422, "idempotency_key_reused"),
             (ClaimError::Incomplete.into(), 409, "idempotency_key_in_use"),
             (ApiError::NotFound, 404, "not_found"),
             (SoldOut.into(), 409, "insufficient_stock"),
-            (AuthError::MissingToken.into(), 401, "unauthorized"),
         ];
         for (error, status, code) in cases {
             let description = error.to_string();

@@ -1,9 +1,9 @@
 //! `/healthz` and `/readyz`, the same in every service.
 //!
 //! ```ignore
-//! let health = guard::health::Readiness::new()
+//! let health = platform::health::Readiness::new()
 //!     .database(pool.clone())
-//!     .jwks(&guard)
+//!     .jwks(&guard) // from guard::monitoring::GuardChecks
 //!     .router();
 //! let app = Router::new().merge(api).merge(health);
 //! ```
@@ -25,9 +25,6 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-
-use crate::Guard;
-use crate::config::StalePolicy;
 
 /// Time allowed to one readiness check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -82,49 +79,6 @@ impl Readiness {
                     CheckResult::ok()
                 } else {
                     CheckResult::failed("database unreachable")
-                }
-            }
-        })
-    }
-
-    /// The guard has signing keys (check `jwks`, with the [`JwksStatus`](crate::JwksStatus)
-    /// as detail). Stale keys (IdP unreachable) still count as ready: tokens
-    /// can be validated. Also reports the revocation stream, when configured
-    /// (see [`revocations`](Self::revocations)).
-    pub fn jwks(self, guard: &Guard) -> Self {
-        let this = self.revocations(guard);
-        let guard = guard.clone();
-        this.check("jwks", move || {
-            let status = guard.status();
-            async move {
-                CheckResult {
-                    ready: status.ready,
-                    detail: serde_json::to_value(&status).unwrap_or(Value::Null),
-                }
-            }
-        })
-    }
-
-    /// The revocation stream's state (check `revocations`), when the guard
-    /// subscribes to one. Not ready until the IdP has confirmed once that
-    /// every live revocation has been applied (so a restarted service refuses
-    /// every revoked token before it takes traffic); later, a stale stream
-    /// keeps it ready under the `serve` policy (shown as `stale: true`) and
-    /// makes it not ready under `refuse`.
-    pub fn revocations(self, guard: &Guard) -> Self {
-        if guard.revocation_status().is_none() {
-            return self;
-        }
-        let guard = guard.clone();
-        self.check("revocations", move || {
-            let status = guard.revocation_status();
-            let ready = status.as_ref().is_some_and(|s| {
-                s.caught_up && !(s.stale && s.stale_policy == Some(StalePolicy::Refuse))
-            });
-            async move {
-                CheckResult {
-                    ready,
-                    detail: serde_json::to_value(&status).unwrap_or(Value::Null),
                 }
             }
         })

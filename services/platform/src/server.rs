@@ -1,0 +1,206 @@
+//! Serving a Baton part over HTTP: the middleware stack every part wraps its
+//! routes in, graceful shutdown, and a handle to run a server in the
+//! background (tests start real servers this way).
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::metrics;
+use crate::trace::{self, TraceContext};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderName, StatusCode, header};
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower::util::MapRequestLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::{Level, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Largest request body a resource server reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Headers never printed by the request span or a debug log.
+const SENSITIVE: [HeaderName; 3] = [header::AUTHORIZATION, header::COOKIE, header::SET_COOKIE];
+
+type PanicAnswer = Arc<dyn Fn() -> Response + Send + Sync>;
+
+/// The one middleware stack every Baton part wraps its routes in; each part
+/// chooses what it needs and may add its own layers around it (the gateway's
+/// security headers and CORS, the IdP's HSTS). From the inside out: a panic
+/// answered rather than a dropped connection, a body limit, a timeout, the
+/// `x-request-id` copied to the answer, [`observe`] (request span, trace
+/// context, metrics), a request id made when the caller sent none, and the
+/// credentials headers marked sensitive (never printed).
+#[derive(Clone, Default)]
+pub struct Stack {
+    panic_answer: Option<PanicAnswer>,
+    body_limit: Option<usize>,
+    timeout: Option<Duration>,
+    request_id: bool,
+}
+
+impl Stack {
+    /// A panic answers tower-http's default 500; nothing else but [`observe`]
+    /// and the sensitive headers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A panic answers `answer()` (the IdP's OAuth `server_error`).
+    pub fn panic_answer(mut self, answer: impl Fn() -> Response + Send + Sync + 'static) -> Self {
+        self.panic_answer = Some(Arc::new(answer));
+        self
+    }
+
+    /// Bodies over `bytes` answer 413.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = Some(bytes);
+        self
+    }
+
+    /// Requests not answered within `after` answer 503.
+    pub fn timeout(mut self, after: Duration) -> Self {
+        self.timeout = Some(after);
+        self
+    }
+
+    /// Every request gets an `x-request-id` (the caller's, or a new UUID),
+    /// returned in the answer.
+    pub fn request_id(mut self) -> Self {
+        self.request_id = true;
+        self
+    }
+
+    /// `router` wrapped in the stack.
+    pub fn wrap(self, router: Router) -> Router {
+        let mut router = match self.panic_answer {
+            Some(answer) => router.layer(CatchPanicLayer::custom(
+                move |_: Box<dyn std::any::Any + Send>| answer(),
+            )),
+            None => router.layer(CatchPanicLayer::new()),
+        };
+        if let Some(bytes) = self.body_limit {
+            router = router.layer(RequestBodyLimitLayer::new(bytes));
+        }
+        if let Some(after) = self.timeout {
+            router = router.layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                after,
+            ));
+        }
+        if self.request_id {
+            router = router.layer(PropagateRequestIdLayer::new(REQUEST_ID));
+        }
+        router = observe(router);
+        if self.request_id {
+            router = router.layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+        }
+        router.layer(SetSensitiveHeadersLayer::new(SENSITIVE))
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The [`Stack`] of a resource server: a body limit of [`MAX_BODY_BYTES`].
+pub fn with_common_layers(router: Router) -> Router {
+    Stack::new().body_limit(MAX_BODY_BYTES).wrap(router)
+}
+
+/// What every Baton part wraps its routes in to be observable, outermost
+/// first: an `INFO` span per request ([`request_span`]: method, path, trace
+/// id; the exported span's parent is the caller's `traceparent`) closed by a
+/// log line with status and latency; inside it the request's [`TraceContext`]
+/// ([`trace::attach`]), so the span, the caller's identity (guard's `Principal`),
+/// audit rows and relayed calls share one trace id, also when the caller sent
+/// no `traceparent`; and the HTTP metrics per route ([`metrics::track`]).
+pub fn observe(router: Router) -> Router {
+    router
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(MapRequestLayer::new(trace::attach::<Body>))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span::<Body>)
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+}
+
+/// The span of one request; its `trace_id` is recorded by [`trace::attach`].
+/// The query string is left out: it is not needed to follow a request, and
+/// whatever a client put there (codes, states, hints) stays out of the logs.
+pub fn request_span<B>(request: &http::Request<B>) -> Span {
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = request.uri().path(),
+        trace_id = tracing::field::Empty,
+    );
+    if crate::telemetry::exporting() {
+        let remote = request
+            .headers()
+            .get(trace::TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceContext::parse);
+        if let Some(remote) = remote {
+            let _ = span.set_parent(remote.otel_context());
+        }
+    }
+    span
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets the
+/// requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A server running in the background.
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl Running {
+    /// Starts serving `router` on `listener` in a background task.
+    pub fn start(listener: TcpListener, router: Router) -> io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, router, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self { addr, stop, task })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shuts the server down gracefully and waits until it has stopped.
+    pub async fn stop(self) -> io::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.map_err(io::Error::other)?
+    }
+}
