@@ -51,6 +51,7 @@ impl TestIssuer {
     /// Starts an issuer on `127.0.0.1:0` with one published key of each kind
     /// (`rsa-1`, `ec-1`, `ed-1`); tokens are signed with `rsa-1` by default.
     pub async fn start() -> Self {
+        super::log::init();
         let rsa = TestKey::generate(KeyKind::Rsa, "rsa-1");
         let ec = TestKey::generate(KeyKind::Ec, "ec-1");
         let ed = TestKey::generate(KeyKind::Ed, "ed-1");

@@ -12,19 +12,31 @@
 //!
 //! Until the real IdP is wired into a crate's tests, services can use it in
 //! their `[dev-dependencies]`: `guard = { workspace = true, features = ["test-issuer"] }`.
+//!
+//! Around it, the services' shared test kit: [`TestClient`] for requests,
+//! [`schema_pool`] for a service's own schema of the test database, the demo
+//! users' tokens ([`TestIssuer::alice`] …), [`expect`] for status-checked JSON,
+//! and the `TEST_LOG` switch ([`log`]) that every kit entry point honours.
 
+mod client;
+mod database;
 mod exchange;
 mod issuer;
 mod keys;
+pub mod log;
 mod stream;
 mod token;
+mod users;
 
 use serde_json::Value;
 
+pub use client::TestClient;
+pub use database::schema_pool;
 pub use issuer::TestIssuer;
 pub use keys::{KeyKind, TestKey};
 pub use stream::{STREAM_CLIENT_ID, STREAM_CLIENT_SECRET};
 pub use token::TokenBuilder;
+pub use users::{ALICE, BOB, CAROL};
 
 use crate::jwks::unix_now;
 
@@ -32,12 +44,6 @@ use crate::jwks::unix_now;
 pub fn now() -> i64 {
     unix_now()
 }
-
-/// The `sub` of the demo realm's alice (customer), carol (customer, support)
-/// and bob (admin) in the services' tests.
-pub const ALICE: &str = "7b0c5a7e-0000-4000-8000-00000000a11c";
-pub const CAROL: &str = "7b0c5a7e-0000-4000-8000-0000000ca201";
-pub const BOB: &str = "7b0c5a7e-0000-4000-8000-000000000b0b";
 
 /// Asserts that `response` has `status` (showing the body when not) and
 /// returns its JSON body (`Null` when it has none).
