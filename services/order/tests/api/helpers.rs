@@ -60,22 +60,8 @@ impl Stack {
         mode: RelayMode,
     ) -> Self {
         let issuer = TestIssuer::start().await;
-        let inventory_pool = schema_pool(
-            &order_pool,
-            &order_pool.connect_options(),
-            "inventory",
-            &inventory::MIGRATOR,
-            5,
-        )
-        .await;
-        let payment_pool = schema_pool(
-            &order_pool,
-            &order_pool.connect_options(),
-            "payment",
-            &payment::MIGRATOR,
-            5,
-        )
-        .await;
+        let inventory_pool = schema_pool(&order_pool, "inventory", &inventory::MIGRATOR, 5).await;
+        let payment_pool = schema_pool(&order_pool, "payment", &payment::MIGRATOR, 5).await;
         let inventory = inventory::spawn(
             listener().await,
             inventory::AppState {
