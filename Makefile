@@ -75,12 +75,12 @@ bench:
 
 # The property tests of token and request parsing (idp's form, PKCE, redirect
 # URI and Basic parsing; every validator of the real stack against generated
-# claims and headers) with far more cases than `make test` runs. cargo-fuzz
+# claims and headers; proptest) with far more cases than `make test` runs. cargo-fuzz
 # needs nightly and is not part of the toolchain here, so this is the long run.
 # FUZZ_CASES=100000 make fuzz for longer still.
 FUZZ_CASES ?= 20000
 fuzz: export DATABASE_URL ?= $(DATABASE_URL_FOR_TESTS)
 fuzz:
 	cargo build --workspace --bins
-	BATON_PROPERTY_CASES=$(FUZZ_CASES) cargo nextest run -p idp -p baton-tests \
+	PROPTEST_CASES=$(FUZZ_CASES) cargo nextest run -p idp -p baton-tests \
 		--no-fail-fast --no-capture -E 'test(properties)'

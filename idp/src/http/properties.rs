@@ -3,13 +3,17 @@
 //! generated inputs shaped like the real ones (percent-encoding, `+`, `&`,
 //! `=`, NUL, multi-byte characters, near-miss URIs).
 //!
-//! `BATON_PROPERTY_CASES` cases per property (default 300, bounded for
-//! `make test`; `make fuzz` runs many more). Inputs come from the system
-//! RNG; a failure prints the input that broke the property.
+//! proptest runs `PROPTEST_CASES` cases per property (proptest's default,
+//! 256, in `make test`; `make fuzz` runs many more), shrinks a failing input
+//! to a minimal one and saves its seed under `idp/proptest-regressions/`,
+//! where the next runs try it first.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use proptest::collection::{SizeRange, vec};
+use proptest::prelude::*;
+use proptest::sample::{Index, select};
 
 use super::client_auth::basic_credentials;
 use super::params::{ParamError, Params};
@@ -17,77 +21,56 @@ use super::token::pkce_matches;
 use crate::realm::Client;
 use platform::crypto::{b64url, sha256};
 
-fn cases() -> usize {
-    std::env::var("BATON_PROPERTY_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300)
+/// Text mixing the characters that matter to form and URL syntax.
+const PIECES: &[&str] = &[
+    "a",
+    "Z",
+    "0",
+    "-",
+    "_",
+    ".",
+    "~",
+    " ",
+    "+",
+    "&",
+    "=",
+    "%",
+    "%2",
+    "%25",
+    "%00",
+    "%zz",
+    "?",
+    "#",
+    "/",
+    ":",
+    "@",
+    ";",
+    "\"",
+    "'",
+    "<",
+    "\\",
+    "\u{e9}",
+    "\u{1F600}",
+    "\u{202E}",
+    "\r\n",
+    "\t",
+    "\0",
+];
+
+/// Up to `max` pieces of [`PIECES`].
+fn text(max: usize) -> impl Strategy<Value = String> {
+    vec(select(PIECES), 0..=max).prop_map(|pieces| pieces.concat())
 }
 
-/// Randomness from the system RNG (no seeding: the failing input is printed).
-struct Gen;
+/// `len` characters of the URI unreserved set.
+fn unreserved(len: impl Into<SizeRange>) -> impl Strategy<Value = String> {
+    const SET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
+    vec(select(SET), len).prop_map(|bytes| bytes.into_iter().map(char::from).collect())
+}
 
-impl Gen {
-    fn u32(&self) -> u32 {
-        let mut b = [0u8; 4];
-        aws_lc_rs::rand::fill(&mut b).expect("system randomness");
-        u32::from_le_bytes(b)
-    }
-    fn below(&self, n: usize) -> usize {
-        self.u32() as usize % n.max(1)
-    }
-    fn pick<'a, T>(&self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-    fn bytes(&self, max: usize) -> Vec<u8> {
-        let mut b = vec![0u8; self.below(max + 1)];
-        aws_lc_rs::rand::fill(&mut b).expect("system randomness");
-        b
-    }
-    /// Text mixing the characters that matter to form and URL syntax.
-    fn text(&self, max: usize) -> String {
-        const PIECES: &[&str] = &[
-            "a",
-            "Z",
-            "0",
-            "-",
-            "_",
-            ".",
-            "~",
-            " ",
-            "+",
-            "&",
-            "=",
-            "%",
-            "%2",
-            "%25",
-            "%00",
-            "%zz",
-            "?",
-            "#",
-            "/",
-            ":",
-            "@",
-            ";",
-            "\"",
-            "'",
-            "<",
-            "\\",
-            "\u{e9}",
-            "\u{1F600}",
-            "\u{202E}",
-            "\r\n",
-            "\t",
-            "\0",
-        ];
-        (0..self.below(max + 1))
-            .map(|_| *self.pick(PIECES))
-            .collect()
-    }
-    fn unreserved(&self, len: usize) -> String {
-        const SET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
-        (0..len).map(|_| *self.pick(SET) as char).collect()
-    }
+/// Up to `max` arbitrary bytes.
+fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    vec(any::<u8>(), 0..=max)
 }
 
 fn encode_form(pairs: &[(String, String)]) -> String {
@@ -98,21 +81,34 @@ fn encode_form(pairs: &[(String, String)]) -> String {
     s.finish()
 }
 
-#[test]
-fn form_parameters_round_trip_and_repeats_or_nul_are_refused() {
-    let g = Gen;
-    for _ in 0..cases() {
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        for _ in 0..g.below(6) {
-            let name = format!("{}{}", g.unreserved(1), g.text(8));
-            if !pairs.iter().any(|(n, _)| *n == name) {
-                pairs.push((name, g.text(40)));
+/// Distinct names (first character unreserved) with their values, and
+/// maybe one name again (index into the pairs) with a second value.
+type Form = (Vec<(String, String)>, Option<(Index, String)>);
+
+fn form() -> impl Strategy<Value = Form> {
+    let pair = (unreserved(1), text(8), text(40)).prop_map(|(a, b, v)| (a + &b, v));
+    let pairs = vec(pair, 0..6).prop_map(|pairs| {
+        let mut distinct: Vec<(String, String)> = Vec::new();
+        for (name, value) in pairs {
+            if !distinct.iter().any(|(n, _)| *n == name) {
+                distinct.push((name, value));
             }
         }
-        let repeat = !pairs.is_empty() && g.below(4) == 0;
-        if repeat {
-            let again = pairs[g.below(pairs.len())].0.clone();
-            pairs.push((again, g.text(5)));
+        distinct
+    });
+    (
+        pairs,
+        proptest::option::weighted(0.25, (any::<Index>(), text(5))),
+    )
+}
+
+proptest! {
+    #[test]
+    fn form_parameters_round_trip_and_repeats_or_nul_are_refused((mut pairs, again) in form()) {
+        let repeat = !pairs.is_empty() && again.is_some();
+        if let (true, Some((index, value))) = (repeat, again) {
+            let name = pairs[index.index(pairs.len())].0.clone();
+            pairs.push((name, value));
         }
         let raw = encode_form(&pairs);
         let nul = pairs
@@ -120,68 +116,59 @@ fn form_parameters_round_trip_and_repeats_or_nul_are_refused() {
             .any(|(k, v)| k.contains('\0') || v.contains('\0'));
         match Params::parse(raw.as_bytes()) {
             Ok(params) => {
-                assert!(!repeat && !nul, "accepted {raw:?}");
+                prop_assert!(!repeat && !nul, "accepted {raw:?}");
                 for (k, v) in &pairs {
                     let expected = (!v.is_empty()).then_some(v.as_str());
-                    assert_eq!(params.get(k), expected, "{k:?} in {raw:?}");
+                    prop_assert_eq!(params.get(k), expected, "{:?} in {:?}", k, raw);
                 }
             }
-            Err(ParamError::Repeated(_)) => assert!(repeat, "{raw:?}"),
-            Err(ParamError::Malformed) => assert!(nul, "{raw:?}"),
+            Err(ParamError::Repeated(_)) => prop_assert!(repeat, "{raw:?}"),
+            Err(ParamError::Malformed) => prop_assert!(nul, "{raw:?}"),
             Err(e) => panic!("{raw:?}: {e}"),
         }
     }
-}
 
-#[test]
-fn arbitrary_bytes_never_panic_the_form_parser() {
-    let g = Gen;
-    for _ in 0..cases() {
-        let raw = if g.below(2) == 0 {
-            g.bytes(200)
-        } else {
-            g.text(60).into_bytes()
-        };
+    #[test]
+    fn arbitrary_bytes_never_panic_the_form_parser(
+        raw in prop_oneof![bytes(200), text(60).prop_map(String::into_bytes)]
+    ) {
         let params = Params::parse_lenient(&raw);
         let _ = params.check();
         let _ = params.get("client_id");
     }
-}
 
-#[test]
-fn pkce_accepts_exactly_the_s256_of_a_well_formed_verifier() {
-    let g = Gen;
-    for _ in 0..cases() {
-        let verifier = g.unreserved(43 + g.below(86));
+    #[test]
+    fn pkce_accepts_exactly_the_s256_of_a_well_formed_verifier(
+        verifier in unreserved(43..129),
+        changed_v in any::<Index>(),
+        changed_c in any::<Index>(),
+        bad in prop_oneof![
+            unreserved(0..43),
+            unreserved(129..229),
+            (unreserved(43), select(&[" ", "+", "/", "=", "%", "\u{e9}"][..]))
+                .prop_map(|(v, tail)| v + tail),
+        ],
+    ) {
         let challenge = b64url(&sha256(verifier.as_bytes()));
-        assert!(pkce_matches(&verifier, &challenge), "{verifier}");
+        prop_assert!(pkce_matches(&verifier, &challenge), "{}", verifier);
         // Any one changed character of the verifier or the challenge fails.
         let mut v = verifier.clone().into_bytes();
-        let i = g.below(v.len());
+        let i = changed_v.index(v.len());
         v[i] = if v[i] == b'a' { b'b' } else { b'a' };
         let v = String::from_utf8(v).expect("ascii");
-        assert!(!pkce_matches(&v, &challenge), "{v} vs {verifier}");
+        prop_assert!(!pkce_matches(&v, &challenge), "{} vs {}", v, verifier);
         let mut c = challenge.clone().into_bytes();
-        let i = g.below(c.len());
+        let i = changed_c.index(c.len());
         c[i] = if c[i] == b'A' { b'B' } else { b'A' };
         let c = String::from_utf8(c).expect("ascii");
-        assert!(!pkce_matches(&verifier, &c), "{c}");
+        prop_assert!(!pkce_matches(&verifier, &c), "{}", c);
         // plain (challenge = verifier) never matches.
-        assert!(!pkce_matches(&verifier, &verifier));
+        prop_assert!(!pkce_matches(&verifier, &verifier));
         // Too short, too long, or outside the unreserved set: refused even
         // when the challenge is its true S256.
-        let bad = match g.below(3) {
-            0 => g.unreserved(g.below(43)),
-            1 => g.unreserved(129 + g.below(100)),
-            _ => format!(
-                "{}{}",
-                g.unreserved(43),
-                g.pick(&[" ", "+", "/", "=", "%", "\u{e9}"])
-            ),
-        };
-        assert!(
+        prop_assert!(
             !pkce_matches(&bad, &b64url(&sha256(bad.as_bytes()))),
-            "{bad:?}"
+            "{:?}", bad
         );
     }
 }
@@ -196,24 +183,27 @@ fn client(redirect_uris: &[&str]) -> Client {
     }
 }
 
-#[test]
-fn redirect_uris_match_exactly_and_near_misses_do_not() {
-    let g = Gen;
-    let registered = [
-        "https://app.example/auth/callback",
-        "http://127.0.0.1:8976/callback",
-    ];
-    let c = client(&registered);
-    for _ in 0..cases() {
-        let uri = *g.pick(&registered);
-        assert!(c.has_redirect_uri(uri));
+const REGISTERED: [&str; 2] = [
+    "https://app.example/auth/callback",
+    "http://127.0.0.1:8976/callback",
+];
+
+proptest! {
+    #[test]
+    fn redirect_uris_match_exactly_and_near_misses_do_not(
+        uri in select(&REGISTERED[..]),
+        at in any::<Index>(),
+        how in 0..8u8,
+        suffix in select(&["/", "?", "#", "?x=1", "/..", "%2F", ".", " "][..]),
+        extra in text(4),
+        registration in text(30),
+    ) {
+        let c = client(&REGISTERED);
+        prop_assert!(c.has_redirect_uri(uri));
         let mut chars: Vec<char> = uri.chars().collect();
-        let i = g.below(chars.len());
-        let near = match g.below(8) {
-            0 => format!(
-                "{uri}{}",
-                g.pick(&["/", "?", "#", "?x=1", "/..", "%2F", ".", " "])
-            ),
+        let i = at.index(chars.len());
+        let near = match how {
+            0 => format!("{uri}{suffix}"),
             1 => {
                 chars.remove(i);
                 chars.into_iter().collect()
@@ -229,7 +219,7 @@ fn redirect_uris_match_exactly_and_near_misses_do_not() {
             4 => uri
                 .replace("127.0.0.1", "localhost")
                 .replace("app.example", "app.example."),
-            5 => format!("{}{}", uri, g.text(4)),
+            5 => format!("{uri}{extra}"),
             6 => {
                 let ch = chars[i];
                 let enc = format!("%{:02X}", ch as u32 & 0x7f);
@@ -238,10 +228,10 @@ fn redirect_uris_match_exactly_and_near_misses_do_not() {
             _ => format!(" {uri}"),
         };
         if near != uri {
-            assert!(!c.has_redirect_uri(&near), "{near:?} matched {uri:?}");
+            prop_assert!(!c.has_redirect_uri(&near), "{:?} matched {:?}", near, uri);
         }
         // Any generated text never panics the registration check.
-        let _ = crate::realm::check_redirect_uri(&g.text(30));
+        let _ = crate::realm::check_redirect_uri(&registration);
     }
 }
 
@@ -253,34 +243,34 @@ fn basic(value: &str) -> HeaderMap {
     h
 }
 
-#[test]
-fn basic_credentials_round_trip_and_garbage_is_refused_cleanly() {
-    let g = Gen;
-    for _ in 0..cases() {
+proptest! {
+    #[test]
+    fn basic_credentials_round_trip_and_garbage_is_refused_cleanly(
+        id in (unreserved(1), text(10)).prop_map(|(a, b)| (a + &b).replace('\0', "")),
+        secret in text(30).prop_map(|s| s.replace('\0', "")),
+        scheme in select(&["Basic", "basic", "BASIC"][..]),
+        garbage in prop_oneof![
+            text(20).prop_map(|t| format!("Basic {t}")),
+            bytes(30).prop_map(|b| format!("Basic {}", STANDARD.encode(b))),
+            text(6).prop_map(|t| format!("{t} {}", STANDARD.encode("a:b"))),
+            text(30),
+        ],
+    ) {
         // RFC 6749 §2.3.1: form-urlencode id and secret, then base64.
-        let id = format!("{}{}", g.unreserved(1), g.text(10)).replace('\0', "");
-        let secret = g.text(30).replace('\0', "");
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let value = format!(
-            "{} {}",
-            g.pick(&["Basic", "basic", "BASIC"]),
+            "{scheme} {}",
             STANDARD.encode(format!("{}:{}", enc(&id), enc(&secret)))
         );
         let got = basic_credentials(&basic(&value))
             .unwrap_or_else(|e| panic!("{value:?}: {e}"))
             .expect("credentials");
-        assert_eq!(got, (id.clone(), secret.clone()), "{value:?}");
+        prop_assert_eq!(got, (id.clone(), secret.clone()), "{:?}", value);
 
         // Garbage: any answer is fine except a panic or credentials that
         // were not in the header.
-        let garbage = match g.below(4) {
-            0 => format!("Basic {}", g.text(20)),
-            1 => format!("Basic {}", STANDARD.encode(g.bytes(30))),
-            2 => format!("{} {}", g.text(6), STANDARD.encode("a:b")),
-            _ => g.text(30),
-        };
         if let Ok(Some((id, _))) = basic_credentials(&basic(&garbage)) {
-            assert!(!id.is_empty() && !id.contains('\0'), "{garbage:?}");
+            prop_assert!(!id.is_empty() && !id.contains('\0'), "{:?}", garbage);
         }
     }
 }

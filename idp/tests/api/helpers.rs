@@ -32,6 +32,7 @@ pub async fn spawn(pool: PgPool) -> TestIdp {
 }
 
 pub async fn spawn_with(pool: PgPool, configure: impl FnOnce(&mut Config)) -> TestIdp {
+    guard::testing::log::init();
     let idp = idp::spawn(pool.clone(), configure)
         .await
         .expect("the IdP starts");

@@ -366,6 +366,18 @@ impl Drop for Stack {
             let _ = part.child.kill();
             let _ = part.child.wait();
         }
+        // TEST_LOG=1: the children's logs, to the test's captured output.
+        if guard::testing::log::enabled() {
+            for part in &self.parts {
+                let log = std::fs::read_to_string(&part.log).unwrap_or_default();
+                println!(
+                    "----- {} ({}) -----\n{}",
+                    part.name,
+                    part.log.display(),
+                    strip_ansi(&log)
+                );
+            }
+        }
         // Drop is synchronous and may run inside the test's runtime: drop the
         // databases from a thread with a runtime of its own.
         let admin_url = self.admin_url.clone();

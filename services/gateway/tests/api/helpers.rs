@@ -6,6 +6,7 @@ use std::time::Duration;
 use base64::Engine;
 use gateway::routes::RouteTable;
 use gateway::{Application, Config};
+use guard::testing::schema_pool;
 use reqwest::{Method, StatusCode, header};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -103,31 +104,11 @@ impl Services {
     }
 }
 
-/// A pool on `schema` of the test database, migrated with `migrator`.
-async fn schema_pool(
-    admin: &PgPool,
-    connect: &PgConnectOptions,
-    schema: &str,
-    migrator: &sqlx::migrate::Migrator,
-) -> PgPool {
-    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-        .execute(admin)
-        .await
-        .unwrap();
-    let pool = PgPoolOptions::new()
-        .max_connections(10)
-        .connect_with(connect.clone().options([("search_path", schema)]))
-        .await
-        .unwrap();
-    migrator.run(&pool).await.unwrap();
-    pool
-}
-
 /// The real services over their own schemas, validating tokens from `issuer`.
-async fn real_services(admin: &PgPool, connect: &PgConnectOptions, issuer: &str) -> Services {
+async fn real_services(admin: &PgPool, issuer: &str) -> Services {
     let bind = || async { tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap() };
     let guard = |aud: &str| guard::Guard::new(guard::GuardConfig::new(issuer, aud));
-    let inventory_pool = schema_pool(admin, connect, "inventory", &inventory::MIGRATOR).await;
+    let inventory_pool = schema_pool(admin, "inventory", &inventory::MIGRATOR, 10).await;
     let inventory = inventory::spawn(
         bind().await,
         inventory::AppState {
@@ -136,7 +117,7 @@ async fn real_services(admin: &PgPool, connect: &PgConnectOptions, issuer: &str)
         },
     )
     .unwrap();
-    let payment_pool = schema_pool(admin, connect, "payment", &payment::MIGRATOR).await;
+    let payment_pool = schema_pool(admin, "payment", &payment::MIGRATOR, 10).await;
     let payment = payment::spawn(
         bind().await,
         payment::AppState {
@@ -146,7 +127,7 @@ async fn real_services(admin: &PgPool, connect: &PgConnectOptions, issuer: &str)
         },
     )
     .unwrap();
-    let order_pool = schema_pool(admin, connect, "orders", &order::MIGRATOR).await;
+    let order_pool = schema_pool(admin, "orders", &order::MIGRATOR, 10).await;
     let relay = guard::relay::RelayClient::new().unwrap();
     let state = order::AppState::new(
         order_pool,
@@ -244,8 +225,9 @@ impl Stack {
     /// Starts the IdP (seeded demo realm), three upstreams and the gateway.
     /// `extra_routes` may name `{ORDER}`, `{PAYMENT}`, `{INVENTORY}` for the upstream URLs.
     pub async fn with(pool: PgPoolOptions, connect: PgConnectOptions, o: Options) -> Self {
+        guard::testing::log::init();
         let idp_pool = pool.connect_with(connect.clone()).await.unwrap();
-        let db = schema_pool(&idp_pool, &connect, "gateway", &gateway::MIGRATOR).await;
+        let db = schema_pool(&idp_pool, "gateway", &gateway::MIGRATOR, 10).await;
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gateway = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -279,7 +261,7 @@ impl Stack {
             .unwrap();
 
         let services = if o.real_services {
-            real_services(&idp_pool, &connect, &idp.issuer).await
+            real_services(&idp_pool, &idp.issuer).await
         } else {
             Services::Echo([
                 upstream::start(&idp.issuer, "order").await,

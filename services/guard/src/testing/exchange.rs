@@ -19,7 +19,8 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use super::{Shared, TokenBuilder};
+use super::issuer::Shared;
+use super::token::TokenBuilder;
 use crate::exchange::{ACCESS_TOKEN_TYPE, GRANT_TYPE};
 use crate::jwks::unix_now;
 

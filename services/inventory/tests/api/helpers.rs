@@ -1,6 +1,6 @@
 use guard::Guard;
-use guard::testing::TestIssuer;
-pub use guard::testing::{ALICE, BOB, CAROL, expect};
+pub use guard::testing::{ALICE, expect};
+use guard::testing::{TestClient, TestIssuer};
 use inventory::{AppState, spawn};
 use platform::server::Running;
 use reqwest::{Method, RequestBuilder, Response};
@@ -10,10 +10,9 @@ use tokio::net::TcpListener;
 
 /// A running inventory with its own database and issuer.
 pub struct TestApp {
-    pub url: String,
+    pub client: TestClient,
     pub pool: PgPool,
     pub issuer: TestIssuer,
-    pub http: reqwest::Client,
     _server: Running,
 }
 
@@ -31,45 +30,35 @@ impl TestApp {
         )
         .unwrap();
         Self {
-            url: server.url(),
+            client: TestClient::new(server.url()),
             pool,
             issuer,
-            http: reqwest::Client::new(),
             _server: server,
         }
     }
 
     /// A valid token for `sub` with `roles` and `scope`.
     pub fn token(&self, sub: &str, roles: &[&str], scope: &str) -> String {
-        self.issuer
-            .token()
-            .sub(sub)
-            .roles(roles)
-            .scope(scope)
-            .sign()
+        self.issuer.user_token(sub, roles, scope)
     }
 
     /// alice: customer.
     pub fn alice(&self) -> String {
-        self.token(ALICE, &["customer"], "openid inventory:read")
+        self.issuer.alice("openid inventory:read")
     }
 
     /// carol: customer and support.
     pub fn carol(&self) -> String {
-        self.token(CAROL, &["customer", "support"], "openid inventory:read")
+        self.issuer.carol("openid inventory:read")
     }
 
     /// bob: admin, with `inventory:write`.
     pub fn bob(&self) -> String {
-        self.token(BOB, &["admin"], "openid inventory:read inventory:write")
+        self.issuer.bob("openid inventory:read inventory:write")
     }
 
     pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let request = self.http.request(method, format!("{}{path}", self.url));
-        match token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        }
+        self.client.request(method, path, token)
     }
 
     pub async fn reserve(&self, token: &str, key: &str, lines: Value) -> Response {

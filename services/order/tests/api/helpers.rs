@@ -1,27 +1,27 @@
 use std::time::Duration;
 
 use guard::relay::RelayClient;
-use guard::testing::TestIssuer;
-pub use guard::testing::{ALICE, BOB, CAROL, expect};
+pub use guard::testing::{ALICE, CAROL, expect};
+use guard::testing::{TestClient, TestIssuer, schema_pool};
 use guard::{Guard, RelayMode};
 use platform::server::Running;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use url::Url;
+
+/// The scope of the users' tokens.
+const SCOPE: &str = "openid orders:write";
 
 /// order, inventory and payment, each a real server with its own database
 /// (here: its own schema of the test database) and guard, all trusting one issuer.
 pub struct Stack {
     pub issuer: TestIssuer,
-    pub order_url: String,
+    pub client: TestClient,
     pub order_pool: PgPool,
     pub inventory_pool: PgPool,
     pub payment_pool: PgPool,
-    pub http: reqwest::Client,
     pub inventory: Option<Running>,
     pub payment: Option<Running>,
     _order: Running,
@@ -60,8 +60,8 @@ impl Stack {
         mode: RelayMode,
     ) -> Self {
         let issuer = TestIssuer::start().await;
-        let inventory_pool = own_schema(&order_pool, "inventory", &inventory::MIGRATOR).await;
-        let payment_pool = own_schema(&order_pool, "payment", &payment::MIGRATOR).await;
+        let inventory_pool = schema_pool(&order_pool, "inventory", &inventory::MIGRATOR, 5).await;
+        let payment_pool = schema_pool(&order_pool, "payment", &payment::MIGRATOR, 5).await;
         let inventory = inventory::spawn(
             listener().await,
             inventory::AppState {
@@ -91,11 +91,10 @@ impl Stack {
         let order = order::spawn(listener().await, state).unwrap();
         Self {
             issuer,
-            order_url: order.url(),
+            client: TestClient::new(order.url()),
             order_pool,
             inventory_pool,
             payment_pool,
-            http: reqwest::Client::new(),
             inventory: Some(inventory),
             payment: Some(payment),
             _order: order,
@@ -104,34 +103,23 @@ impl Stack {
 
     /// A valid token for all three services.
     pub fn token(&self, sub: &str, roles: &[&str]) -> String {
-        self.issuer
-            .token()
-            .sub(sub)
-            .roles(roles)
-            .scope("openid orders:write")
-            .sign()
+        self.issuer.user_token(sub, roles, SCOPE)
     }
 
     pub fn alice(&self) -> String {
-        self.token(ALICE, &["customer"])
+        self.issuer.alice(SCOPE)
     }
 
     pub fn carol(&self) -> String {
-        self.token(CAROL, &["customer", "support"])
+        self.issuer.carol(SCOPE)
     }
 
     pub fn bob(&self) -> String {
-        self.token(BOB, &["admin"])
+        self.issuer.bob(SCOPE)
     }
 
     pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let request = self
-            .http
-            .request(method, format!("{}{path}", self.order_url));
-        match token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        }
+        self.client.request(method, path, token)
     }
 
     pub async fn order(&self, token: &str, lines: Value) -> Response {
@@ -187,25 +175,6 @@ impl Stack {
     pub async fn stop_inventory(&mut self) {
         self.inventory.take().unwrap().stop().await.unwrap();
     }
-}
-
-/// A schema of the test database standing in for the service's own database,
-/// with the service's migrations applied.
-async fn own_schema(pool: &PgPool, schema: &str, migrator: &Migrator) -> PgPool {
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(pool)
-        .await
-        .unwrap();
-    let options = (*pool.connect_options())
-        .clone()
-        .options([("search_path", schema)]);
-    let pool = PgPoolOptions::new()
-        .max_connections(5)
-        .connect_with(options)
-        .await
-        .unwrap();
-    migrator.run(&pool).await.unwrap();
-    pool
 }
 
 async fn listener() -> TcpListener {

@@ -1,6 +1,6 @@
 use guard::Guard;
-use guard::testing::TestIssuer;
 pub use guard::testing::{ALICE, BOB, CAROL, expect};
+use guard::testing::{TestClient, TestIssuer};
 use payment::{AppState, Rules, spawn};
 use platform::server::Running;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -14,12 +14,14 @@ pub const RULES: Rules = Rules {
     decline_above_cents: 50_000,
 };
 
+/// The scope of the users' tokens.
+const SCOPE: &str = "openid payments:write";
+
 /// A running payment service with its own database and issuer.
 pub struct TestApp {
-    pub url: String,
+    pub client: TestClient,
     pub pool: PgPool,
     pub issuer: TestIssuer,
-    pub http: reqwest::Client,
     _server: Running,
 }
 
@@ -35,44 +37,34 @@ impl TestApp {
         };
         let server = spawn(listener, state).unwrap();
         Self {
-            url: server.url(),
+            client: TestClient::new(server.url()),
             pool,
             issuer,
-            http: reqwest::Client::new(),
             _server: server,
         }
     }
 
     pub fn token(&self, sub: &str, roles: &[&str]) -> String {
-        self.issuer
-            .token()
-            .sub(sub)
-            .roles(roles)
-            .scope("openid payments:write")
-            .sign()
+        self.issuer.user_token(sub, roles, SCOPE)
     }
 
     /// alice: customer.
     pub fn alice(&self) -> String {
-        self.token(ALICE, &["customer"])
+        self.issuer.alice(SCOPE)
     }
 
     /// carol: customer and support.
     pub fn carol(&self) -> String {
-        self.token(CAROL, &["customer", "support"])
+        self.issuer.carol(SCOPE)
     }
 
     /// bob: admin.
     pub fn bob(&self) -> String {
-        self.token(BOB, &["admin"])
+        self.issuer.bob(SCOPE)
     }
 
     pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let request = self.http.request(method, format!("{}{path}", self.url));
-        match token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        }
+        self.client.request(method, path, token)
     }
 
     pub async fn charge(&self, token: &str, key: &str, body: Value) -> Response {
