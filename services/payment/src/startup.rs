@@ -1,0 +1,101 @@
+//! Start-up: [`Application::build`] connects the database, builds the guard,
+//! starts the background tasks (the metrics listener, the idempotency-key
+//! sweep) and binds the listener; [`Application::run_until_stopped`]
+//! serves until SIGTERM or Ctrl-C, then stops the tasks with the server.
+
+use std::net::SocketAddr;
+use std::sync::LazyLock;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::FromRef;
+use guard::server::{Running, Server, resource_server, serve_metrics};
+use guard::shutdown::{self, Tasks};
+use guard::{Guard, idempotency};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+
+use crate::{AppError, Config, Rules, http};
+
+/// This service's resource name: the audience its tokens must name.
+pub const SERVICE: &str = "payment";
+
+/// The payment database's migrations: guard's (`migrations/guard`: the audit
+/// and idempotency tables) then payment's own (`migrations/payment`), as one migrator.
+pub static MIGRATOR: LazyLock<Migrator> =
+    LazyLock::new(|| guard::db::with_guard_migrations(&sqlx::migrate!("../../migrations/payment")));
+
+/// What every handler can reach (each field as its own `State`).
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub guard: Guard,
+    pub rules: Rules,
+}
+
+/// The whole HTTP interface.
+pub fn router(state: AppState) -> Router {
+    let api = http::charges::router();
+    resource_server::<_, AppError>(api, state)
+}
+
+/// payment, bound and ready to serve.
+pub struct Application {
+    server: Server,
+    metrics_addr: Option<SocketAddr>,
+}
+
+impl Application {
+    /// Connects to `config.database_url` (migrating it) and builds on that pool.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = guard::db::connect_and_migrate(
+            &config.database_url,
+            config.database_max_connections,
+            &MIGRATOR,
+        )
+        .await
+        .context("payment database")?;
+        Self::with_pool(config, pool).await
+    }
+
+    /// Builds on `pool`, already migrated (tests pass a fresh database).
+    pub async fn with_pool(config: Config, pool: PgPool) -> anyhow::Result<Self> {
+        let guard = Guard::try_new(config.guard).context("guard")?;
+        let tasks = Tasks::new();
+        let metrics_addr = serve_metrics(config.metrics_bind, &pool, &guard, &tasks)
+            .await
+            .context("metrics listener")?;
+        tasks.spawn("idempotency sweep", idempotency::sweep(pool.clone()));
+        let state = AppState {
+            pool: pool.clone(),
+            guard,
+            rules: config.rules,
+        };
+        let server = Server::bind(config.bind, router(state), tasks, pool).await?;
+        tracing::info!(addr = %server.addr(), rules = ?config.rules, "payment listening");
+        Ok(Self {
+            server,
+            metrics_addr,
+        })
+    }
+
+    /// The port the API listens on (the one picked when `bind` named port 0).
+    pub fn port(&self) -> u16 {
+        self.server.addr().port()
+    }
+
+    /// Where `GET /metrics` listens, if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then drains requests and stops the tasks.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.run_until(shutdown::signal()).await
+    }
+
+    /// Serves in the background until [`Running::stop`] (tests).
+    pub fn spawn(self) -> Running {
+        self.server.spawn()
+    }
+}
