@@ -126,6 +126,23 @@ pub async fn serve_metrics(
         .await
 }
 
+/// Why a resource server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
+    #[error(transparent)]
+    Database(#[from] crate::db::DbError),
+    #[error("guard: {0}")]
+    Guard(#[from] crate::BuildError),
+    #[error("cannot build an HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("metrics listener: {0}")]
+    Metrics(io::Error),
+    #[error(transparent)]
+    Listen(#[from] io::Error),
+}
+
 /// A part ready to serve: its bound listener, its whole router, its
 /// background [`Tasks`] and its database pool. What every part's
 /// `startup::Application` runs.

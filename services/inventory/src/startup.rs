@@ -6,10 +6,9 @@
 use std::net::SocketAddr;
 use std::sync::LazyLock;
 
-use anyhow::Context;
 use axum::Router;
 use axum::extract::FromRef;
-use guard::server::{Running, Server, resource_server, serve_metrics};
+use guard::server::{Running, Server, StartError, resource_server, serve_metrics};
 use guard::shutdown::{self, Tasks};
 use guard::{Guard, idempotency};
 use sqlx::PgPool;
@@ -49,24 +48,23 @@ pub struct Application {
 
 impl Application {
     /// Connects to `config.database_url` (migrating it) and builds on that pool.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
         let pool = guard::db::connect_and_migrate(
             &config.database_url,
             config.database_max_connections,
             &MIGRATOR,
         )
-        .await
-        .context("inventory database")?;
+        .await?;
         Self::with_pool(config, pool).await
     }
 
     /// Builds on `pool`, already migrated (tests pass a fresh database).
-    pub async fn with_pool(config: Config, pool: PgPool) -> anyhow::Result<Self> {
-        let guard = Guard::try_new(config.guard).context("guard")?;
+    pub async fn with_pool(config: Config, pool: PgPool) -> Result<Self, StartError> {
+        let guard = Guard::try_new(config.guard)?;
         let tasks = Tasks::new();
         let metrics_addr = serve_metrics(config.metrics_bind, &pool, &guard, &tasks)
             .await
-            .context("metrics listener")?;
+            .map_err(StartError::Metrics)?;
         tasks.spawn("idempotency sweep", idempotency::sweep(pool.clone()));
         tasks.spawn(
             "reservation expiry",

@@ -7,13 +7,12 @@
 use std::net::SocketAddr;
 use std::sync::LazyLock;
 
-use anyhow::Context;
 use axum::Router;
 use axum::extract::FromRef;
 use guard::relay::{DEFAULT_CONNECT_TIMEOUT, RelayClient};
-use guard::server::{Running, Server, resource_server, serve_metrics};
+use guard::server::{Running, Server, StartError, resource_server, serve_metrics};
 use guard::shutdown::{self, Tasks};
-use guard::{Exchanger, Guard, RelayMode};
+use guard::{ConfigError, Exchanger, Guard, RelayMode};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use url::Url;
@@ -73,34 +72,33 @@ pub struct Application {
 
 impl Application {
     /// Connects to `config.database_url` (migrating it) and builds on that pool.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
         let pool = guard::db::connect_and_migrate(
             &config.database_url,
             config.database_max_connections,
             &MIGRATOR,
         )
-        .await
-        .context("order database")?;
+        .await?;
         Self::with_pool(config, pool).await
     }
 
     /// Builds on `pool`, already migrated (tests pass a fresh database).
-    pub async fn with_pool(config: Config, pool: PgPool) -> anyhow::Result<Self> {
+    pub async fn with_pool(config: Config, pool: PgPool) -> Result<Self, StartError> {
         let exchanger = match config.relay {
             RelayMode::Plain => None,
-            RelayMode::Exchange => Some(
-                Exchanger::from_config(&config.guard)
-                    .context("ORDER_RELAY=exchange needs GUARD_CLIENT_ID and GUARD_CLIENT_SECRET")?
-                    .context("token exchange client")?,
-            ),
+            RelayMode::Exchange => Some(Exchanger::from_config(&config.guard).ok_or_else(
+                || ConfigError {
+                    var: "ORDER_RELAY",
+                    reason: "exchange needs GUARD_CLIENT_ID and GUARD_CLIENT_SECRET".into(),
+                },
+            )??),
         };
-        let guard = Guard::try_new(config.guard).context("guard")?;
+        let guard = Guard::try_new(config.guard)?;
         let tasks = Tasks::new();
         let metrics_addr = serve_metrics(config.metrics_bind, &pool, &guard, &tasks)
             .await
-            .context("metrics listener")?;
-        let relay = RelayClient::with_timeouts(config.relay_timeout, DEFAULT_CONNECT_TIMEOUT)
-            .context("relay client")?;
+            .map_err(StartError::Metrics)?;
+        let relay = RelayClient::with_timeouts(config.relay_timeout, DEFAULT_CONNECT_TIMEOUT)?;
         tasks.spawn(
             "stale order expiry",
             expiry::sweep(pool.clone(), config.pending_ttl),
