@@ -110,20 +110,24 @@ fn health_routes(pool: &PgPool, guard: &Guard) -> Router {
     Readiness::new().database(pool.clone()).jwks(guard).router()
 }
 
-/// Serves a resource server's `GET /metrics` on `bind` (nothing when `None`)
-/// among its background `tasks`: the HTTP and guard series, its database pool
-/// and its revocation stream ([`metrics::Exporter`]); returns the address bound.
-pub async fn serve_metrics(
-    bind: Option<SocketAddr>,
+/// What every resource server starts with: its [`Guard`] for `config`, and
+/// its background [`Tasks`] with `GET /metrics` served among them on
+/// `metrics_bind` (nothing when `None`): the HTTP and guard series, its
+/// database pool and its revocation stream ([`metrics::Exporter`]).
+pub async fn start_resource_server(
+    config: crate::GuardConfig,
+    metrics_bind: Option<SocketAddr>,
     pool: &PgPool,
-    guard: &Guard,
-    tasks: &Tasks,
-) -> io::Result<Option<SocketAddr>> {
+) -> Result<(Guard, Tasks), StartError> {
+    let guard = Guard::try_new(config)?;
+    let tasks = Tasks::new();
     metrics::Exporter::new()
         .pool(pool)
-        .guard(guard)
-        .spawn(bind, tasks)
+        .guard(&guard)
+        .spawn(metrics_bind, &tasks)
         .await
+        .map_err(StartError::Metrics)?;
+    Ok((guard, tasks))
 }
 
 /// Why a resource server cannot start.

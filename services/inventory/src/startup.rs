@@ -3,13 +3,12 @@
 //! reservation sweeps) and binds the listener; [`Application::run_until_stopped`]
 //! serves until SIGTERM or Ctrl-C, then stops the tasks with the server.
 
-use std::net::SocketAddr;
 use std::sync::LazyLock;
 
 use axum::Router;
 use axum::extract::FromRef;
-use guard::server::{Running, Server, StartError, resource_server, serve_metrics};
-use guard::shutdown::{self, Tasks};
+use guard::server::{Running, Server, StartError, resource_server, start_resource_server};
+use guard::shutdown;
 use guard::{Guard, idempotency};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -41,10 +40,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// inventory, bound and ready to serve.
-pub struct Application {
-    server: Server,
-    metrics_addr: Option<SocketAddr>,
-}
+pub struct Application(Server);
 
 impl Application {
     /// Connects to `config.database_url` (migrating it) and builds on that pool.
@@ -60,11 +56,8 @@ impl Application {
 
     /// Builds on `pool`, already migrated (tests pass a fresh database).
     pub async fn with_pool(config: Config, pool: PgPool) -> Result<Self, StartError> {
-        let guard = Guard::try_new(config.guard)?;
-        let tasks = Tasks::new();
-        let metrics_addr = serve_metrics(config.metrics_bind, &pool, &guard, &tasks)
-            .await
-            .map_err(StartError::Metrics)?;
+        let (guard, tasks) =
+            start_resource_server(config.guard, config.metrics_bind, &pool).await?;
         tasks.spawn("idempotency sweep", idempotency::sweep(pool.clone()));
         tasks.spawn(
             "reservation expiry",
@@ -76,29 +69,21 @@ impl Application {
         };
         let server = Server::bind(config.bind, router(state), tasks, pool).await?;
         tracing::info!(addr = %server.addr(), "inventory listening");
-        Ok(Self {
-            server,
-            metrics_addr,
-        })
+        Ok(Self(server))
     }
 
     /// The port the API listens on (the one picked when `bind` named port 0).
     pub fn port(&self) -> u16 {
-        self.server.addr().port()
-    }
-
-    /// Where `GET /metrics` listens, if anywhere.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_addr
+        self.0.addr().port()
     }
 
     /// Serves until SIGTERM or Ctrl-C, then drains requests and stops the tasks.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.run_until(shutdown::signal()).await
+        self.0.run_until(shutdown::signal()).await
     }
 
     /// Serves in the background until [`Running::stop`] (tests).
     pub fn spawn(self) -> Running {
-        self.server.spawn()
+        self.0.spawn()
     }
 }

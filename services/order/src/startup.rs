@@ -4,14 +4,13 @@
 //! and binds the listener; [`Application::run_until_stopped`] serves until
 //! SIGTERM or Ctrl-C, then stops the tasks with the server.
 
-use std::net::SocketAddr;
 use std::sync::LazyLock;
 
 use axum::Router;
 use axum::extract::FromRef;
 use guard::relay::{DEFAULT_CONNECT_TIMEOUT, RelayClient};
-use guard::server::{Running, Server, StartError, resource_server, serve_metrics};
-use guard::shutdown::{self, Tasks};
+use guard::server::{Running, Server, StartError, resource_server, start_resource_server};
+use guard::shutdown;
 use guard::{ConfigError, Exchanger, Guard, RelayMode};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -65,10 +64,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// order, bound and ready to serve.
-pub struct Application {
-    server: Server,
-    metrics_addr: Option<SocketAddr>,
-}
+pub struct Application(Server);
 
 impl Application {
     /// Connects to `config.database_url` (migrating it) and builds on that pool.
@@ -93,11 +89,8 @@ impl Application {
                 },
             )??),
         };
-        let guard = Guard::try_new(config.guard)?;
-        let tasks = Tasks::new();
-        let metrics_addr = serve_metrics(config.metrics_bind, &pool, &guard, &tasks)
-            .await
-            .map_err(StartError::Metrics)?;
+        let (guard, tasks) =
+            start_resource_server(config.guard, config.metrics_bind, &pool).await?;
         let relay = RelayClient::with_timeouts(config.relay_timeout, DEFAULT_CONNECT_TIMEOUT)?;
         tasks.spawn(
             "stale order expiry",
@@ -114,29 +107,21 @@ impl Application {
         let server = Server::bind(config.bind, router(state), tasks, pool).await?;
         tracing::info!(addr = %server.addr(), inventory = %config.inventory_url,
             payment = %config.payment_url, relay = ?config.relay, "order listening");
-        Ok(Self {
-            server,
-            metrics_addr,
-        })
+        Ok(Self(server))
     }
 
     /// The port the API listens on (the one picked when `bind` named port 0).
     pub fn port(&self) -> u16 {
-        self.server.addr().port()
-    }
-
-    /// Where `GET /metrics` listens, if anywhere.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_addr
+        self.0.addr().port()
     }
 
     /// Serves until SIGTERM or Ctrl-C, then drains requests and stops the tasks.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.run_until(shutdown::signal()).await
+        self.0.run_until(shutdown::signal()).await
     }
 
     /// Serves in the background until [`Running::stop`] (tests).
     pub fn spawn(self) -> Running {
-        self.server.spawn()
+        self.0.spawn()
     }
 }
