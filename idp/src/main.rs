@@ -89,7 +89,12 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let json = cli.json;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => idp::serve(config).await?,
+        Command::Serve => {
+            idp::Application::build(config)
+                .await?
+                .run_until_stopped()
+                .await?
+        }
         Command::Seed => {
             let state = state(config).await?;
             idp::seed::apply(

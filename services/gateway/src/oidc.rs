@@ -205,11 +205,6 @@ impl Oidc {
             .cloned()
     }
 
-    /// `true` once discovery succeeded (for `/readyz`).
-    pub fn is_discovered(&self) -> bool {
-        self.inner.metadata.initialized()
-    }
-
     async fn get(&self, url: &str) -> Result<bytes::Bytes, IdpError> {
         let response = self
             .inner

@@ -12,6 +12,7 @@ use axum::response::IntoResponse;
 use platform::health::Readiness;
 use platform::metrics::Exporter;
 use platform::server::with_common_layers;
+use platform::shutdown::Tasks;
 use sqlx::PgPool;
 
 use crate::monitoring::{GuardChecks, GuardGauges};
@@ -39,13 +40,39 @@ fn health_routes(pool: &PgPool, guard: &Guard) -> Router {
     Readiness::new().database(pool.clone()).jwks(guard).router()
 }
 
-/// Serves a resource server's `GET /metrics` on `bind` (nothing when `None`)
-/// in the background: the HTTP and guard series, its database pool and its
-/// revocation stream ([`Exporter`]); returns the address bound.
-pub async fn serve_metrics(
-    bind: Option<SocketAddr>,
+/// What every resource server starts with: its [`Guard`] for `config`, and
+/// its background [`Tasks`] with `GET /metrics` served among them on
+/// `metrics_bind` (nothing when `None`): the HTTP and guard series, its
+/// database pool and its revocation stream ([`Exporter`]).
+pub async fn start_resource_server(
+    config: crate::GuardConfig,
+    metrics_bind: Option<SocketAddr>,
     pool: &PgPool,
-    guard: &Guard,
-) -> io::Result<Option<SocketAddr>> {
-    Exporter::new().pool(pool).guard(guard).spawn(bind).await
+) -> Result<(Guard, Tasks), StartError> {
+    let guard = Guard::try_new(config)?;
+    let tasks = Tasks::new();
+    Exporter::new()
+        .pool(pool)
+        .guard(&guard)
+        .spawn(metrics_bind, &tasks)
+        .await
+        .map_err(StartError::Metrics)?;
+    Ok((guard, tasks))
+}
+
+/// Why a resource server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] platform::ConfigError),
+    #[error(transparent)]
+    Database(#[from] platform::db::DbError),
+    #[error("guard: {0}")]
+    Guard(#[from] crate::BuildError),
+    #[error("cannot build an HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("metrics listener: {0}")]
+    Metrics(io::Error),
+    #[error(transparent)]
+    Listen(#[from] io::Error),
 }

@@ -1,41 +1,12 @@
-use anyhow::Context;
-use guard::Guard;
-use payment::{AppState, Config, MIGRATOR, SERVICE, router};
-use platform::idempotency;
-use platform::server::serve;
-use tokio::net::TcpListener;
+use payment::{Application, Config, SERVICE};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = platform::telemetry::init(SERVICE);
     let config = Config::from_env()?;
-    let pool = platform::db::connect_and_migrate(
-        &config.database_url,
-        config.database_max_connections,
-        &MIGRATOR,
-    )
-    .await
-    .context("payment database")?;
-    let guard = Guard::try_new(config.guard).context("guard")?;
-    guard::resource_server::serve_metrics(config.metrics_bind, &pool, &guard)
-        .await
-        .context("metrics listener")?;
-    tokio::spawn(idempotency::sweep(pool.clone()));
-    let listener = TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.bind))?;
-    tracing::info!(addr = %listener.local_addr()?, rules = ?config.rules, "payment listening");
-    serve(
-        listener,
-        router(AppState {
-            pool: pool.clone(),
-            guard,
-            rules: config.rules,
-        }),
-        platform::shutdown::signal(),
-    )
-    .await?;
-    // Requests have drained; let PostgreSQL see the connections close.
-    pool.close().await;
+    Application::build(config)
+        .await?
+        .run_until_stopped()
+        .await?;
     Ok(())
 }

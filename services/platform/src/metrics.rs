@@ -38,6 +38,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::ConfigError;
+use crate::shutdown::Tasks;
 
 /// Latency buckets (seconds) of every `*_seconds` histogram: from a cached
 /// validation (well under a millisecond) to a request that hits a timeout.
@@ -268,9 +269,13 @@ impl Exporter {
         )
     }
 
-    /// Serves `GET /metrics` on `bind` in the background (nothing when
-    /// `None`); returns the address bound.
-    pub async fn spawn(self, bind: Option<SocketAddr>) -> std::io::Result<Option<SocketAddr>> {
+    /// Serves `GET /metrics` on `bind` among the part's background `tasks`
+    /// (nothing when `None`); returns the address bound.
+    pub async fn spawn(
+        self,
+        bind: Option<SocketAddr>,
+        tasks: &Tasks,
+    ) -> std::io::Result<Option<SocketAddr>> {
         let Some(bind) = bind else {
             tracing::info!("metrics disabled");
             return Ok(None);
@@ -279,7 +284,7 @@ impl Exporter {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "metrics listening (GET /metrics)");
         let router = self.router();
-        tokio::spawn(async move {
+        tasks.spawn("metrics listener", async move {
             if let Err(e) = axum::serve(listener, router).await {
                 tracing::warn!(error = %e, "the metrics listener stopped");
             }

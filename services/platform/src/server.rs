@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::metrics;
+use crate::shutdown::Tasks;
 use crate::trace::{self, TraceContext};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::Response;
+use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -170,6 +172,76 @@ pub async fn serve(
         .await
 }
 
+/// A part ready to serve: its bound listener, its whole router, its
+/// background [`Tasks`] and its database pool. What every part's
+/// `startup::Application` runs.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    addr: SocketAddr,
+    router: Router,
+    tasks: Tasks,
+    pool: PgPool,
+}
+
+impl Server {
+    /// Binds `addr` for `router`; `tasks` and `pool` stop with the server.
+    pub async fn bind(
+        addr: SocketAddr,
+        router: Router,
+        tasks: Tasks,
+        pool: PgPool,
+    ) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        Ok(Self {
+            addr: listener.local_addr()?,
+            listener,
+            router,
+            tasks,
+            pool,
+        })
+    }
+
+    /// The address the listener is bound to (the port picked when `addr` named port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` completes, lets the requests in flight
+    /// finish, stops the background tasks and closes the pool (so that
+    /// PostgreSQL sees the connections close).
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        let pool = self.pool.clone();
+        let served = self.serve_until(shutdown).await;
+        pool.close().await;
+        served
+    }
+
+    /// Runs in a background task until [`Running::stop`] (tests start parts
+    /// this way); the pool stays open, for the test to read what was written.
+    pub fn spawn(self) -> Running {
+        Running::spawn(self.addr, |stopped| self.serve_until(stopped))
+    }
+
+    /// Serves until `shutdown`, then stops the background tasks.
+    async fn serve_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        let served = serve(self.listener, self.router, shutdown).await;
+        self.tasks.stop().await;
+        served
+    }
+}
+
+/// Completes when a [`Running`] server is told to stop.
+type StopSignal = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// A server running in the background.
 #[derive(Debug)]
 pub struct Running {
@@ -182,11 +254,21 @@ impl Running {
     /// Starts serving `router` on `listener` in a background task.
     pub fn start(listener: TcpListener, router: Router) -> io::Result<Self> {
         let addr = listener.local_addr()?;
+        Ok(Self::spawn(addr, |stopped| {
+            serve(listener, router, stopped)
+        }))
+    }
+
+    /// Spawns `run(stopped)`, a server on `addr` that stops when `stopped` completes.
+    fn spawn<F>(addr: SocketAddr, run: impl FnOnce(StopSignal) -> F) -> Self
+    where
+        F: Future<Output = io::Result<()>> + Send + 'static,
+    {
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, router, async {
+        let task = tokio::spawn(run(Box::pin(async {
             let _ = stopped.await;
-        }));
-        Ok(Self { addr, stop, task })
+        })));
+        Self { addr, stop, task }
     }
 
     pub fn addr(&self) -> SocketAddr {

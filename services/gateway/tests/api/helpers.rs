@@ -106,48 +106,56 @@ impl Services {
 
 /// The real services over their own schemas, validating tokens from `issuer`.
 async fn real_services(admin: &PgPool, issuer: &str) -> Services {
-    let bind = || async { tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap() };
-    let guard = |aud: &str| guard::Guard::new(guard::GuardConfig::new(issuer, aud));
+    let bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let guard = |aud: &str| guard::GuardConfig::new(issuer, aud);
     let inventory_pool = schema_pool(admin, "inventory", &inventory::MIGRATOR, 10).await;
-    let inventory = inventory::spawn(
-        bind().await,
-        inventory::AppState {
-            pool: inventory_pool,
+    let inventory = inventory::Application::with_pool(
+        inventory::Config {
+            bind,
+            metrics_bind: None,
+            database_url: String::new(),
+            database_max_connections: 1,
+            reservation_ttl: inventory::expiry::DEFAULT_TTL,
             guard: guard("inventory"),
         },
+        inventory_pool,
     )
-    .unwrap();
+    .await
+    .unwrap()
+    .spawn();
     let payment_pool = schema_pool(admin, "payment", &payment::MIGRATOR, 10).await;
-    let payment = payment::spawn(
-        bind().await,
-        payment::AppState {
-            pool: payment_pool,
-            guard: guard("payment"),
+    let payment = payment::Application::with_pool(
+        payment::Config {
+            bind,
+            metrics_bind: None,
+            database_url: String::new(),
+            database_max_connections: 1,
             rules: payment::Rules::default(),
+            guard: guard("payment"),
         },
+        payment_pool,
     )
-    .unwrap();
+    .await
+    .unwrap()
+    .spawn();
     let order_pool = schema_pool(admin, "orders", &order::MIGRATOR, 10).await;
-    let relay = guard::relay::RelayClient::new().unwrap();
-    let state = order::AppState::new(
-        order_pool,
-        guard("order"),
-        &relay,
-        inventory.url().parse().unwrap(),
-        payment.url().parse().unwrap(),
+    let config = order::Config {
+        bind,
+        metrics_bind: None,
+        database_url: String::new(),
+        database_max_connections: 1,
+        pending_ttl: order::expiry::DEFAULT_TTL,
+        inventory_url: inventory.url().parse().unwrap(),
+        payment_url: payment.url().parse().unwrap(),
+        relay_timeout: guard::relay::DEFAULT_TIMEOUT,
+        relay: guard::RelayMode::Exchange,
         // order's own client in the seeded realm: per-hop tokens by exchange.
-        Some(
-            guard::Exchanger::new(
-                format!("{issuer}/token").parse().unwrap(),
-                guard::ClientCredentials {
-                    id: "order".into(),
-                    secret: "order-dev-secret".into(),
-                },
-            )
-            .unwrap(),
-        ),
-    );
-    let order = order::spawn(bind().await, state).unwrap();
+        guard: guard("order").with_client_credentials("order", "order-dev-secret"),
+    };
+    let order = order::Application::with_pool(config, order_pool)
+        .await
+        .unwrap()
+        .spawn();
     Services::Real(vec![order, payment, inventory])
 }
 

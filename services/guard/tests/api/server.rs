@@ -224,8 +224,9 @@ async fn the_metrics_listener_serves_the_prometheus_text_format() {
     let pool_free = platform::metrics::Exporter::new().sample(|| {
         metrics::gauge!("a_sampled_gauge").set(42.0);
     });
+    let tasks = platform::shutdown::Tasks::new();
     let addr = pool_free
-        .spawn(Some("127.0.0.1:0".parse().unwrap()))
+        .spawn(Some("127.0.0.1:0".parse().unwrap()), &tasks)
         .await
         .unwrap()
         .expect("an address");
@@ -245,10 +246,17 @@ async fn the_metrics_listener_serves_the_prometheus_text_format() {
     assert_eq!(elsewhere.status(), 404);
     assert_eq!(
         platform::metrics::Exporter::new()
-            .spawn(None)
+            .spawn(None, &tasks)
             .await
             .unwrap(),
         None,
         "off: nothing listens"
+    );
+    tasks.stop().await;
+    assert!(
+        reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .is_err(),
+        "the listener stops with the tasks"
     );
 }

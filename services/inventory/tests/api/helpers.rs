@@ -1,12 +1,12 @@
-use guard::Guard;
+use std::net::SocketAddr;
+
 pub use guard::testing::{ALICE, expect};
 use guard::testing::{TestClient, TestIssuer};
-use inventory::{AppState, spawn};
+use inventory::{Application, Config, expiry};
 use platform::server::Running;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 
 /// A running inventory with its own database and issuer.
 pub struct TestApp {
@@ -19,16 +19,18 @@ pub struct TestApp {
 impl TestApp {
     pub async fn spawn(pool: PgPool) -> Self {
         let issuer = TestIssuer::start().await;
-        let guard = Guard::new(issuer.config("inventory"));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = spawn(
-            listener,
-            AppState {
-                pool: pool.clone(),
-                guard,
-            },
-        )
-        .unwrap();
+        let config = Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_bind: None,
+            database_url: String::new(),
+            database_max_connections: 1,
+            reservation_ttl: expiry::DEFAULT_TTL,
+            guard: issuer.config("inventory"),
+        };
+        let server = Application::with_pool(config, pool.clone())
+            .await
+            .unwrap()
+            .spawn();
         Self {
             client: TestClient::new(server.url()),
             pool,

@@ -1,9 +1,9 @@
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use guard::relay::RelayClient;
+use guard::RelayMode;
 pub use guard::testing::{ALICE, CAROL, expect};
 use guard::testing::{TestClient, TestIssuer, schema_pool};
-use guard::{Guard, RelayMode};
 use platform::server::Running;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
@@ -62,33 +62,53 @@ impl Stack {
         let issuer = TestIssuer::start().await;
         let inventory_pool = schema_pool(&order_pool, "inventory", &inventory::MIGRATOR, 5).await;
         let payment_pool = schema_pool(&order_pool, "payment", &payment::MIGRATOR, 5).await;
-        let inventory = inventory::spawn(
-            listener().await,
-            inventory::AppState {
-                pool: inventory_pool.clone(),
-                guard: Guard::new(issuer.config("inventory")),
+        let inventory = inventory::Application::with_pool(
+            inventory::Config {
+                bind: local(),
+                metrics_bind: None,
+                database_url: String::new(),
+                database_max_connections: 1,
+                reservation_ttl: inventory::expiry::DEFAULT_TTL,
+                guard: issuer.config("inventory"),
             },
+            inventory_pool.clone(),
         )
-        .unwrap();
-        let payment = payment::spawn(
-            listener().await,
-            payment::AppState {
-                pool: payment_pool.clone(),
-                guard: Guard::new(issuer.config("payment")),
+        .await
+        .unwrap()
+        .spawn();
+        let payment = payment::Application::with_pool(
+            payment::Config {
+                bind: local(),
+                metrics_bind: None,
+                database_url: String::new(),
+                database_max_connections: 1,
                 rules: payment::Rules::default(),
+                guard: issuer.config("payment"),
             },
+            payment_pool.clone(),
         )
-        .unwrap();
-        let state = order::AppState::new(
-            order_pool.clone(),
-            Guard::new(issuer.config("order")),
-            &RelayClient::with_timeouts(relay_timeout, Duration::from_secs(1)).unwrap(),
-            Url::parse(&inventory.url()).unwrap(),
-            payment_override.unwrap_or_else(|| Url::parse(&payment.url()).unwrap()),
+        .await
+        .unwrap()
+        .spawn();
+        let config = order::Config {
+            bind: local(),
+            metrics_bind: None,
+            database_url: String::new(),
+            database_max_connections: 1,
+            pending_ttl: order::expiry::DEFAULT_TTL,
+            inventory_url: Url::parse(&inventory.url()).unwrap(),
+            payment_url: payment_override.unwrap_or_else(|| Url::parse(&payment.url()).unwrap()),
+            relay_timeout,
+            relay: mode,
             // order's own client at the issuer: per-hop tokens by exchange.
-            (mode == RelayMode::Exchange).then(|| issuer.exchanger("order")),
-        );
-        let order = order::spawn(listener().await, state).unwrap();
+            guard: issuer
+                .config("order")
+                .with_client_credentials("order", "order-dev-secret"),
+        };
+        let order = order::Application::with_pool(config, order_pool.clone())
+            .await
+            .unwrap()
+            .spawn();
         Self {
             issuer,
             client: TestClient::new(order.url()),
@@ -177,13 +197,14 @@ impl Stack {
     }
 }
 
-async fn listener() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").await.unwrap()
+/// An address on the loopback interface whose port the system picks.
+fn local() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
 /// A server that accepts connections and never answers: a hung service.
 pub async fn hung_server() -> Url {
-    let listener = listener().await;
+    let listener = TcpListener::bind(local()).await.unwrap();
     let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
     tokio::spawn(async move {
         let mut held = Vec::new();

@@ -1,12 +1,12 @@
-use guard::Guard;
+use std::net::SocketAddr;
+
 pub use guard::testing::{ALICE, BOB, CAROL, expect};
 use guard::testing::{TestClient, TestIssuer};
-use payment::{AppState, Rules, spawn};
+use payment::{Application, Config, Rules};
 use platform::server::Running;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 
 /// The rules the tests run with: declines above 500.00, support refunds up to 100.00.
 pub const RULES: Rules = Rules {
@@ -28,14 +28,18 @@ pub struct TestApp {
 impl TestApp {
     pub async fn spawn(pool: PgPool) -> Self {
         let issuer = TestIssuer::start().await;
-        let guard = Guard::new(issuer.config("payment"));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let state = AppState {
-            pool: pool.clone(),
-            guard,
+        let config = Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_bind: None,
+            database_url: String::new(),
+            database_max_connections: 1,
             rules: RULES,
+            guard: issuer.config("payment"),
         };
-        let server = spawn(listener, state).unwrap();
+        let server = Application::with_pool(config, pool.clone())
+            .await
+            .unwrap()
+            .spawn();
         Self {
             client: TestClient::new(server.url()),
             pool,

@@ -1,0 +1,87 @@
+//! Start-up: [`Application::build`] connects the database, builds the guard,
+//! starts the background tasks (the metrics listener, the idempotency-key
+//! sweep) and binds the listener; [`Application::run_until_stopped`]
+//! serves until SIGTERM or Ctrl-C, then stops the tasks with the server.
+
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::extract::FromRef;
+use guard::Guard;
+use guard::resource_server::{StartError, resource_server, start_resource_server};
+use platform::idempotency;
+use platform::server::{Running, Server};
+use platform::shutdown;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+
+use crate::{AppError, Config, Rules, http};
+
+/// This service's resource name: the audience its tokens must name.
+pub const SERVICE: &str = "payment";
+
+/// The payment database's migrations: guard's (`migrations/guard`: the audit
+/// and idempotency tables) then payment's own (`migrations/payment`), as one migrator.
+pub static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
+    platform::db::with_guard_migrations(&sqlx::migrate!("../../migrations/payment"))
+});
+
+/// What every handler can reach (each field as its own `State`).
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub guard: Guard,
+    pub rules: Rules,
+}
+
+/// The whole HTTP interface.
+pub fn router(state: AppState) -> Router {
+    let api = http::charges::router();
+    resource_server::<_, AppError>(api, state)
+}
+
+/// payment, bound and ready to serve.
+pub struct Application(Server);
+
+impl Application {
+    /// Connects to `config.database_url` (migrating it) and builds on that pool.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let pool = platform::db::connect_and_migrate(
+            &config.database_url,
+            config.database_max_connections,
+            &MIGRATOR,
+        )
+        .await?;
+        Self::with_pool(config, pool).await
+    }
+
+    /// Builds on `pool`, already migrated (tests pass a fresh database).
+    pub async fn with_pool(config: Config, pool: PgPool) -> Result<Self, StartError> {
+        let (guard, tasks) =
+            start_resource_server(config.guard, config.metrics_bind, &pool).await?;
+        tasks.spawn("idempotency sweep", idempotency::sweep(pool.clone()));
+        let state = AppState {
+            pool: pool.clone(),
+            guard,
+            rules: config.rules,
+        };
+        let server = Server::bind(config.bind, router(state), tasks, pool).await?;
+        tracing::info!(addr = %server.addr(), rules = ?config.rules, "payment listening");
+        Ok(Self(server))
+    }
+
+    /// The port the API listens on (the one picked when `bind` named port 0).
+    pub fn port(&self) -> u16 {
+        self.0.addr().port()
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then drains requests and stops the tasks.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.0.run_until(shutdown::signal()).await
+    }
+
+    /// Serves in the background until [`Running::stop`] (tests).
+    pub fn spawn(self) -> Running {
+        self.0.spawn()
+    }
+}
