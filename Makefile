@@ -7,8 +7,12 @@
 SHELL := /bin/bash
 DATABASE_URL_FOR_TESTS ?= postgres://postgres@127.0.0.1:5432/postgres
 BROWSER_DEPS := tests/browser/node_modules/.package-lock.json
+# The database `make sqlx-prepare`/`sqlx-check` rebuild with every part's tables
+# (migrations/compile-time-schema.sh) for sqlx's compile-time query checks.
+SQLX_SCHEMA_URL ?= postgres://postgres@127.0.0.1:5432/baton_sqlx
+SQLX_CLI_VERSION := 0.8.6
 
-.PHONY: up down logs status test lint fmt e2e interop browser-deps bench fuzz deploy-test
+.PHONY: up down logs status test lint fmt sqlx-prepare sqlx-check e2e interop browser-deps bench fuzz deploy-test
 up:
 	@deploy/local/run.sh up
 
@@ -24,7 +28,7 @@ status:
 # The end-to-end suite (crate baton-tests) starts the real binaries from
 # target/debug, so they are built first; nextest then runs every crate's tests.
 test: export DATABASE_URL ?= $(DATABASE_URL_FOR_TESTS)
-test: lint $(BROWSER_DEPS)
+test: lint sqlx-check $(BROWSER_DEPS)
 	cargo build --workspace --bins
 	cargo nextest run --workspace --no-fail-fast
 	bash tests/interop/run.sh
@@ -53,6 +57,20 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+# Every query is checked at compile time (sqlx::query!) against the committed
+# .sqlx/ (SQLX_OFFLINE=true in .cargo/config.toml: no database needed to build).
+# After changing a query or a migration, regenerate it and commit the result:
+sqlx-prepare:
+	@command -v cargo-sqlx >/dev/null || { echo "cargo-sqlx not found: cargo install sqlx-cli --version $(SQLX_CLI_VERSION) --locked --no-default-features --features postgres,rustls"; exit 1; }
+	migrations/compile-time-schema.sh $(SQLX_SCHEMA_URL)
+	SQLX_OFFLINE=false DATABASE_URL=$(SQLX_SCHEMA_URL) cargo sqlx prepare --workspace -- --all-targets
+
+# Fails when .sqlx/ is stale: a query or a migration changed without `make sqlx-prepare`.
+sqlx-check:
+	@command -v cargo-sqlx >/dev/null || { echo "cargo-sqlx not found: cargo install sqlx-cli --version $(SQLX_CLI_VERSION) --locked --no-default-features --features postgres,rustls"; exit 1; }
+	migrations/compile-time-schema.sh $(SQLX_SCHEMA_URL)
+	SQLX_OFFLINE=false DATABASE_URL=$(SQLX_SCHEMA_URL) cargo sqlx prepare --workspace --check -- --all-targets
 
 browser-deps: $(BROWSER_DEPS)
 $(BROWSER_DEPS): tests/browser/package-lock.json
