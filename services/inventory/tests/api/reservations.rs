@@ -170,6 +170,50 @@ async fn too_little_stock_or_bad_lines_reserve_nothing(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "inventory::MIGRATOR")]
+async fn a_line_that_does_not_parse_is_refused_naming_the_rule_it_breaks(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let alice = app.alice();
+    let cases = [
+        (
+            json!([{ "sku": "-bad", "quantity": 1 }]),
+            r#"invalid sku "-bad""#,
+        ),
+        (
+            json!([{ "sku": "a".repeat(65), "quantity": 1 }]),
+            "invalid sku",
+        ),
+        (
+            json!([{ "sku": "baton-mug", "quantity": 1001 }]),
+            "quantity must be 1 to 1000",
+        ),
+        (
+            json!([{ "sku": "baton-mug", "quantity": 1 }, { "sku": "baton-mug", "quantity": 2 }]),
+            "each sku may appear on one line only",
+        ),
+    ];
+    for (i, (lines, rule)) in cases.into_iter().enumerate() {
+        let error = expect(
+            app.reserve(&alice, &format!("bad-{i}"), lines.clone())
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(error["error"], "invalid_request", "{lines}");
+        let description = error["error_description"].as_str().unwrap();
+        assert!(description.contains(rule), "{lines}: {description}");
+    }
+    // A line at the bounds parses.
+    let at_most = json!([{ "sku": "a".repeat(64), "quantity": 1000 }]);
+    let error = expect(
+        app.reserve(&alice, "bounds", at_most).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(error["error"], "unknown_sku", "parsed, then looked up");
+    assert_eq!(app.stock("baton-mug").await, 100);
+}
+
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn the_same_key_replays_the_first_answer_and_a_different_body_is_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let alice = app.alice();
