@@ -380,14 +380,14 @@ async fn idempotency_keys_are_forgotten_after_the_retention(pool: PgPool) {
         let lines = json!([{ "sku": "baton-mug", "quantity": 1 }]);
         expect(app.reserve(&alice, key, lines).await, StatusCode::CREATED).await;
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'old'",
     )
     .execute(&app.pool)
     .await
     .unwrap();
     assert_eq!(forget_older_than(&app.pool, RETENTION).await.unwrap(), 1);
-    let kept: Vec<String> = sqlx::query_scalar("SELECT key FROM idempotency_keys")
+    let kept = sqlx::query_scalar!("SELECT key FROM idempotency_keys")
         .fetch_all(&app.pool)
         .await
         .unwrap();
@@ -420,10 +420,10 @@ async fn reservations_held_past_the_ttl_give_their_stock_back_once(pool: PgPool)
         .await
         .unwrap();
     expect(committed, StatusCode::OK).await;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE reservations SET created_at = now() - interval '16 minutes' WHERE id::TEXT = ANY($1)",
+        &ids[..2],
     )
-    .bind(&ids[..2])
     .execute(&app.pool)
     .await
     .unwrap();
@@ -434,8 +434,8 @@ async fn reservations_held_past_the_ttl_give_their_stock_back_once(pool: PgPool)
     assert_eq!(release_expired(&app.pool, ttl).await.unwrap(), 0);
     // The left-behind reservation's 2 mugs are back; the sold and the fresh ones are not.
     assert_eq!(app.stock("baton-mug").await, 96);
-    let statuses: Vec<String> =
-        sqlx::query_scalar("SELECT status FROM reservations ORDER BY created_at DESC, id")
+    let statuses =
+        sqlx::query_scalar!("SELECT status FROM reservations ORDER BY created_at DESC, id")
             .fetch_all(&app.pool)
             .await
             .unwrap();
@@ -456,15 +456,15 @@ async fn reservations_held_past_the_ttl_give_their_stock_back_once(pool: PgPool)
     );
     assert_eq!(app.stock("baton-mug").await, 96);
 
-    let (sub, caller, jti): (String, String, String) = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT sub, caller, jti FROM audit_log WHERE action = 'reservation.expire' AND resource = $1",
+        &ids[0],
     )
-    .bind(&ids[0])
     .fetch_one(&app.pool)
     .await
     .unwrap();
     assert_eq!(
-        (sub.as_str(), caller.as_str(), jti.as_str()),
+        (row.sub.as_str(), row.caller.as_str(), row.jti.as_str()),
         ("inventory", "inventory", "")
     );
 }
