@@ -67,7 +67,7 @@ impl Split {
 pub async fn postgres_pid(admin_url: &str) -> Option<u32> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(admin_url).await.ok()?;
-    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+    let backend = sqlx::query_scalar!(r#"SELECT pg_backend_pid() AS "pid!""#)
         .fetch_one(&mut conn)
         .await
         .ok()?;

@@ -1,6 +1,8 @@
 //! The real processes under test: started from release binaries on free
 //! loopback ports, each with its own fresh database, stopped (and their
 //! databases dropped) on drop. Also reads their resident memory.
+//! Dropping a run's databases is DDL on names known only at run time, so that
+//! one statement stays `sqlx::query`; the others are compile-checked.
 
 use std::fs::File;
 use std::net::TcpListener;
@@ -190,12 +192,14 @@ impl Databases {
     pub async fn drop_all(&self) -> anyhow::Result<()> {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(&self.admin_url).await?;
-        let names: Vec<(String,)> =
-            sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE $1")
-                .bind(format!("{}\\_%", self.prefix))
-                .fetch_all(&mut conn)
-                .await?;
-        for (db,) in names {
+        let pattern = format!("{}\\_%", self.prefix);
+        let names = sqlx::query_scalar!(
+            r#"SELECT datname AS "datname: String" FROM pg_database WHERE datname LIKE $1"#,
+            pattern,
+        )
+        .fetch_all(&mut conn)
+        .await?;
+        for db in names {
             sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{db}" WITH (FORCE)"#))
                 .execute(&mut conn)
                 .await?;

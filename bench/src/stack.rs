@@ -194,7 +194,7 @@ pub async fn start_services(
 pub async fn fill_stock(env: &Env) -> anyhow::Result<()> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(&env.dbs.url("inventory")?).await?;
-    sqlx::query("UPDATE items SET stock = 1000000000")
+    sqlx::query!("UPDATE items SET stock = 1000000000")
         .execute(&mut conn)
         .await?;
     Ok(())

@@ -41,6 +41,8 @@ pub mod security_headers;
 pub mod session;
 /// Start-up: [`Application::build`] wires the routes, pool, validators, tasks and router.
 pub mod startup;
+/// Every SQL statement of the gateway, compile-checked.
+pub mod store;
 
 pub use config::Config;
 pub use startup::{AppState, Application, MIGRATOR, StartError, router};

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use crate::oidc::TokenSet;
+use crate::store::{self, NewSession};
 use platform::crypto::{SealKey, random_token, sha256};
 
 pub mod refresh;
@@ -124,18 +125,15 @@ impl SessionStore {
     pub async fn create(&self, data: &SessionData) -> Result<SessionId, sqlx::Error> {
         let id = SessionId(random_token(32));
         let hash = id.hash();
-        sqlx::query(
-            "INSERT INTO sessions (id_hash, sealed, idle_until, expires_at, idp_sid, idp_sub) \
-             VALUES ($1, $2, now() + make_interval(secs => $3), now() + make_interval(secs => $4), $5, $6)",
-        )
-        .bind(&hash[..])
-        .bind(self.seal(&hash, data))
-        .bind(self.idle.min(self.max).as_secs_f64())
-        .bind(self.max.as_secs_f64())
-        .bind(&data.user.sid)
-        .bind(&data.user.sub)
-        .execute(&self.pool)
-        .await?;
+        let new = NewSession {
+            hash: &hash,
+            sealed: &self.seal(&hash, data),
+            idle_secs: self.idle.min(self.max).as_secs_f64(),
+            max_secs: self.max.as_secs_f64(),
+            idp_sid: data.user.sid.as_deref(),
+            idp_sub: &data.user.sub,
+        };
+        store::insert_session(&self.pool, new).await?;
         Ok(id)
     }
 
@@ -144,26 +142,12 @@ impl SessionStore {
     #[tracing::instrument(name = "db.session.load", skip_all)]
     pub async fn load(&self, id: &SessionId) -> Result<Option<SessionData>, sqlx::Error> {
         let hash = id.hash();
-        let row: Option<(Vec<u8>, bool)> = sqlx::query_as(
-            "SELECT sealed, idle_until < now() + make_interval(secs => $2) - interval '60 seconds' \
-             FROM sessions WHERE id_hash = $1 AND idle_until > now() AND expires_at > now()",
-        )
-        .bind(&hash[..])
-        .bind(self.idle.as_secs_f64())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some((sealed, stale)) = row else {
+        let idle_secs = self.idle.as_secs_f64();
+        let Some((sealed, stale)) = store::live_session(&self.pool, &hash, idle_secs).await? else {
             return Ok(None);
         };
         if stale {
-            sqlx::query(
-                "UPDATE sessions SET idle_until = LEAST(now() + make_interval(secs => $2), expires_at) \
-                 WHERE id_hash = $1",
-            )
-            .bind(&hash[..])
-            .bind(self.idle.as_secs_f64())
-            .execute(&self.pool)
-            .await?;
+            store::touch_session(&self.pool, &hash, idle_secs).await?;
         }
         Ok(self.open(&hash, &sealed))
     }
@@ -171,11 +155,7 @@ impl SessionStore {
     /// Ends the session; `true` when it existed.
     #[tracing::instrument(name = "db.session.delete", skip_all)]
     pub async fn delete(&self, id: &SessionId) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-            .bind(&id.hash()[..])
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        store::delete_session(&self.pool, &id.hash()).await
     }
 
     /// Ends every session of the IdP session `sid` (of user `sub`, when both
@@ -189,15 +169,7 @@ impl SessionStore {
         if sid.is_none() && sub.is_none() {
             return Ok(0);
         }
-        let done = sqlx::query(
-            "DELETE FROM sessions WHERE ($1::text IS NULL OR idp_sid = $1) \
-             AND ($2::text IS NULL OR idp_sub = $2)",
-        )
-        .bind(sid)
-        .bind(sub)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        store::delete_idp_sessions(&self.pool, sid, sub).await
     }
 
     /// Records the `jti` of a logout token valid until `exp` (Unix time);
@@ -207,30 +179,14 @@ impl SessionStore {
         jti: &str,
         exp: i64,
     ) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "INSERT INTO logout_token_jtis (jti, expires_at) VALUES ($1, to_timestamp($2)) \
-             ON CONFLICT (jti) DO NOTHING",
-        )
-        .bind(jti)
-        .bind(exp as f64)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        store::insert_logout_jti(&self.pool, jti, exp as f64).await
     }
 
     /// Removes expired sessions (and the `jti`s of expired logout tokens);
     /// returns how many sessions.
     #[tracing::instrument(name = "db.session.purge_expired", skip_all)]
     pub async fn purge_expired(&self) -> Result<u64, sqlx::Error> {
-        let done =
-            sqlx::query("DELETE FROM sessions WHERE idle_until <= now() OR expires_at <= now()")
-                .execute(&self.pool)
-                .await?;
-        // Kept a day past expiry: far beyond any clock skew the token check allows.
-        sqlx::query("DELETE FROM logout_token_jtis WHERE expires_at < now() - interval '1 day'")
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        store::purge_expired(&self.pool).await
     }
 }
 

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
 /// Who initiated a change, as recorded in the audit trail.
@@ -69,26 +69,26 @@ pub async fn record(
     resource: &str,
     detail: serde_json::Value,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO audit_log (action, resource, sub, client_id, caller, jti, trace_id, detail, actors)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        action,
+        resource,
+        who.sub,
+        who.client_id,
+        who.caller,
+        who.jti,
+        who.trace_id,
+        detail,
+        &who.actors,
     )
-    .bind(action)
-    .bind(resource)
-    .bind(&who.sub)
-    .bind(&who.client_id)
-    .bind(&who.caller)
-    .bind(&who.jti)
-    .bind(&who.trace_id)
-    .bind(detail)
-    .bind(&who.actors)
     .execute(conn)
     .await?;
     Ok(())
 }
 
 /// One audit row as `GET /audit` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     pub id: i64,
     #[serde(with = "time::serde::rfc3339")]
@@ -115,13 +115,14 @@ pub struct Page {
 /// Lists audit rows, newest first, at most 500 per page (default 100).
 #[tracing::instrument(name = "db.audit.list", skip_all)]
 pub async fn list(pool: &PgPool, page: &Page) -> Result<Vec<Entry>, sqlx::Error> {
-    sqlx::query_as::<_, Entry>(
+    sqlx::query_as!(
+        Entry,
         "SELECT id, at, action, resource, sub, client_id, caller, jti, trace_id, detail, actors
          FROM audit_log WHERE $1::BIGINT IS NULL OR id < $1
          ORDER BY id DESC LIMIT $2",
+        page.before,
+        page.limit.unwrap_or(100).clamp(1, 500),
     )
-    .bind(page.before)
-    .bind(page.limit.unwrap_or(100).clamp(1, 500))
     .fetch_all(pool)
     .await
 }

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use guard::audit::Initiator;
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::SERVICE;
 use crate::http::reservations::give_back;
+use crate::store;
 
 /// Default `INVENTORY_RESERVATION_TTL_SECS`: 15 minutes.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);
@@ -34,15 +34,7 @@ pub async fn release_expired(pool: &PgPool, ttl: Duration) -> Result<u64, sqlx::
     let mut released = 0;
     loop {
         let mut tx = pool.begin().await?;
-        let expired: Option<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM reservations
-             WHERE status = 'held' AND created_at < now() - $1 * interval '1 second'
-             ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(seconds)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(id) = expired else {
+        let Some(id) = store::lock_expired(&mut tx, seconds).await? else {
             return Ok(released);
         };
         give_back(&mut tx, &who, id, "reservation.expire").await?;

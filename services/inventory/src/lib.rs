@@ -15,6 +15,8 @@
 
 /// inventory's settings ([`Config`]), from the environment.
 pub mod config;
+/// Inventory's own types: the states of a reservation.
+pub mod domain;
 /// What can go wrong in a request, and its answer.
 pub mod error;
 /// Releasing the reservations an order left behind.
@@ -23,6 +25,8 @@ pub mod expiry;
 pub mod http;
 /// Start-up: [`Application::build`] wires the pool, guard, tasks and router.
 pub mod startup;
+/// Every SQL statement of inventory, compile-checked.
+pub mod store;
 
 pub use config::Config;
 pub use error::AppError;

@@ -15,6 +15,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::OrderStatus;
 use crate::downstream::{ChargeError, Downstream};
 use crate::error::OrderError;
 use crate::store::{self, Order, OrderLine, Payment, Pending};
@@ -162,10 +163,10 @@ fn replay(existing: Order, lines: &[OrderLine]) -> Result<Outcome, AppError> {
     if !same {
         return Err(ClaimError::Mismatch.into());
     }
-    match existing.status.as_str() {
-        "paid" => {}
-        "failed" => return Err(OrderError::Failed.into()),
-        _ => return Err(OrderError::InProgress.into()),
+    match existing.status {
+        OrderStatus::Paid => {}
+        OrderStatus::Failed => return Err(OrderError::Failed.into()),
+        OrderStatus::Pending => return Err(OrderError::InProgress.into()),
     }
     let relay = existing.relay.clone();
     Ok(Outcome::Replayed(Placed {

@@ -24,6 +24,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::store::OrderLine;
+use shop::quantity::Quantity;
+use shop::sku::Sku;
 
 /// Where inventory and payment are, and how calls to them get their token.
 #[derive(Debug, Clone)]
@@ -60,8 +62,8 @@ pub struct Reservation {
 
 #[derive(Debug, Deserialize)]
 pub struct ReservedLine {
-    pub sku: String,
-    pub quantity: i32,
+    pub sku: Sku,
+    pub quantity: Quantity,
     pub unit_price_cents: i64,
 }
 

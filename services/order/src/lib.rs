@@ -17,6 +17,8 @@
 pub mod checkout;
 /// order's settings ([`Config`]), from the environment.
 pub mod config;
+/// Order's own types: the states of an order.
+pub mod domain;
 /// The calls to inventory and payment.
 pub mod downstream;
 /// What can go wrong in a request, and its answer.
@@ -27,7 +29,7 @@ pub mod expiry;
 pub mod http;
 /// Start-up: [`Application::build`] wires the pool, guard, relay, tasks and router.
 pub mod startup;
-/// Every SQL statement of order.
+/// Every SQL statement of order, compile-checked.
 pub mod store;
 
 pub use config::Config;

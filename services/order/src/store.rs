@@ -1,24 +1,28 @@
-//! The orders table. An order is written `pending` before any downstream
+//! Every SQL statement of order, compile-checked: the orders table. An order is written `pending` before any downstream
 //! call, becomes `paid` when stock is reserved and the charge succeeded, and is
 //! deleted when it fails (its reservation released): see `checkout`. One left
 //! `pending` by a crash becomes `failed` (see `expiry`).
 
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 use sqlx::types::Json;
-use sqlx::{FromRow, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use guard::audit::{self, Initiator};
 use guard::hop::Hop;
 use platform::idempotency::Key;
+use shop::quantity::Quantity;
+use shop::sku::Sku;
+use shop::status::Status;
+
+use crate::domain::OrderStatus;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Order {
     pub id: Uuid,
     pub owner: String,
-    /// `pending` (being placed), `paid`, or `failed` (left unfinished by a crash).
-    pub status: String,
+    pub status: OrderStatus,
     pub lines: Vec<OrderLine>,
     pub total_cents: Option<i64>,
     pub reservation_id: Option<Uuid>,
@@ -33,14 +37,14 @@ pub struct Order {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
-    pub sku: String,
-    pub quantity: i32,
+    pub sku: Sku,
+    pub quantity: Quantity,
     /// The price inventory reserved at; absent while the order is pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_price_cents: Option<i64>,
 }
 
-#[derive(FromRow)]
+/// An order as stored; [`Order`] once its status is parsed.
 struct Row {
     id: Uuid,
     owner_sub: String,
@@ -54,12 +58,14 @@ struct Row {
     updated_at: OffsetDateTime,
 }
 
-impl From<Row> for Order {
-    fn from(row: Row) -> Self {
-        Self {
+impl TryFrom<Row> for Order {
+    type Error = sqlx::Error;
+
+    fn try_from(row: Row) -> Result<Self, sqlx::Error> {
+        Ok(Self {
             id: row.id,
             owner: row.owner_sub,
-            status: row.status,
+            status: OrderStatus::parse(&row.status)?,
             lines: row.lines.0,
             total_cents: row.total_cents,
             reservation_id: row.reservation_id,
@@ -67,11 +73,25 @@ impl From<Row> for Order {
             relay: row.relay.0,
             created_at: row.created_at,
             updated_at: row.updated_at,
-        }
+        })
     }
 }
 
-const COLUMNS: &str = "id, owner_sub, status, lines, total_cents, reservation_id, charge_id, relay, created_at, updated_at";
+/// `query_as!` into a [`Row`], the SQL being `$before`, the row's columns,
+/// `$after` (`query_as!` takes only literals, so the column list is spliced
+/// in here rather than formatted into a string).
+macro_rules! rows {
+    ($before:literal, $after:literal, $($arg:tt)*) => {
+        sqlx::query_as!(
+            Row,
+            $before
+                + r#" id, owner_sub, status, lines AS "lines: Json<Vec<OrderLine>>", total_cents,
+                    reservation_id, charge_id, relay AS "relay: Json<Vec<Hop>>", created_at, updated_at "#
+                + $after,
+            $($arg)*
+        )
+    };
+}
 
 /// What [`insert_pending`] found.
 pub enum Pending {
@@ -94,27 +114,33 @@ pub async fn insert_pending(
     key: Option<&Key>,
 ) -> Result<Pending, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let inserted: Option<Row> = sqlx::query_as(&format!(
-        "INSERT INTO orders (id, owner_sub, status, lines, idempotency_key) VALUES ($1, $2, 'pending', $3, $4)
-         ON CONFLICT (owner_sub, idempotency_key) DO NOTHING RETURNING {COLUMNS}"
-    ))
-    .bind(Uuid::now_v7())
-    .bind(owner)
-    .bind(Json(lines))
-    .bind(key.map(Key::as_str))
+    let inserted = rows!(
+        "INSERT INTO orders (id, owner_sub, status, lines, idempotency_key) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (owner_sub, idempotency_key) DO NOTHING RETURNING",
+        "",
+        Uuid::now_v7(),
+        owner,
+        OrderStatus::Pending.as_str(),
+        Json(lines) as _,
+        key.map(Key::as_str),
+    )
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = inserted else {
-        let existing: Option<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM orders WHERE owner_sub = $1 AND idempotency_key = $2"
-        ))
-        .bind(owner)
-        .bind(key.map(Key::as_str))
+        let existing = rows!(
+            "SELECT",
+            "FROM orders WHERE owner_sub = $1 AND idempotency_key = $2",
+            owner,
+            key.map(Key::as_str),
+        )
         .fetch_optional(&mut *tx)
         .await?;
-        return Ok(existing.map_or(Pending::Gone, |row| Pending::Existing(row.into())));
+        return Ok(match existing {
+            Some(row) => Pending::Existing(row.try_into()?),
+            None => Pending::Gone,
+        });
     };
-    let order = Order::from(row);
+    let order = Order::try_from(row)?;
     let detail = serde_json::json!({ "lines": lines });
     audit::record(&mut tx, who, "order.create", &order.id.to_string(), detail).await?;
     tx.commit().await?;
@@ -140,17 +166,19 @@ pub async fn mark_paid(
     paid: Payment<'_>,
 ) -> Result<Order, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let row: Row = sqlx::query_as(&format!(
-        "UPDATE orders SET status = 'paid', lines = $2, total_cents = $3, reservation_id = $4, charge_id = $5,
-             relay = $6, updated_at = now()
-         WHERE id = $1 RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(Json(paid.lines))
-    .bind(paid.total_cents)
-    .bind(paid.reservation_id)
-    .bind(paid.charge_id)
-    .bind(Json(paid.relay))
+    let row = rows!(
+        "UPDATE orders SET status = $2, lines = $3, total_cents = $4, reservation_id = $5, charge_id = $6,
+             relay = $7, updated_at = now()
+         WHERE id = $1 RETURNING",
+        "",
+        id,
+        OrderStatus::Paid.as_str(),
+        Json(paid.lines) as _,
+        paid.total_cents,
+        paid.reservation_id,
+        paid.charge_id,
+        Json(paid.relay) as _,
+    )
     .fetch_one(&mut *tx)
     .await?;
     let detail = serde_json::json!({
@@ -161,7 +189,7 @@ pub async fn mark_paid(
     });
     audit::record(&mut tx, who, "order.paid", &id.to_string(), detail).await?;
     tx.commit().await?;
-    Ok(row.into())
+    row.try_into()
 }
 
 /// Deletes a pending order that failed (after its reservation was released)
@@ -174,10 +202,13 @@ pub async fn discard(
     detail: serde_json::Value,
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("DELETE FROM orders WHERE id = $1 AND status = 'pending'")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM orders WHERE id = $1 AND status = $2",
+        id,
+        OrderStatus::Pending.as_str(),
+    )
+    .execute(&mut *tx)
+    .await?;
     audit::record(&mut tx, who, "order.fail", &id.to_string(), detail).await?;
     tx.commit().await
 }
@@ -189,24 +220,24 @@ pub async fn list(
     owner: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Order>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM orders WHERE $1::TEXT IS NULL OR owner_sub = $1
-         ORDER BY created_at DESC, id DESC LIMIT $2"
-    ))
-    .bind(owner)
-    .bind(limit)
+    let rows = rows!(
+        "SELECT",
+        "FROM orders WHERE $1::TEXT IS NULL OR owner_sub = $1
+         ORDER BY created_at DESC, id DESC LIMIT $2",
+        owner,
+        limit,
+    )
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(Order::from).collect())
+    rows.into_iter().map(Order::try_from).collect()
 }
 
 #[tracing::instrument(name = "db.order.get", skip_all)]
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Order>, sqlx::Error> {
-    let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"))
-        .bind(id)
+    let row = rows!("SELECT", "FROM orders WHERE id = $1", id)
         .fetch_optional(pool)
         .await?;
-    Ok(row.map(Order::from))
+    row.map(Order::try_from).transpose()
 }
 
 /// Marks the orders pending for longer than `ttl` failed, each audited as
@@ -219,12 +250,14 @@ pub async fn fail_pending_older_than(
 ) -> Result<u64, sqlx::Error> {
     let seconds = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
     let mut tx = pool.begin().await?;
-    let failed: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE orders SET status = 'failed', updated_at = now()
-         WHERE status = 'pending' AND created_at < now() - $1 * interval '1 second'
+    let failed = sqlx::query_scalar!(
+        "UPDATE orders SET status = $2, updated_at = now()
+         WHERE status = $3 AND created_at < now() - $1::BIGINT * interval '1 second'
          RETURNING id",
+        seconds,
+        OrderStatus::Failed.as_str(),
+        OrderStatus::Pending.as_str(),
     )
-    .bind(seconds)
     .fetch_all(&mut *tx)
     .await?;
     let detail =

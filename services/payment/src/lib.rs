@@ -10,6 +10,8 @@
 
 /// payment's settings ([`Config`]), from the environment.
 pub mod config;
+/// Payment's own types: a charge's amount and states.
+pub mod domain;
 /// What can go wrong in a request, and its answer.
 pub mod error;
 /// The HTTP interface, one module per resource.
@@ -18,6 +20,8 @@ pub mod http;
 pub mod rules;
 /// Start-up: [`Application::build`] wires the pool, guard, tasks and router.
 pub mod startup;
+/// Every SQL statement of payment, compile-checked.
+pub mod store;
 
 pub use config::Config;
 pub use error::AppError;

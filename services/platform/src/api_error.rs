@@ -1,8 +1,9 @@
 //! The errors of a service's API: the failures every one has (bad token, bad
-//! JSON, a field out of bounds, idempotency keys, not found, database), and
+//! query, a field out of bounds, idempotency keys, not found, database), and
 //! its own, `E`, which answers for itself through [`DomainError`]. Token
 //! failures come from guard, which platform does not know: they arrive as a
-//! [`Rejection`] that answers for itself.
+//! [`Rejection`] that answers for itself. A bad JSON body never reaches a
+//! handler: [`crate::json::Json`] answers it alike (`invalid_request`).
 //!
 //! ```ignore
 //! #[derive(Debug, thiserror::Error)]
@@ -16,10 +17,10 @@
 //!     }
 //! }
 //! pub type AppError = platform::ApiError<InventoryError>;
-//! // handlers: `?` on sqlx, JSON rejections, guard's errors and the domain error alike
+//! // handlers: `?` on sqlx, query rejections, guard's errors and the domain error alike
 //! ```
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -51,8 +52,6 @@ pub enum ApiError<E> {
     /// Missing or invalid token (401), missing role or scope (403).
     #[error("{0}")]
     Auth(Box<dyn Rejection>),
-    #[error("{0}")]
-    BadJson(#[from] JsonRejection),
     #[error("{0}")]
     BadQuery(#[from] QueryRejection),
     /// A field out of bounds (422).
@@ -98,7 +97,6 @@ impl<E: DomainError> IntoResponse for ApiError<E> {
 impl<E> ApiError<E> {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            Self::BadJson(e) => (e.status(), "invalid_request"),
             Self::BadQuery(e) => (e.status(), "invalid_request"),
             Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             Self::IdempotencyKey(_) => (StatusCode::BAD_REQUEST, "invalid_idempotency_key"),

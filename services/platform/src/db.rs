@@ -121,7 +121,10 @@ pub async fn connect_and_migrate(
 
 /// `true` when the database answers a trivial query; for `/readyz`.
 pub async fn is_reachable(pool: &PgPool) -> bool {
-    sqlx::query("SELECT 1").execute(pool).await.is_ok()
+    sqlx::query!("SELECT 1 AS one")
+        .fetch_one(pool)
+        .await
+        .is_ok()
 }
 
 /// Runs `job` every `period` (the first run after one period), for as long as

@@ -81,25 +81,27 @@ pub async fn claim(
     key: &Key,
     request: &Value,
 ) -> Result<Claim, ClaimError> {
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO idempotency_keys (owner_sub, key, request) VALUES ($1, $2, $3)
          ON CONFLICT (owner_sub, key) DO NOTHING",
+        owner,
+        key.as_str(),
+        request,
     )
-    .bind(owner)
-    .bind(key.as_str())
-    .bind(request)
     .execute(&mut *conn)
     .await?
     .rows_affected();
     if inserted == 1 {
         return Ok(Claim::Fresh);
     }
-    let (stored, status, body): (Value, Option<i16>, Option<Value>) =
-        sqlx::query_as("SELECT request, status_code, response FROM idempotency_keys WHERE owner_sub = $1 AND key = $2")
-            .bind(owner)
-            .bind(key.as_str())
-            .fetch_one(&mut *conn)
-            .await?;
+    let row = sqlx::query!(
+        "SELECT request, status_code, response FROM idempotency_keys WHERE owner_sub = $1 AND key = $2",
+        owner,
+        key.as_str(),
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let (stored, status, body) = (row.request, row.status_code, row.response);
     if &stored != request {
         return Err(ClaimError::Mismatch);
     }
@@ -123,13 +125,15 @@ pub async fn complete(
     status: StatusCode,
     body: &Value,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE idempotency_keys SET status_code = $3, response = $4 WHERE owner_sub = $1 AND key = $2")
-        .bind(owner)
-        .bind(key.as_str())
-        .bind(status.as_u16() as i16)
-        .bind(body)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE idempotency_keys SET status_code = $3, response = $4 WHERE owner_sub = $1 AND key = $2",
+        owner,
+        key.as_str(),
+        status.as_u16() as i16,
+        body,
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -140,10 +144,10 @@ pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
 #[tracing::instrument(name = "db.idempotency.forget_older_than", skip_all)]
 pub async fn forget_older_than(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
     let seconds = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
-    let deleted = sqlx::query(
-        "DELETE FROM idempotency_keys WHERE created_at < now() - $1 * interval '1 second'",
+    let deleted = sqlx::query!(
+        "DELETE FROM idempotency_keys WHERE created_at < now() - $1::BIGINT * interval '1 second'",
+        seconds,
     )
-    .bind(seconds)
     .execute(pool)
     .await?
     .rows_affected();

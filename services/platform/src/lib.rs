@@ -19,6 +19,8 @@ pub mod error_body;
 pub mod health;
 /// `Idempotency-Key`: a retry gets the first answer.
 pub mod idempotency;
+/// [`json::Json`]: the JSON body extractor whose rejection answers `invalid_request`.
+pub mod json;
 /// Prometheus: the recorder, the HTTP layer, `GET /metrics`.
 pub mod metrics;
 /// The middleware stack, serving, and servers in the background.

@@ -36,6 +36,7 @@ use tracing::Instrument;
 use super::{SessionData, SessionId, SessionStore};
 use crate::error::GatewayError;
 use crate::oidc::{IdpError, Oidc};
+use crate::store;
 use platform::crypto::random_token;
 
 /// How much longer a lease lasts than the IdP call it covers: time to store
@@ -96,13 +97,7 @@ impl SessionStore {
     #[tracing::instrument(name = "db.session.snapshot", skip_all)]
     pub async fn snapshot(&self, id: &SessionId) -> Result<Option<Snapshot>, sqlx::Error> {
         let hash = id.hash();
-        let row: Option<(Vec<u8>, bool)> = sqlx::query_as(
-            "SELECT sealed, refresh_owner IS NOT NULL AND refresh_until > now() FROM sessions \
-             WHERE id_hash = $1 AND idle_until > now() AND expires_at > now()",
-        )
-        .bind(&hash[..])
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = store::leased_session(&self.pool, &hash).await?;
         Ok(row.and_then(|(sealed, leased)| {
             Some(Snapshot {
                 data: self.open(&hash, &sealed)?,
@@ -125,19 +120,10 @@ impl SessionStore {
             owner: random_token(16),
             session: id.fingerprint(),
         };
-        let claimed = sqlx::query(
-            "UPDATE sessions SET refresh_owner = $2, \
-                    refresh_until = now() + make_interval(secs => $3) \
-             WHERE id_hash = $1 AND sealed = $4 AND idle_until > now() AND expires_at > now() \
-               AND (refresh_owner IS NULL OR refresh_until <= now())",
-        )
-        .bind(&lease.hash[..])
-        .bind(&lease.owner)
-        .bind(self.lease_duration().as_secs_f64())
-        .bind(&seen.sealed)
-        .execute(&self.pool)
-        .await?;
-        Ok((claimed.rows_affected() == 1).then_some(lease))
+        let secs = self.lease_duration().as_secs_f64();
+        let claimed =
+            store::claim_lease(&self.pool, &lease.hash, &lease.owner, secs, &seen.sealed).await?;
+        Ok(claimed.then_some(lease))
     }
 
     /// Stores `data` (the refreshed session) if `lease` is still the holder.
@@ -147,40 +133,18 @@ impl SessionStore {
         lease: &Lease,
         data: &SessionData,
     ) -> Result<Stored, sqlx::Error> {
-        let done = sqlx::query(
-            "UPDATE sessions SET sealed = $3, refresh_owner = NULL, refresh_until = NULL \
-             WHERE id_hash = $1 AND refresh_owner = $2",
-        )
-        .bind(&lease.hash[..])
-        .bind(&lease.owner)
-        .bind(self.seal(&lease.hash, data))
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 1 {
+        let sealed = self.seal(&lease.hash, data);
+        if store::store_under_lease(&self.pool, &lease.hash, &lease.owner, &sealed).await? {
             return Ok(Stored::Done);
         }
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM sessions \
-             WHERE id_hash = $1 AND idle_until > now() AND expires_at > now())",
-        )
-        .bind(&lease.hash[..])
-        .fetch_one(&self.pool)
-        .await?;
+        let exists = store::session_is_live(&self.pool, &lease.hash).await?;
         Ok(if exists { Stored::Lost } else { Stored::Gone })
     }
 
     /// Gives the lease back without storing anything.
     #[tracing::instrument(name = "db.session.release", skip_all)]
     pub async fn release(&self, lease: Lease) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE sessions SET refresh_owner = NULL, refresh_until = NULL \
-             WHERE id_hash = $1 AND refresh_owner = $2",
-        )
-        .bind(&lease.hash[..])
-        .bind(&lease.owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        store::release_lease(&self.pool, &lease.hash, &lease.owner).await
     }
 
     /// The session's data with an access token valid for more than `margin`,
@@ -309,10 +273,7 @@ impl SessionStore {
                 }
             }
             Err(IdpError::Rejected(reason)) => {
-                sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-                    .bind(&lease.hash[..])
-                    .execute(&self.pool)
-                    .await?;
+                store::delete_session(&self.pool, &lease.hash).await?;
                 tracing::info!(%session, %reason, "refresh refused by the IdP; session ended");
                 Err(Failed::Ended)
             }

@@ -18,10 +18,13 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 /// The IdP session and user of the gateway session created last.
 async fn last_session(stack: &Stack) -> (String, String) {
-    sqlx::query_as("SELECT idp_sid, idp_sub FROM sessions ORDER BY created_at DESC LIMIT 1")
-        .fetch_one(&stack.db)
-        .await
-        .unwrap()
+    let row = sqlx::query!(
+        r#"SELECT idp_sid AS "idp_sid!", idp_sub AS "idp_sub!" FROM sessions ORDER BY created_at DESC LIMIT 1"#
+    )
+    .fetch_one(&stack.db)
+    .await
+    .unwrap();
+    (row.idp_sid, row.idp_sub)
 }
 
 /// Valid logout-token claims for the gateway about `sid` and `sub`.

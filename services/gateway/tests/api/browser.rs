@@ -64,14 +64,13 @@ async fn sign_in_keeps_tokens_server_side_and_gives_the_browser_only_an_http_onl
 
     // The row holds neither the cookie value nor any token in clear.
     let cookie = browser.session_cookie.clone().unwrap();
-    let rows: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as("SELECT id_hash, sealed FROM sessions")
+    let rows = sqlx::query!("SELECT id_hash, sealed FROM sessions")
         .fetch_all(&stack.db)
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
-    let (id_hash, sealed) = &rows[0];
-    assert_ne!(id_hash.as_slice(), cookie.as_bytes());
-    let sealed_text = String::from_utf8_lossy(sealed);
+    assert_ne!(rows[0].id_hash.as_slice(), cookie.as_bytes());
+    let sealed_text = String::from_utf8_lossy(&rows[0].sealed);
     assert!(
         !sealed_text.contains("eyJ") && !sealed_text.contains("Carol"),
         "session row is sealed"
@@ -92,7 +91,7 @@ async fn the_session_cookie_is_http_only_lax_and_the_id_is_rotated_at_each_sign_
     browser.sign_in("alice").await;
     let second = browser.session_cookie.clone().unwrap();
     assert_ne!(first, second);
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
+    let count = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM sessions"#)
         .fetch_one(&stack.db)
         .await
         .unwrap();
@@ -289,7 +288,7 @@ async fn logout_ends_the_session_revokes_and_goes_through_the_idp(
         .await
         .unwrap();
     assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
+    let count = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM sessions"#)
         .fetch_one(&stack.db)
         .await
         .unwrap();

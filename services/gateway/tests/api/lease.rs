@@ -94,7 +94,7 @@ async fn a_holder_whose_lease_ran_out_and_was_taken_stores_nothing(pool: PgPool)
     let seen = sessions.snapshot(&id).await.unwrap().unwrap();
     let late = sessions.claim_refresh(&id, &seen).await.unwrap().unwrap();
 
-    sqlx::query("UPDATE sessions SET refresh_until = now() - interval '1 second'")
+    sqlx::query!("UPDATE sessions SET refresh_until = now() - interval '1 second'")
         .execute(&pool)
         .await
         .unwrap();

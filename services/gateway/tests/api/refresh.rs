@@ -118,7 +118,7 @@ async fn a_refused_refresh_ends_the_session_with_a_sign_in_hint(
         false,
         "the session is gone"
     );
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
+    let count = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM sessions"#)
         .fetch_one(&stack.db)
         .await
         .unwrap();

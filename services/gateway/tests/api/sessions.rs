@@ -47,10 +47,11 @@ async fn sessions_are_sealed_and_open_only_with_their_key(pool: PgPool) {
         Some("refresh-secret")
     );
 
-    let (hash, sealed): (Vec<u8>, Vec<u8>) = sqlx::query_as("SELECT id_hash, sealed FROM sessions")
+    let row = sqlx::query!("SELECT id_hash, sealed FROM sessions")
         .fetch_one(&pool)
         .await
         .unwrap();
+    let (hash, sealed) = (row.id_hash, row.sealed);
     assert_ne!(hash, id.as_str().as_bytes());
     let text = String::from_utf8_lossy(&sealed);
     assert!(!text.contains("refresh-secret") && !text.contains("Alice"));
@@ -65,12 +66,14 @@ async fn sessions_are_sealed_and_open_only_with_their_key(pool: PgPool) {
     );
     // Rows cannot be swapped: a sealed value moved to another id does not open.
     let other = sessions.create(&data()).await.unwrap();
-    sqlx::query("UPDATE sessions SET sealed = $1 WHERE id_hash <> $2")
-        .bind(&sealed)
-        .bind(&hash)
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query!(
+        "UPDATE sessions SET sealed = $1 WHERE id_hash <> $2",
+        &sealed,
+        &hash,
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     assert!(sessions.load(&other).await.unwrap().is_none());
     assert!(sessions.load(&id).await.unwrap().is_some());
 
@@ -85,20 +88,21 @@ async fn idle_sessions_expire_slide_when_used_and_are_purged(pool: PgPool) {
     let id = sessions.create(&data()).await.unwrap();
 
     // Used when close to its idle expiry: the expiry slides forward.
-    sqlx::query("UPDATE sessions SET idle_until = now() + interval '10 seconds'")
+    sqlx::query!("UPDATE sessions SET idle_until = now() + interval '10 seconds'")
         .execute(&pool)
         .await
         .unwrap();
     assert!(sessions.load(&id).await.unwrap().is_some());
-    let left: f64 =
-        sqlx::query_scalar("SELECT extract(epoch FROM idle_until - now())::float8 FROM sessions")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let left = sqlx::query_scalar!(
+        r#"SELECT extract(epoch FROM idle_until - now())::float8 AS "left!" FROM sessions"#
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert!(left > 500.0, "idle expiry slid to ~600 s, found {left}");
 
     // Past its idle expiry: gone for the user, and purged.
-    sqlx::query("UPDATE sessions SET idle_until = now() - interval '1 second'")
+    sqlx::query!("UPDATE sessions SET idle_until = now() - interval '1 second'")
         .execute(&pool)
         .await
         .unwrap();
@@ -108,7 +112,7 @@ async fn idle_sessions_expire_slide_when_used_and_are_purged(pool: PgPool) {
     assert!(sessions.load(&live).await.unwrap().is_some());
 
     // The absolute lifetime bounds the sliding one.
-    sqlx::query("UPDATE sessions SET expires_at = now() - interval '1 second', idle_until = now() - interval '1 second'")
+    sqlx::query!("UPDATE sessions SET expires_at = now() - interval '1 second', idle_until = now() - interval '1 second'")
         .execute(&pool)
         .await
         .unwrap();

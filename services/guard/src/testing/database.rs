@@ -1,6 +1,9 @@
 //! Fresh databases for tests: each test gets its own database from
 //! `#[sqlx::test]`; a part that stands in for several services gives each one
 //! its own schema of that database, migrated with the service's migrations.
+//!
+//! The one query here stays `sqlx::query` (not compile-checked `query!`): it
+//! is DDL whose schema name is only known at run time.
 
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;

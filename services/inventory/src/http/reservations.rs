@@ -10,7 +10,6 @@
 //! `stock >= 0` check constraint backs this up. Lines are processed in sku order
 //! (by creation and release alike), so two reservations never deadlock.
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -20,11 +19,14 @@ use guard::Principal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shop::lines::{self, Line};
-use sqlx::{FromRow, PgConnection, PgPool};
-use time::OffsetDateTime;
+use shop::sku::Sku;
+use shop::status::Status;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::ReservationStatus;
 use crate::error::InventoryError;
+use crate::store::{self, Reservation, ReservedLine};
 use crate::{AppError, AppState, SERVICE};
 use guard::audit::{self, Initiator};
 use guard::hop::{Hop, respond};
@@ -43,27 +45,6 @@ pub struct ReservationRequest {
     pub lines: Vec<Line>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Reservation {
-    pub id: Uuid,
-    pub owner: String,
-    /// `held`, `committed` (sold) or `released`.
-    pub status: String,
-    pub total_cents: i64,
-    pub lines: Vec<ReservedLine>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub released_at: Option<OffsetDateTime>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, FromRow)]
-pub struct ReservedLine {
-    pub sku: String,
-    pub quantity: i32,
-    pub unit_price_cents: i64,
-}
-
 /// The answer to `POST` and `DELETE`: the reservation and the identity this
 /// service validated (for the caller's relay chain).
 #[derive(Debug, Serialize, Deserialize)]
@@ -79,11 +60,10 @@ async fn create(
     caller: Principal,
     headers: HeaderMap,
     State(pool): State<PgPool>,
-    body: Result<Json<ReservationRequest>, JsonRejection>,
+    platform::json::Json(request): platform::json::Json<ReservationRequest>,
 ) -> Result<Response, AppError> {
     caller.require_role("customer")?;
     let key = Key::from_headers(&headers)?;
-    let Json(request) = body?;
     // The same goods in another line order are the same request.
     let request = ReservationRequest {
         lines: lines::normalise(request.lines)?,
@@ -100,11 +80,12 @@ async fn create(
 
     let id = Uuid::now_v7();
     let (lines, total_cents) = take_stock(&mut tx, &request.lines).await?;
-    let created_at = insert(&mut tx, id, caller.sub(), total_cents, &lines).await?;
+    let created_at =
+        store::insert_reservation(&mut tx, id, caller.sub(), total_cents, &lines).await?;
     let reservation = Reservation {
         id,
         owner: caller.sub().to_owned(),
-        status: "held".into(),
+        status: ReservationStatus::Held,
         total_cents,
         lines,
         created_at,
@@ -123,7 +104,6 @@ async fn create(
 /// Takes each line's quantity off the shelf, in sku order, at the current
 /// price; fails (and the transaction takes nothing) when an item is unknown or
 /// short. Returns the reserved lines and their total.
-#[tracing::instrument(name = "db.inventory.take_stock", skip_all)]
 async fn take_stock(
     conn: &mut PgConnection,
     requested: &[Line],
@@ -131,15 +111,7 @@ async fn take_stock(
     let mut lines = Vec::with_capacity(requested.len());
     let mut total_cents: i64 = 0;
     for line in requested {
-        let price: Option<i64> = sqlx::query_scalar(
-            "UPDATE items SET stock = stock - $2, updated_at = now()
-             WHERE sku = $1 AND stock >= $2 RETURNING price_cents",
-        )
-        .bind(&line.sku)
-        .bind(line.quantity)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(unit_price_cents) = price else {
+        let Some(unit_price_cents) = store::take(conn, &line.sku, line.quantity).await? else {
             return Err(why_not_reserved(conn, &line.sku).await);
         };
         total_cents = unit_price_cents
@@ -155,51 +127,15 @@ async fn take_stock(
     Ok((lines, total_cents))
 }
 
-/// Writes a held reservation and its lines; returns its creation time.
-#[tracing::instrument(name = "db.inventory.insert", skip_all)]
-async fn insert(
-    conn: &mut PgConnection,
-    id: Uuid,
-    owner: &str,
-    total_cents: i64,
-    lines: &[ReservedLine],
-) -> Result<OffsetDateTime, sqlx::Error> {
-    let created_at = sqlx::query_scalar(
-        "INSERT INTO reservations (id, owner_sub, status, total_cents) VALUES ($1, $2, 'held', $3)
-         RETURNING created_at",
-    )
-    .bind(id)
-    .bind(owner)
-    .bind(total_cents)
-    .fetch_one(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO reservation_lines (reservation_id, sku, quantity, unit_price_cents)
-         SELECT $1, * FROM UNNEST($2::TEXT[], $3::INTEGER[], $4::BIGINT[])",
-    )
-    .bind(id)
-    .bind(lines.iter().map(|l| l.sku.clone()).collect::<Vec<_>>())
-    .bind(lines.iter().map(|l| l.quantity).collect::<Vec<_>>())
-    .bind(lines.iter().map(|l| l.unit_price_cents).collect::<Vec<_>>())
-    .execute(conn)
-    .await?;
-    Ok(created_at)
-}
-
 /// Why the conditional update matched nothing: no such item, or too little stock.
-async fn why_not_reserved(conn: &mut PgConnection, sku: &str) -> AppError {
-    let stock: Result<Option<i32>, _> =
-        sqlx::query_scalar("SELECT stock FROM items WHERE sku = $1")
-            .bind(sku)
-            .fetch_optional(conn)
-            .await;
-    match stock {
+async fn why_not_reserved(conn: &mut PgConnection, sku: &Sku) -> AppError {
+    match store::stock(conn, sku).await {
         Ok(Some(available)) => InventoryError::InsufficientStock {
-            sku: sku.to_owned(),
+            sku: sku.to_string(),
             available,
         }
         .into(),
-        Ok(None) => InventoryError::UnknownSku(sku.to_owned()).into(),
+        Ok(None) => InventoryError::UnknownSku(sku.to_string()).into(),
         Err(e) => e.into(),
     }
 }
@@ -214,13 +150,13 @@ async fn release(
 ) -> Result<Json<ReservationAnswer>, AppError> {
     let mut tx = pool.begin().await?;
     let (id, status) = lock_own(&mut tx, &caller, &id).await?;
-    match status.as_str() {
-        "held" => {
+    match status {
+        ReservationStatus::Held => {
             let who = Initiator::new(&caller);
             give_back(&mut tx, &who, id, "reservation.release").await?;
         }
-        "committed" => return Err(InventoryError::ReservationCommitted.into()),
-        _ => {}
+        ReservationStatus::Committed => return Err(InventoryError::ReservationCommitted.into()),
+        ReservationStatus::Released => {}
     }
     answer(tx, &caller, id).await
 }
@@ -235,21 +171,21 @@ async fn commit(
 ) -> Result<Json<ReservationAnswer>, AppError> {
     let mut tx = pool.begin().await?;
     let (id, status) = lock_own(&mut tx, &caller, &id).await?;
-    match status.as_str() {
-        "held" => {
+    match status {
+        ReservationStatus::Held => {
             let who = Initiator::new(&caller);
             set_status(
                 &mut tx,
                 &who,
                 id,
-                "committed",
+                ReservationStatus::Committed,
                 "reservation.commit",
                 json!({}),
             )
             .await?;
         }
-        "released" => return Err(InventoryError::ReservationReleased.into()),
-        _ => {}
+        ReservationStatus::Released => return Err(InventoryError::ReservationReleased.into()),
+        ReservationStatus::Committed => {}
     }
     answer(tx, &caller, id).await
 }
@@ -257,19 +193,13 @@ async fn commit(
 /// Locks the reservation `id` for the rest of the transaction and returns its
 /// status. Only its owner and admins may change it; for anyone else it does not
 /// exist (404), so reservation ids do not leak.
-#[tracing::instrument(name = "db.inventory.lock_own", skip_all)]
 async fn lock_own(
     conn: &mut PgConnection,
     caller: &Principal,
     id: &str,
-) -> Result<(Uuid, String), AppError> {
+) -> Result<(Uuid, ReservationStatus), AppError> {
     let id = Uuid::parse_str(id).map_err(|_| AppError::NotFound)?;
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT owner_sub, status FROM reservations WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-    match row {
+    match store::lock(conn, id).await? {
         Some((owner, status)) if owner == caller.sub() || caller.has_role("admin") => {
             Ok((id, status))
         }
@@ -280,46 +210,32 @@ async fn lock_own(
 /// Puts the stock of the held reservation `id` back on the shelf (in sku
 /// order, like reserving) and marks it released, audited as `action` by `who`.
 /// The caller holds the reservation's row lock.
-#[tracing::instrument(name = "db.inventory.give_back", skip_all)]
 pub(crate) async fn give_back(
     conn: &mut PgConnection,
     who: &Initiator,
     id: Uuid,
     action: &str,
 ) -> Result<(), sqlx::Error> {
-    let lines = load_lines(&mut *conn, id).await?;
+    let lines = store::lines(&mut *conn, id).await?;
     for line in &lines {
-        sqlx::query("UPDATE items SET stock = stock + $2, updated_at = now() WHERE sku = $1")
-            .bind(&line.sku)
-            .bind(line.quantity)
-            .execute(&mut *conn)
-            .await?;
+        store::put_back(&mut *conn, &line.sku, line.quantity).await?;
     }
     let detail = json!({ "lines": lines });
-    set_status(conn, who, id, "released", action, detail).await
+    set_status(conn, who, id, ReservationStatus::Released, action, detail).await
 }
 
 /// Moves a held reservation to `status` (`released` or `committed`) and audits it.
-#[tracing::instrument(name = "db.inventory.set_status", skip_all)]
 async fn set_status(
     conn: &mut PgConnection,
     who: &Initiator,
     id: Uuid,
-    status: &'static str,
+    status: ReservationStatus,
     action: &str,
     detail: serde_json::Value,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE reservations SET status = $2,
-             released_at = CASE WHEN $2 = 'released' THEN now() END
-         WHERE id = $1 AND status = 'held'",
-    )
-    .bind(id)
-    .bind(status)
-    .execute(&mut *conn)
-    .await?;
+    store::set_status(&mut *conn, id, status).await?;
     audit::record(conn, who, action, &id.to_string(), detail).await?;
-    tracing::info!(reservation = %id, status, action, "reservation changed");
+    tracing::info!(reservation = %id, status = status.as_str(), action, "reservation changed");
     Ok(())
 }
 
@@ -329,42 +245,12 @@ async fn answer(
     caller: &Principal,
     id: Uuid,
 ) -> Result<Json<ReservationAnswer>, AppError> {
-    let reservation = load(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    let reservation = store::reservation(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     tx.commit().await?;
     Ok(Json(ReservationAnswer {
         reservation,
         validated: Hop::validated_by(SERVICE, caller),
-    }))
-}
-
-#[tracing::instrument(name = "db.inventory.load_lines", skip_all)]
-async fn load_lines(conn: &mut PgConnection, id: Uuid) -> Result<Vec<ReservedLine>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT sku, quantity, unit_price_cents FROM reservation_lines WHERE reservation_id = $1 ORDER BY sku",
-    )
-    .bind(id)
-    .fetch_all(conn)
-    .await
-}
-
-#[tracing::instrument(name = "db.inventory.load", skip_all)]
-async fn load(conn: &mut PgConnection, id: Uuid) -> Result<Option<Reservation>, sqlx::Error> {
-    let row: Option<(String, String, i64, OffsetDateTime, Option<OffsetDateTime>)> = sqlx::query_as(
-        "SELECT owner_sub, status, total_cents, created_at, released_at FROM reservations WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((owner, status, total_cents, created_at, released_at)) = row else {
-        return Ok(None);
-    };
-    Ok(Some(Reservation {
-        id,
-        owner,
-        status,
-        total_cents,
-        lines: load_lines(conn, id).await?,
-        created_at,
-        released_at,
     }))
 }

@@ -170,6 +170,50 @@ async fn too_little_stock_or_bad_lines_reserve_nothing(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "inventory::MIGRATOR")]
+async fn a_line_that_does_not_parse_is_refused_naming_the_rule_it_breaks(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let alice = app.alice();
+    let cases = [
+        (
+            json!([{ "sku": "-bad", "quantity": 1 }]),
+            r#"invalid sku "-bad""#,
+        ),
+        (
+            json!([{ "sku": "a".repeat(65), "quantity": 1 }]),
+            "invalid sku",
+        ),
+        (
+            json!([{ "sku": "baton-mug", "quantity": 1001 }]),
+            "quantity must be 1 to 1000",
+        ),
+        (
+            json!([{ "sku": "baton-mug", "quantity": 1 }, { "sku": "baton-mug", "quantity": 2 }]),
+            "each sku may appear on one line only",
+        ),
+    ];
+    for (i, (lines, rule)) in cases.into_iter().enumerate() {
+        let error = expect(
+            app.reserve(&alice, &format!("bad-{i}"), lines.clone())
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(error["error"], "invalid_request", "{lines}");
+        let description = error["error_description"].as_str().unwrap();
+        assert!(description.contains(rule), "{lines}: {description}");
+    }
+    // A line at the bounds parses.
+    let at_most = json!([{ "sku": "a".repeat(64), "quantity": 1000 }]);
+    let error = expect(
+        app.reserve(&alice, "bounds", at_most).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(error["error"], "unknown_sku", "parsed, then looked up");
+    assert_eq!(app.stock("baton-mug").await, 100);
+}
+
+#[sqlx::test(migrator = "inventory::MIGRATOR")]
 async fn the_same_key_replays_the_first_answer_and_a_different_body_is_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let alice = app.alice();
@@ -336,14 +380,14 @@ async fn idempotency_keys_are_forgotten_after_the_retention(pool: PgPool) {
         let lines = json!([{ "sku": "baton-mug", "quantity": 1 }]);
         expect(app.reserve(&alice, key, lines).await, StatusCode::CREATED).await;
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'old'",
     )
     .execute(&app.pool)
     .await
     .unwrap();
     assert_eq!(forget_older_than(&app.pool, RETENTION).await.unwrap(), 1);
-    let kept: Vec<String> = sqlx::query_scalar("SELECT key FROM idempotency_keys")
+    let kept = sqlx::query_scalar!("SELECT key FROM idempotency_keys")
         .fetch_all(&app.pool)
         .await
         .unwrap();
@@ -376,10 +420,10 @@ async fn reservations_held_past_the_ttl_give_their_stock_back_once(pool: PgPool)
         .await
         .unwrap();
     expect(committed, StatusCode::OK).await;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE reservations SET created_at = now() - interval '16 minutes' WHERE id::TEXT = ANY($1)",
+        &ids[..2],
     )
-    .bind(&ids[..2])
     .execute(&app.pool)
     .await
     .unwrap();
@@ -390,8 +434,8 @@ async fn reservations_held_past_the_ttl_give_their_stock_back_once(pool: PgPool)
     assert_eq!(release_expired(&app.pool, ttl).await.unwrap(), 0);
     // The left-behind reservation's 2 mugs are back; the sold and the fresh ones are not.
     assert_eq!(app.stock("baton-mug").await, 96);
-    let statuses: Vec<String> =
-        sqlx::query_scalar("SELECT status FROM reservations ORDER BY created_at DESC, id")
+    let statuses =
+        sqlx::query_scalar!("SELECT status FROM reservations ORDER BY created_at DESC, id")
             .fetch_all(&app.pool)
             .await
             .unwrap();
@@ -412,15 +456,15 @@ async fn reservations_held_past_the_ttl_give_their_stock_back_once(pool: PgPool)
     );
     assert_eq!(app.stock("baton-mug").await, 96);
 
-    let (sub, caller, jti): (String, String, String) = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT sub, caller, jti FROM audit_log WHERE action = 'reservation.expire' AND resource = $1",
+        &ids[0],
     )
-    .bind(&ids[0])
     .fetch_one(&app.pool)
     .await
     .unwrap();
     assert_eq!(
-        (sub.as_str(), caller.as_str(), jti.as_str()),
+        (row.sub.as_str(), row.caller.as_str(), row.jti.as_str()),
         ("inventory", "inventory", "")
     );
 }

@@ -2,7 +2,7 @@
 //! (own; `support` and `admin` see all) and `GET /orders/{id}` (owner, `support`
 //! or `admin`; anyone else gets 404 so order ids do not leak).
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -53,11 +53,10 @@ async fn create(
     headers: HeaderMap,
     State(pool): State<PgPool>,
     State(downstream): State<Downstream>,
-    body: Result<Json<OrderRequest>, JsonRejection>,
+    platform::json::Json(request): platform::json::Json<OrderRequest>,
 ) -> Result<Response, AppError> {
     caller.require_role("customer")?;
     let key = Key::optional(&headers)?;
-    let Json(request) = body?;
     let lines = normalise(request)?;
     Ok(
         match checkout::place(&pool, &downstream, &caller, lines, key).await? {

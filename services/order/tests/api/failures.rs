@@ -40,7 +40,7 @@ async fn a_declined_charge_releases_the_reservation_and_leaves_no_order(pool: Pg
     )
     .await;
     assert_eq!(declined, 1);
-    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log ORDER BY id")
+    let actions = sqlx::query_scalar!("SELECT action FROM audit_log ORDER BY id")
         .fetch_all(&stack.order_pool)
         .await
         .unwrap();
@@ -203,14 +203,14 @@ async fn an_order_left_pending_by_a_crash_is_failed_after_the_ttl_and_not_placed
     // Two orders a crash left pending: one long ago, one a moment ago (in flight).
     let mut ids = Vec::new();
     for (key, age) in [("crashed", "10 minutes"), ("in-flight", "1 second")] {
-        let id: uuid::Uuid = sqlx::query_scalar(
+        let id = sqlx::query_scalar!(
             "INSERT INTO orders (id, owner_sub, status, lines, idempotency_key, created_at)
-             VALUES (gen_random_uuid(), $1, 'pending', $2, $3, now() - $4::INTERVAL) RETURNING id",
+             VALUES (gen_random_uuid(), $1, 'pending', $2, $3, now() - $4::TEXT::INTERVAL) RETURNING id",
+            ALICE,
+            json!([{ "sku": "baton-mug", "quantity": 1 }]),
+            key,
+            age,
         )
-        .bind(ALICE)
-        .bind(json!([{ "sku": "baton-mug", "quantity": 1 }]))
-        .bind(key)
-        .bind(age)
         .fetch_one(&stack.order_pool)
         .await
         .unwrap();
@@ -255,14 +255,14 @@ async fn an_order_left_pending_by_a_crash_is_failed_after_the_ttl_and_not_placed
     assert_eq!(stack.charges().await, 0);
     assert_eq!(stack.stock("baton-mug").await, 100);
 
-    let (sub, caller): (String, String) = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT sub, caller FROM audit_log WHERE action = 'order.expire' AND resource = $1",
+        ids[0].to_string(),
     )
-    .bind(ids[0].to_string())
     .fetch_one(&stack.order_pool)
     .await
     .unwrap();
-    assert_eq!((sub.as_str(), caller.as_str()), ("order", "order"));
+    assert_eq!((row.sub.as_str(), row.caller.as_str()), ("order", "order"));
 }
 
 #[sqlx::test(migrator = "order::MIGRATOR")]

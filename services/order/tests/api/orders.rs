@@ -77,41 +77,27 @@ async fn an_order_reserves_and_charges_with_exchanged_tokens_and_every_hop_saw_t
         (98, 497)
     );
     let id = order["id"].as_str().unwrap();
-    let (owner, amount, reference): (String, i64, String) =
-        sqlx::query_as("SELECT owner_sub, amount_cents, reference FROM charges")
-            .fetch_one(&stack.payment_pool)
-            .await
-            .unwrap();
+    let charge = sqlx::query!("SELECT id, owner_sub, amount_cents, reference FROM charges")
+        .fetch_one(&stack.payment_pool)
+        .await
+        .unwrap();
     assert_eq!(
-        (owner.as_str(), amount, reference),
-        (ALICE, 3300, format!("order:{id}"))
+        (
+            charge.owner_sub.as_str(),
+            charge.amount_cents,
+            charge.reference
+        ),
+        (ALICE, 3300, Some(format!("order:{id}")))
     );
-    assert_eq!(
-        order["charge_id"],
-        json!(
-            sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM charges")
-                .fetch_one(&stack.payment_pool)
-                .await
-                .unwrap()
-        )
-    );
+    assert_eq!(order["charge_id"], json!(charge.id));
 
     // One trace and one user through all three audit trails; downstream rows
     // record the exchanged token and order as its actor.
-    let audit =
-        "SELECT action || ' ' || sub || ' ' || trace_id || ' ' || array_to_string(actors, ',')
-         FROM audit_log ORDER BY id";
     let row = |action: &str| format!("{action} {ALICE} {TRACE_ID} ");
     let by_order = |action: &str| format!("{action} {ALICE} {TRACE_ID} order");
-    let order_audit: Vec<String> = sqlx::query_scalar(audit)
-        .fetch_all(&stack.order_pool)
-        .await
-        .unwrap();
+    let order_audit = audit_trail(&stack.order_pool).await;
     assert_eq!(order_audit, [row("order.create"), row("order.paid")]);
-    let inventory_audit: Vec<String> = sqlx::query_scalar(audit)
-        .fetch_all(&stack.inventory_pool)
-        .await
-        .unwrap();
+    let inventory_audit = audit_trail(&stack.inventory_pool).await;
     assert_eq!(
         inventory_audit,
         [
@@ -119,11 +105,19 @@ async fn an_order_reserves_and_charges_with_exchanged_tokens_and_every_hop_saw_t
             by_order("reservation.commit")
         ]
     );
-    let payment_audit: Vec<String> = sqlx::query_scalar(audit)
-        .fetch_all(&stack.payment_pool)
-        .await
-        .unwrap();
+    let payment_audit = audit_trail(&stack.payment_pool).await;
     assert_eq!(payment_audit, [by_order("charge.create")]);
+}
+
+/// A database's audit rows as `action sub trace_id actors`, oldest first.
+async fn audit_trail(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar!(
+        r#"SELECT action || ' ' || sub || ' ' || trace_id || ' ' || array_to_string(actors, ',') AS "row!"
+           FROM audit_log ORDER BY id"#
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
 }
 
 #[sqlx::test(migrator = "order::MIGRATOR")]
@@ -377,12 +371,12 @@ async fn a_retry_while_the_first_attempt_is_still_running_is_told_to_wait(pool: 
     let stack = Stack::start(pool).await;
     // The first attempt has written its pending row and is talking to inventory.
     let lines = json!([{ "sku": "baton-mug", "quantity": 1 }]);
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO orders (id, owner_sub, status, lines, idempotency_key)
          VALUES ('0190b6c4-0000-7000-8000-000000000001', $1, 'pending', $2, 'slow')",
+        ALICE,
+        &lines,
     )
-    .bind(ALICE)
-    .bind(&lines)
     .execute(&stack.order_pool)
     .await
     .unwrap();

@@ -7,7 +7,7 @@
 //! `PAYMENT_DECLINE_ABOVE_CENTS` is declined, answered with 402 and kept, so a
 //! retry with the same key gets the same decline.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -19,16 +19,15 @@ use guard::hop::{Hop, respond};
 use platform::idempotency::{self, Claim, Key};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use shop::status::Status;
 use shop::text::fits;
-use sqlx::{FromRow, PgConnection, PgPool};
-use time::OffsetDateTime;
+use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::{ChargeAmount, ChargeStatus};
 use crate::error::PaymentError;
+use crate::store::{self, Charge, NewCharge, Refund};
 use crate::{AppError, AppState, Rules, SERVICE};
-
-/// The largest single charge accepted at all (ten million cents).
-const MAX_AMOUNT_CENTS: i64 = 10_000_000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -36,32 +35,13 @@ pub fn router() -> Router<AppState> {
         .route("/charges/{id}/refund", post(refund))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, FromRow)]
-pub struct Charge {
-    pub id: Uuid,
-    /// The charged user (`sub`).
-    pub owner: String,
-    pub amount_cents: i64,
-    /// `succeeded` or `declined`.
-    pub status: String,
-    pub decline_reason: Option<String>,
-    pub description: String,
-    pub reference: Option<String>,
-    pub refunded_cents: i64,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-}
-
-const CHARGE_COLUMNS: &str = "id, owner_sub AS owner, amount_cents, status, decline_reason, description, \
-                              reference, refunded_cents, created_at";
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ChargeRequest {
     /// Whom to charge; when given it must be the token's own `sub`.
     #[serde(default)]
     sub: Option<String>,
-    amount_cents: i64,
+    amount_cents: ChargeAmount,
     #[serde(default)]
     description: String,
     #[serde(default)]
@@ -80,22 +60,16 @@ async fn create(
     headers: HeaderMap,
     State(pool): State<PgPool>,
     State(rules): State<Rules>,
-    body: Result<Json<ChargeRequest>, JsonRejection>,
+    platform::json::Json(request): platform::json::Json<ChargeRequest>,
 ) -> Result<Response, AppError> {
     caller.require_role("customer")?;
     let key = Key::from_headers(&headers)?;
-    let Json(request) = body?;
     if request
         .sub
         .as_deref()
         .is_some_and(|sub| sub != caller.sub())
     {
         return Err(PaymentError::OtherSubject.into());
-    }
-    if !(1..=MAX_AMOUNT_CENTS).contains(&request.amount_cents) {
-        return Err(AppError::Invalid(format!(
-            "amount_cents must be 1 to {MAX_AMOUNT_CENTS}"
-        )));
     }
     if !fits(&request.description, 500) || request.reference.as_ref().is_some_and(|r| !fits(r, 200))
     {
@@ -116,25 +90,16 @@ async fn create(
     {
         return Ok(respond(status, body, &validated, true));
     }
-    let decline_reason = rules.decline_reason(request.amount_cents);
-    let status = if decline_reason.is_some() {
-        "declined"
-    } else {
-        "succeeded"
+    let decline_reason = rules.decline_reason(request.amount_cents.cents());
+    let new = NewCharge {
+        owner: caller.sub(),
+        amount_cents: request.amount_cents.cents(),
+        decline_reason: decline_reason.as_deref(),
+        description: &request.description,
+        reference: request.reference.as_deref(),
     };
-    let charge: Charge = sqlx::query_as(&format!(
-        "INSERT INTO charges (id, owner_sub, amount_cents, status, decline_reason, description, reference)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {CHARGE_COLUMNS}"
-    ))
-    .bind(Uuid::now_v7())
-    .bind(caller.sub())
-    .bind(request.amount_cents)
-    .bind(status)
-    .bind(&decline_reason)
-    .bind(&request.description)
-    .bind(&request.reference)
-    .fetch_one(&mut *tx)
-    .await?;
+    let charge = store::insert_charge(&mut tx, new).await?;
+    let status = charge.status.as_str();
     let detail = json!({ "status": status, "amount_cents": charge.amount_cents, "reference": charge.reference });
     audit::record(
         &mut tx,
@@ -181,14 +146,8 @@ async fn list(
 ) -> Result<Json<ChargeList>, AppError> {
     let Query(query) = query?;
     let everyone = caller.has_role("support") || caller.has_role("admin");
-    let charges = sqlx::query_as(&format!(
-        "SELECT {CHARGE_COLUMNS} FROM charges WHERE $1 OR owner_sub = $2 ORDER BY created_at DESC, id DESC LIMIT $3"
-    ))
-    .bind(everyone)
-    .bind(caller.sub())
-    .bind(query.limit.unwrap_or(50).clamp(1, 200))
-    .fetch_all(&pool)
-    .await?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let charges = store::list_charges(&pool, everyone, caller.sub(), limit).await?;
     Ok(Json(ChargeList { charges }))
 }
 
@@ -200,17 +159,6 @@ struct RefundRequest {
     amount_cents: Option<i64>,
     #[serde(default)]
     reason: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, FromRow)]
-pub struct Refund {
-    pub id: Uuid,
-    pub charge_id: Uuid,
-    pub amount_cents: i64,
-    pub refunded_by: String,
-    pub reason: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -230,11 +178,10 @@ async fn refund(
     State(pool): State<PgPool>,
     State(rules): State<Rules>,
     Path(id): Path<String>,
-    body: Result<Json<RefundRequest>, JsonRejection>,
+    platform::json::Json(request): platform::json::Json<RefundRequest>,
 ) -> Result<Response, AppError> {
     caller.require_any_role(&["support", "admin"])?;
     let key = Key::optional(&headers)?;
-    let Json(request) = body?;
     let id = Uuid::parse_str(&id).map_err(|_| AppError::NotFound)?;
     if request.amount_cents.is_some_and(|a| a <= 0) || !fits(&request.reason, 500) {
         return Err(AppError::Invalid(
@@ -253,8 +200,10 @@ async fn refund(
             return Ok(respond(status, body, &validated, true));
         }
     }
-    let charge = lock_charge(&mut tx, id).await?.ok_or(AppError::NotFound)?;
-    if charge.status != "succeeded" {
+    let charge = store::lock_charge(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if charge.status != ChargeStatus::Succeeded {
         return Err(PaymentError::NotRefundable.into());
     }
     let left_cents = charge.amount_cents - charge.refunded_cents;
@@ -268,24 +217,8 @@ async fn refund(
         }
         .into());
     }
-    let refund: Refund = sqlx::query_as(
-        "INSERT INTO refunds (id, charge_id, amount_cents, refunded_by, reason) VALUES ($1, $2, $3, $4, $5)
-         RETURNING id, charge_id, amount_cents, refunded_by, reason, created_at",
-    )
-    .bind(Uuid::now_v7())
-    .bind(id)
-    .bind(amount_cents)
-    .bind(caller.sub())
-    .bind(&request.reason)
-    .fetch_one(&mut *tx)
-    .await?;
-    let charge: Charge = sqlx::query_as(&format!(
-        "UPDATE charges SET refunded_cents = refunded_cents + $2 WHERE id = $1 RETURNING {CHARGE_COLUMNS}"
-    ))
-    .bind(id)
-    .bind(amount_cents)
-    .fetch_one(&mut *tx)
-    .await?;
+    let (refund, charge) =
+        store::refund(&mut tx, id, amount_cents, caller.sub(), &request.reason).await?;
     let detail = json!({ "refund": refund.id, "amount_cents": amount_cents, "refunded_cents": charge.refunded_cents });
     audit::record(
         &mut tx,
@@ -302,14 +235,4 @@ async fn refund(
     tx.commit().await?;
     tracing::info!(charge = %id, amount_cents, "charge refunded");
     Ok(respond(StatusCode::CREATED, stored, &validated, false))
-}
-
-#[tracing::instrument(name = "db.payment.lock_charge", skip_all)]
-async fn lock_charge(conn: &mut PgConnection, id: Uuid) -> Result<Option<Charge>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {CHARGE_COLUMNS} FROM charges WHERE id = $1 FOR UPDATE"
-    ))
-    .bind(id)
-    .fetch_optional(conn)
-    .await
 }
