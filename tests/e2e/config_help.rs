@@ -4,7 +4,9 @@
 //! and every variable a binary lists is a row of its part's section (or of
 //! guard's, for the parts that validate tokens). The "every process",
 //! `make up` and `make deploy-test` sections are read by no part's `Config`
-//! (logging, telemetry, the launch scripts) and are left out.
+//! (logging, telemetry, the launch scripts) and are left out. Rows marked
+//! "read by `deploy/routes.toml`" are the route table's `${NAME}`s, not
+//! settings of the gateway's: they must stand in that file instead.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -24,16 +26,25 @@ const SECTIONS: &[(&str, &[&str])] = &[
 /// Sections of the table that no part's `--help` lists.
 const OUTSIDE: &[&str] = &["every process", "`make up`", "`make deploy-test`"];
 
-/// The variables of each section of the README's configuration table, by section name.
-fn readme_table() -> Vec<(String, BTreeSet<String>)> {
+/// How the README marks the rows of the route table's variables.
+const ROUTE_TABLE_ROW: &str = "read by `deploy/routes.toml`";
+
+fn workspace_file(path: &str) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace");
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The variables of each section of the README's configuration table, by
+/// section name (the route table's rows under the name `routes`).
+fn readme_table() -> Vec<(String, BTreeSet<String>)> {
+    let readme = workspace_file("README.md");
     let table = &readme[readme
         .find("## Configuration")
         .expect("a Configuration section")..];
     let mut sections: Vec<(String, BTreeSet<String>)> = Vec::new();
+    let mut current = None;
     for line in table.lines().skip_while(|l| !l.starts_with('|')) {
         let Some(first) = line.strip_prefix('|').and_then(|l| l.split('|').next()) else {
             break; // the end of the table
@@ -42,9 +53,14 @@ fn readme_table() -> Vec<(String, BTreeSet<String>)> {
         if let Some(section) = first.strip_prefix("**") {
             let name = section[..section.find("**").expect("a bold section name")].to_owned();
             sections.push((name, BTreeSet::new()));
-        } else if let Some((_, vars)) = sections.last_mut() {
+            current = Some(sections.len() - 1);
+        } else if let Some(current) = current {
+            let section = match line.contains(ROUTE_TABLE_ROW) {
+                true => route_rows(&mut sections),
+                false => current,
+            };
             // `A`, `B`, `C`: one row may name several variables.
-            vars.extend(
+            sections[section].1.extend(
                 first
                     .split(',')
                     .filter_map(|cell| cell.trim().strip_prefix('`')?.strip_suffix('`'))
@@ -53,6 +69,17 @@ fn readme_table() -> Vec<(String, BTreeSet<String>)> {
         }
     }
     sections
+}
+
+/// The index of the `routes` section, added when first needed.
+fn route_rows(sections: &mut Vec<(String, BTreeSet<String>)>) -> usize {
+    match sections.iter().position(|(name, _)| name == "routes") {
+        Some(index) => index,
+        None => {
+            sections.push(("routes".to_owned(), BTreeSet::new()));
+            sections.len() - 1
+        }
+    }
 }
 
 /// The `[env: NAME=…]` variables of a binary's `--help`.
@@ -82,7 +109,9 @@ fn the_readme_table_and_the_parts_help_name_the_same_variables() {
     }
     for (name, _) in &table {
         assert!(
-            SECTIONS.iter().any(|(s, _)| s == name) || OUTSIDE.iter().any(|o| name.starts_with(o)),
+            name == "routes"
+                || SECTIONS.iter().any(|(s, _)| s == name)
+                || OUTSIDE.iter().any(|o| name.starts_with(o)),
             "README section {name:?} is neither a part's nor one of {OUTSIDE:?}"
         );
     }
@@ -93,6 +122,13 @@ fn the_readme_table_and_the_parts_help_name_the_same_variables() {
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
+    let routes = workspace_file("deploy/routes.toml");
+    for var in rows("routes") {
+        assert!(
+            routes.contains(&format!("${{{var}")),
+            "deploy/routes.toml never reads {var}"
+        );
+    }
     for bin in ["idp", "gateway", "order", "payment", "inventory"] {
         let help = help_variables(bin);
         let mut documented = BTreeSet::new();
