@@ -23,7 +23,7 @@ pub async fn in_process_idp(b: &Bench) -> anyhow::Result<idp::state::AppState> {
         .connect(&b.env.dbs.url("idp")?)
         .await?;
     let mut config = idp::Config::with_issuer(&b.idp.issuer)?;
-    config.key_encryption_key = Some(b.env.key_encryption_key.clone());
+    config.key_encryption_key = Some(b.env.key_encryption_key.clone().into());
     Ok(idp::build_state(config, pool).await?)
 }
 

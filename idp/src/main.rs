@@ -24,6 +24,10 @@ struct Cli {
     /// Print the result as JSON (one document on standard output).
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    config: idp::config::Args,
+    #[command(flatten)]
+    seed: idp::seed::SeedArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -61,7 +65,7 @@ enum KeysCommand {
         immediate: bool,
         /// The algorithm of the new key (default IDP_SIGNING_ALG; RS256 keys sign ID tokens
         /// for clients registered with `--id-token-alg RS256`).
-        #[arg(long, value_parser = cli::parse_alg)]
+        #[arg(long, value_parser = idp::config::parse_alg)]
         alg: Option<idp::keys::Alg>,
     },
     /// List keys and their state (pending, active, retired, expired).
@@ -70,7 +74,7 @@ enum KeysCommand {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = platform::config::parse::<Cli>();
     // Kept until the end: dropping it flushes the exported spans.
     let _telemetry = match cli.command {
         None | Some(Command::Serve) => Some(platform::telemetry::init("idp")),
@@ -86,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
             None
         }
     };
-    let config = Config::from_env()?;
+    let config = cli.config.resolve()?;
     let json = cli.json;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -97,12 +101,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Seed => {
             let state = state(config).await?;
-            idp::seed::apply(
-                &state.db,
-                &state.passwords,
-                &idp::seed::SeedConfig::from_env(),
-            )
-            .await?;
+            idp::seed::apply(&state.db, &state.passwords, &cli.seed.into()).await?;
             emit(json, &serde_json::json!({"applied": true}), || {
                 "demo realm applied: users alice, carol, bob; clients gateway, cli, reporter, order"
                     .into()
@@ -126,7 +125,13 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
-    platform::db::connect_and_migrate(&config.database_url, 4, &idp::MIGRATOR)
+    // An admin command makes a few queries in a row: a small pool.
+    let database = platform::db::Database {
+        max_connections: 4,
+        ..config.database.clone()
+    };
+    database
+        .connect(&idp::MIGRATOR)
         .await
         .context("connecting to IDP_DATABASE_URL")
 }

@@ -1,6 +1,7 @@
 //! The key-encryption key that seals the signing keys at rest:
 //! `IDP_KEY_ENCRYPTION_KEY`, or else a development key kept on disk.
 
+use secrecy::ExposeSecret;
 use std::path::Path;
 
 use crate::Config;
@@ -17,7 +18,7 @@ use crate::startup::StartError;
 /// cannot sign, and a new key is created on start-up.
 pub fn master_key(config: &Config) -> Result<MasterKey, StartError> {
     if let Some(text) = &config.key_encryption_key {
-        return MasterKey::parse(text).ok_or_else(|| {
+        return MasterKey::parse(text.expose_secret()).ok_or_else(|| {
             StartError::MasterKey("IDP_KEY_ENCRYPTION_KEY must be 32 bytes in base64".into())
         });
     }

@@ -2,6 +2,7 @@
 //! same realm). Existing users keep their passwords; clients are updated to
 //! the values below.
 
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
 use crate::catalog::{self, SCOPES};
@@ -9,15 +10,55 @@ use crate::client_extras::ClientExtras;
 use crate::password::{PasswordError, Passwords};
 use crate::realm::{self, NewClient, RealmError};
 
-/// `IDP_SEED_GATEWAY_URL` (default `http://localhost:8080`),
-/// `IDP_SEED_GATEWAY_SECRET` (default `gateway-dev-secret`),
-/// `IDP_SEED_REPORTER_SECRET` (default `reporter-dev-secret`),
-/// `IDP_SEED_ORDER_SECRET` (default `order-dev-secret`),
-/// `IDP_SEED_PAYMENT_SECRET` (default `payment-dev-secret`),
-/// `IDP_SEED_INVENTORY_SECRET` (default `inventory-dev-secret`),
-/// `IDP_SEED_CLI_REDIRECT_URI` (default `http://127.0.0.1:8976/callback`),
-/// `IDP_SEED_GATEWAY_BACKCHANNEL_LOGOUT_URI` (default `<IDP_SEED_GATEWAY_URL>/backchannel-logout`).
-#[derive(Debug, Clone)]
+/// `idp seed`'s variables (`IDP_SEED_*`): the demo realm's clients.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "idp seed")]
+pub struct SeedArgs {
+    /// The gateway client's base URL (redirect `<url>/auth/callback`, post-logout `<url>/`).
+    #[arg(
+        long = "idp-seed-gateway-url",
+        env = "IDP_SEED_GATEWAY_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub gateway_url: String,
+    /// Where the IdP posts the gateway's logout tokens (in containers, the
+    /// gateway's address inside the network) [default: <IDP_SEED_GATEWAY_URL>/backchannel-logout].
+    #[arg(
+        long = "idp-seed-gateway-backchannel-logout-uri",
+        env = "IDP_SEED_GATEWAY_BACKCHANNEL_LOGOUT_URI"
+    )]
+    pub gateway_backchannel_logout_uri: Option<String>,
+    /// The gateway client's secret.
+    #[arg(long = "idp-seed-gateway-secret", env = "IDP_SEED_GATEWAY_SECRET",
+          default_value = "gateway-dev-secret", value_parser = platform::config::secret)]
+    pub gateway_secret: SecretString,
+    /// The `reporter` client's secret (client credentials).
+    #[arg(long = "idp-seed-reporter-secret", env = "IDP_SEED_REPORTER_SECRET",
+          default_value = "reporter-dev-secret", value_parser = platform::config::secret)]
+    pub reporter_secret: SecretString,
+    /// The `order` client's secret (token exchange, revocation stream).
+    #[arg(long = "idp-seed-order-secret", env = "IDP_SEED_ORDER_SECRET",
+          default_value = "order-dev-secret", value_parser = platform::config::secret)]
+    pub order_secret: SecretString,
+    /// The `payment` client's secret (revocation stream).
+    #[arg(long = "idp-seed-payment-secret", env = "IDP_SEED_PAYMENT_SECRET",
+          default_value = "payment-dev-secret", value_parser = platform::config::secret)]
+    pub payment_secret: SecretString,
+    /// The `inventory` client's secret (revocation stream).
+    #[arg(long = "idp-seed-inventory-secret", env = "IDP_SEED_INVENTORY_SECRET",
+          default_value = "inventory-dev-secret", value_parser = platform::config::secret)]
+    pub inventory_secret: SecretString,
+    /// The public `cli` client's redirect URI.
+    #[arg(
+        long = "idp-seed-cli-redirect-uri",
+        env = "IDP_SEED_CLI_REDIRECT_URI",
+        default_value = "http://127.0.0.1:8976/callback"
+    )]
+    pub cli_redirect_uri: String,
+}
+
+/// The demo realm's settings ([`SeedArgs`], or [`Default`] in tests).
+#[derive(Clone)]
 pub struct SeedConfig {
     pub gateway_url: String,
     /// Where the IdP posts the gateway's logout tokens, when the IdP reaches
@@ -32,32 +73,18 @@ pub struct SeedConfig {
     pub cli_redirect_uri: String,
 }
 
-impl SeedConfig {
-    pub fn from_env() -> Self {
-        let var = |n: &str, d: &str| {
-            std::env::var(n)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| d.to_owned())
-        };
+impl From<SeedArgs> for SeedConfig {
+    fn from(args: SeedArgs) -> Self {
+        let secret = |s: SecretString| s.expose_secret().to_owned();
         Self {
-            gateway_url: var("IDP_SEED_GATEWAY_URL", "http://localhost:8080")
-                .trim_end_matches('/')
-                .to_owned(),
-            gateway_backchannel_logout_uri: std::env::var(
-                "IDP_SEED_GATEWAY_BACKCHANNEL_LOGOUT_URI",
-            )
-            .ok()
-            .filter(|v| !v.is_empty()),
-            gateway_secret: var("IDP_SEED_GATEWAY_SECRET", "gateway-dev-secret"),
-            reporter_secret: var("IDP_SEED_REPORTER_SECRET", "reporter-dev-secret"),
-            order_secret: var("IDP_SEED_ORDER_SECRET", "order-dev-secret"),
-            payment_secret: var("IDP_SEED_PAYMENT_SECRET", "payment-dev-secret"),
-            inventory_secret: var("IDP_SEED_INVENTORY_SECRET", "inventory-dev-secret"),
-            cli_redirect_uri: var(
-                "IDP_SEED_CLI_REDIRECT_URI",
-                "http://127.0.0.1:8976/callback",
-            ),
+            gateway_url: args.gateway_url.trim_end_matches('/').to_owned(),
+            gateway_backchannel_logout_uri: args.gateway_backchannel_logout_uri,
+            gateway_secret: secret(args.gateway_secret),
+            reporter_secret: secret(args.reporter_secret),
+            order_secret: secret(args.order_secret),
+            payment_secret: secret(args.payment_secret),
+            inventory_secret: secret(args.inventory_secret),
+            cli_redirect_uri: args.cli_redirect_uri,
         }
     }
 }

@@ -14,7 +14,7 @@ use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::master_key::master_key;
 use crate::state::{AppState, Inner};
@@ -26,7 +26,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/idp");
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("configuration: {0}")]
-    Config(#[from] config::ConfigError),
+    Config(#[from] platform::ConfigError),
     #[error(transparent)]
     Db(#[from] platform::db::DbError),
     #[error("migrations: {0}")]
@@ -126,12 +126,7 @@ impl Application {
     /// `idp serve`: connects (creating the database and applying
     /// migrations) and listens on `IDP_BIND`.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let pool = platform::db::connect_and_migrate(
-            &config.database_url,
-            config.database_max_connections,
-            &MIGRATOR,
-        )
-        .await?;
+        let pool = config.database.connect(&MIGRATOR).await?;
         let listener = TcpListener::bind(config.bind).await?;
         Self::on(listener, config, pool).await
     }
@@ -240,7 +235,7 @@ pub async fn spawn(
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let mut config = Config::with_issuer(&format!("http://127.0.0.1:{}", addr.port()))?;
-    config.key_encryption_key = Some(MasterKey::generate().to_base64());
+    config.key_encryption_key = Some(MasterKey::generate().to_base64().into());
     config.metrics_bind = None;
     configure(&mut config);
     let issuer = config.issuer.clone();

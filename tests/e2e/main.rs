@@ -9,6 +9,7 @@
 mod attacks;
 mod backchannel_logout;
 mod browser;
+mod config_help;
 mod deploy_manifests;
 mod dpop;
 mod failures;

@@ -12,7 +12,9 @@ use idp::client_extras::ClientExtras;
 use idp::keys::Alg;
 use idp::realm::{self, Client, NewClient};
 
-use super::{emit, parse_alg};
+use idp::config::parse_alg;
+
+use super::emit;
 
 #[derive(Subcommand)]
 pub enum ClientsCommand {

@@ -10,8 +10,6 @@ pub mod users;
 
 use serde::Serialize;
 
-use idp::keys::Alg;
-
 /// Prints `value` as JSON with `--json`, else the text `text` builds.
 pub fn emit<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) {
     if json {
@@ -22,9 +20,4 @@ pub fn emit<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) 
     } else {
         println!("{}", text());
     }
-}
-
-pub fn parse_alg(s: &str) -> Result<Alg, String> {
-    s.parse()
-        .map_err(|()| format!("expected RS256, ES256 or EdDSA, got {s:?}"))
 }

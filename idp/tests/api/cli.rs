@@ -3,6 +3,7 @@
 //! `reports:write` — works without a rebuild, and every command answers
 //! `--json`.
 
+use secrecy::ExposeSecret;
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -32,7 +33,7 @@ async fn idp(t: &TestIdp, args: &[&str], stdin: &str) -> Result<Value, String> {
         .env("IDP_DATABASE_URL", database_url(&t.pool))
         .env(
             "IDP_KEY_ENCRYPTION_KEY",
-            config.key_encryption_key.as_deref().unwrap(),
+            config.key_encryption_key.as_ref().unwrap().expose_secret(),
         )
         .env("IDP_ISSUER", &config.issuer)
         .env("RUST_LOG", "warn")

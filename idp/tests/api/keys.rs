@@ -148,12 +148,14 @@ async fn a_restart_keeps_the_keys_and_a_lost_master_key_gets_a_new_signing_key(p
     let master = idp::crypto::MasterKey::generate().to_base64();
     let m = master.clone();
     let first =
-        crate::helpers::spawn_with(pool.clone(), move |c| c.key_encryption_key = Some(m)).await;
+        crate::helpers::spawn_with(pool.clone(), move |c| c.key_encryption_key = Some(m.into()))
+            .await;
     let kid = kid_of(&service_token(&first).await);
     drop(first);
     let m = master.clone();
     let again =
-        crate::helpers::spawn_with(pool.clone(), move |c| c.key_encryption_key = Some(m)).await;
+        crate::helpers::spawn_with(pool.clone(), move |c| c.key_encryption_key = Some(m.into()))
+            .await;
     assert_eq!(
         kid_of(&service_token(&again).await),
         kid,

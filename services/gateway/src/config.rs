@@ -1,40 +1,28 @@
-//! Gateway configuration: environment variables only, parsed once at start-up.
-//!
-//! | variable | default |
-//! |---|---|
-//! | `GATEWAY_BIND` | `127.0.0.1:8080` |
-//! | `GATEWAY_METRICS_BIND` | `127.0.0.1:9080` (the port + 1000; `off`: none) |
-//! | `GATEWAY_PUBLIC_URL` | `http://localhost:8080` (what the browser opens; https turns on `__Host-` + `Secure` cookies and HSTS) |
-//! | `GATEWAY_DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/baton_gateway` |
-//! | `GATEWAY_ISSUER` | `GUARD_ISSUER`, else `http://localhost:9000` |
-//! | `GATEWAY_CLIENT_ID` | `gateway` |
-//! | `GATEWAY_CLIENT_SECRET` | `gateway-dev-secret` (warns) |
-//! | `GATEWAY_SCOPES` | `openid profile email offline_access orders:read orders:write payments:read payments:write payments:refund inventory:read inventory:write` |
-//! | `GATEWAY_ROUTES` | `deploy/routes.toml` |
-//! | `GATEWAY_SESSION_KEY` | a fixed development key (warns loudly; refused when the public URL is https); 32 bytes, base64 |
-//! | `GATEWAY_SESSION_KEY_PREVIOUS` | empty; comma-separated earlier keys that still open sessions (rotation) |
-//! | `GATEWAY_SESSION_IDLE_SECS` | `1800` |
-//! | `GATEWAY_SESSION_MAX_SECS` | `43200` |
-//! | `GATEWAY_REFRESH_BEFORE_SECS` | `30` |
-//! | `GATEWAY_IDP_TIMEOUT_MS` | `5000` |
-//! | `GATEWAY_TRUSTED_PROXIES` | empty (comma-separated IPs or CIDRs allowed to set `X-Forwarded-For`) |
-//! | `GATEWAY_DB_MAX_CONNECTIONS` | `20` |
+//! The gateway's settings: [`Args`], the command line and environment as
+//! clap reads them (`gateway --help` lists every variable with its default),
+//! and [`Config`], what they resolve to once the derived defaults are applied
+//! (`GATEWAY_ISSUER` falls back to `GUARD_ISSUER`) and the checks clap cannot
+//! express are passed (the session keys, an origin without a path).
 //!
 //! Token validation (API clients' own tokens and the session's access token)
-//! uses guard's variables: `GUARD_ALGORITHMS`, `GUARD_LEEWAY_SECS`,
-//! `GUARD_JWKS_REFETCH_SECS`.
+//! uses guard's variables ([`GuardArgs`]): the issuer is the gateway's, and
+//! its client is the revocation stream's unless `GUARD_CLIENT_ID` says otherwise.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use clap::Parser;
+use guard::GuardArgs;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use platform::ConfigError;
 use platform::client_ip::TrustedProxies;
 use platform::crypto::SealKey;
+use platform::db::Database;
 
 /// The development session key: public, so sessions sealed with it are not secret.
 const DEV_SESSION_KEY: [u8; 32] = *b"baton-dev-session-key-NOT-SECRET";
@@ -42,15 +30,116 @@ const DEV_CLIENT_SECRET: &str = "gateway-dev-secret";
 const DEFAULT_SCOPES: &str = "openid profile email offline_access orders:read orders:write \
      payments:read payments:write payments:refund inventory:read inventory:write";
 
-/// A configuration value that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("{var}: {reason}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub reason: String,
+/// gateway: signs people in at the IdP, keeps their sessions and relays
+/// their requests to the shop's services with their access token.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "gateway", version)]
+pub struct Args {
+    /// Listen address.
+    #[arg(
+        long = "gateway-bind",
+        env = "GATEWAY_BIND",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub bind: SocketAddr,
+    /// Where `GET /metrics` listens; `off` disables it [default: 127.0.0.1
+    /// on the port of GATEWAY_BIND + 1000].
+    #[arg(long = "gateway-metrics-bind", env = "GATEWAY_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
+    /// The origin the browser sees; https turns on `__Host-` + `Secure` cookies and HSTS.
+    #[arg(
+        long = "gateway-public-url",
+        env = "GATEWAY_PUBLIC_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub public_url: String,
+    /// Its database (sessions).
+    #[arg(
+        long = "gateway-database-url",
+        env = "GATEWAY_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/baton_gateway"
+    )]
+    pub database_url: String,
+    /// Pool size.
+    #[arg(
+        long = "gateway-db-max-connections",
+        env = "GATEWAY_DB_MAX_CONNECTIONS",
+        default_value = "20",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub db_max_connections: u32,
+    /// The IdP it signs people in with [default: GUARD_ISSUER].
+    #[arg(long = "gateway-issuer", env = "GATEWAY_ISSUER")]
+    pub issuer: Option<String>,
+    /// Its client id at the IdP.
+    #[arg(
+        long = "gateway-client-id",
+        env = "GATEWAY_CLIENT_ID",
+        default_value = "gateway"
+    )]
+    pub client_id: String,
+    /// Its client secret [default: `gateway-dev-secret`, with a warning].
+    #[arg(long = "gateway-client-secret", env = "GATEWAY_CLIENT_SECRET", value_parser = platform::config::secret)]
+    pub client_secret: Option<SecretString>,
+    /// Scopes it asks for at sign-in.
+    #[arg(long = "gateway-scopes", env = "GATEWAY_SCOPES", default_value = DEFAULT_SCOPES)]
+    pub scopes: String,
+    /// The route table.
+    #[arg(
+        long = "gateway-routes",
+        env = "GATEWAY_ROUTES",
+        default_value = "deploy/routes.toml"
+    )]
+    pub routes: PathBuf,
+    /// 32 bytes, base64: encrypts the session's tokens at rest [default: a
+    /// fixed development key, with a loud warning; refused when
+    /// GATEWAY_PUBLIC_URL is https].
+    #[arg(long = "gateway-session-key", env = "GATEWAY_SESSION_KEY", value_parser = platform::config::secret)]
+    pub session_key: Option<SecretString>,
+    /// Comma-separated earlier session keys that still open sessions (key rotation).
+    #[arg(long = "gateway-session-key-previous", env = "GATEWAY_SESSION_KEY_PREVIOUS", value_parser = platform::config::secret)]
+    pub session_key_previous: Option<SecretString>,
+    /// Session idle timeout, in seconds.
+    #[arg(
+        long = "gateway-session-idle-secs",
+        env = "GATEWAY_SESSION_IDLE_SECS",
+        default_value = "1800"
+    )]
+    pub session_idle_secs: u64,
+    /// Session absolute timeout, in seconds.
+    #[arg(
+        long = "gateway-session-max-secs",
+        env = "GATEWAY_SESSION_MAX_SECS",
+        default_value = "43200"
+    )]
+    pub session_max_secs: u64,
+    /// Refresh the access token when it expires within this many seconds.
+    #[arg(
+        long = "gateway-refresh-before-secs",
+        env = "GATEWAY_REFRESH_BEFORE_SECS",
+        default_value = "30"
+    )]
+    pub refresh_before_secs: u64,
+    /// Bound on every call to the IdP, in milliseconds.
+    #[arg(
+        long = "gateway-idp-timeout-ms",
+        env = "GATEWAY_IDP_TIMEOUT_MS",
+        default_value = "5000"
+    )]
+    pub idp_timeout_ms: u64,
+    /// Comma-separated IPs/CIDRs allowed to set `X-Forwarded-For` (rate
+    /// limits use the peer address otherwise).
+    #[arg(
+        long = "gateway-trusted-proxies",
+        env = "GATEWAY_TRUSTED_PROXIES",
+        default_value = ""
+    )]
+    pub trusted_proxies: String,
+    #[command(flatten)]
+    pub guard: GuardArgs,
 }
 
-/// Everything the gateway reads from its environment.
+/// The gateway's settings, resolved.
 #[derive(Clone)]
 pub struct Config {
     pub bind: SocketAddr,
@@ -59,12 +148,11 @@ pub struct Config {
     pub metrics_bind: Option<SocketAddr>,
     /// The origin the browser sees; redirect URIs and the CSRF origin check derive from it.
     pub public_url: Url,
-    pub database_url: String,
-    pub db_max_connections: u32,
+    pub database: Database,
     /// The trusted issuer, compared exactly (as a string) with `iss`.
     pub issuer: String,
     pub client_id: String,
-    pub client_secret: String,
+    pub client_secret: SecretString,
     pub scopes: String,
     pub routes_path: PathBuf,
     pub session_key: SealKey,
@@ -78,19 +166,7 @@ pub struct Config {
     /// The secrets left at their development defaults; `main` warns loudly.
     pub dev_secrets: Vec<&'static str>,
     /// `GUARD_*` settings for the validators (issuer forced to `issuer`).
-    guard_env: GuardEnv,
-}
-
-/// Reads one environment variable.
-type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
-
-/// Where the validators' `GUARD_*` settings come from: every variable guard
-/// knows (present and future) passes through, except the issuer, which is the
-/// gateway's.
-#[derive(Clone)]
-struct GuardEnv {
-    issuer: String,
-    get: Arc<Lookup>,
+    guard: GuardArgs,
 }
 
 impl std::fmt::Debug for Config {
@@ -105,65 +181,42 @@ impl std::fmt::Debug for Config {
     }
 }
 
-impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// Reads configuration through `get`, so tests need not touch the process environment.
-    pub fn from_lookup(
-        get: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
-    ) -> Result<Self, ConfigError> {
-        let var =
-            |name: &'static str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
+impl Args {
+    /// Applies the derived defaults and the checks clap cannot express.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
         let mut dev_secrets = Vec::new();
 
-        let public_url = parse_url(
-            "GATEWAY_PUBLIC_URL",
-            &var("GATEWAY_PUBLIC_URL", "http://localhost:8080"),
-        )?;
+        let public_url = parse_url("GATEWAY_PUBLIC_URL", &self.public_url)?;
         if public_url.path() != "/" || public_url.query().is_some() {
-            return Err(ConfigError {
-                var: "GATEWAY_PUBLIC_URL",
-                reason: "must be an origin (scheme, host, port) without a path".into(),
-            });
+            return Err(ConfigError::new(
+                "GATEWAY_PUBLIC_URL",
+                "must be an origin (scheme, host, port) without a path",
+            ));
         }
-        let issuer_default = get("GUARD_ISSUER").unwrap_or_else(|| "http://localhost:9000".into());
-        let issuer = var("GATEWAY_ISSUER", &issuer_default)
+        let issuer = self
+            .issuer
+            .as_deref()
+            .unwrap_or(&self.guard.issuer)
             .trim()
             .trim_end_matches('/')
             .to_owned();
         parse_url("GATEWAY_ISSUER", &issuer)?;
 
-        let client_secret = match get("GATEWAY_CLIENT_SECRET") {
-            Some(s) => s,
-            None => {
-                dev_secrets.push("GATEWAY_CLIENT_SECRET");
-                DEV_CLIENT_SECRET.to_owned()
-            }
-        };
-        let key_bytes = |var: &'static str, b64: &str| -> Result<Vec<u8>, ConfigError> {
-            let bytes = STANDARD.decode(b64.trim()).map_err(|e| ConfigError {
-                var,
-                reason: format!("not base64: {e}"),
-            })?;
-            if bytes.len() != 32 {
-                return Err(ConfigError {
-                    var,
-                    reason: "must decode to exactly 32 bytes (openssl rand -base64 32)".into(),
-                });
-            }
-            Ok(bytes)
-        };
-        let current = match get("GATEWAY_SESSION_KEY") {
-            Some(b64) => key_bytes("GATEWAY_SESSION_KEY", &b64)?,
+        let client_secret = self.client_secret.unwrap_or_else(|| {
+            dev_secrets.push("GATEWAY_CLIENT_SECRET");
+            DEV_CLIENT_SECRET.into()
+        });
+        let current = match &self.session_key {
+            Some(b64) => key_bytes("GATEWAY_SESSION_KEY", b64.expose_secret())?,
             None => {
                 dev_secrets.push("GATEWAY_SESSION_KEY");
                 DEV_SESSION_KEY.to_vec()
             }
         };
-        let previous = get("GATEWAY_SESSION_KEY_PREVIOUS")
+        let previous = self
+            .session_key_previous
+            .as_ref()
+            .map(|keys| keys.expose_secret().to_owned())
             .unwrap_or_default()
             .split(',')
             .filter(|k| !k.trim().is_empty())
@@ -179,102 +232,60 @@ impl Config {
                 ("GATEWAY_SESSION_KEY_PREVIOUS", previous.iter().any(dev)),
             ] {
                 if used {
-                    return Err(ConfigError {
+                    return Err(ConfigError::new(
                         var,
-                        reason: "the public development key cannot be used when \
-                                 GATEWAY_PUBLIC_URL is https (openssl rand -base64 32)"
-                            .into(),
-                    });
+                        "the public development key cannot be used when \
+                         GATEWAY_PUBLIC_URL is https (openssl rand -base64 32)",
+                    ));
                 }
             }
         }
-        let session_key = SealKey::rotating(&current, &previous).ok_or(ConfigError {
-            var: "GATEWAY_SESSION_KEY",
-            reason: "must be 32 bytes".into(),
-        })?;
+        let session_key = SealKey::rotating(&current, &previous)
+            .ok_or(ConfigError::new("GATEWAY_SESSION_KEY", "must be 32 bytes"))?;
 
-        let bind = parse("GATEWAY_BIND", &var("GATEWAY_BIND", "127.0.0.1:8080"))?;
-        let metrics_bind = platform::metrics::parse_bind(
-            "GATEWAY_METRICS_BIND",
-            get("GATEWAY_METRICS_BIND").as_deref(),
-            bind,
-        )
-        .map_err(|e| ConfigError {
-            var: e.var,
-            reason: e.reason,
-        })?;
-        Ok(Self {
-            bind,
-            metrics_bind,
+        let config = Config {
+            bind: self.bind,
+            metrics_bind: platform::metrics::parse_bind(
+                "GATEWAY_METRICS_BIND",
+                self.metrics_bind.as_deref(),
+                self.bind,
+            )?,
             public_url,
-            database_url: var(
-                "GATEWAY_DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/baton_gateway",
-            ),
-            db_max_connections: parse(
-                "GATEWAY_DB_MAX_CONNECTIONS",
-                &var("GATEWAY_DB_MAX_CONNECTIONS", "20"),
-            )?,
-            issuer: issuer.clone(),
-            client_id: var("GATEWAY_CLIENT_ID", "gateway"),
-            client_secret,
-            scopes: var("GATEWAY_SCOPES", DEFAULT_SCOPES),
-            routes_path: PathBuf::from(var("GATEWAY_ROUTES", "deploy/routes.toml")),
-            session_key,
-            session_idle: secs(
-                "GATEWAY_SESSION_IDLE_SECS",
-                &var("GATEWAY_SESSION_IDLE_SECS", "1800"),
-            )?,
-            session_max: secs(
-                "GATEWAY_SESSION_MAX_SECS",
-                &var("GATEWAY_SESSION_MAX_SECS", "43200"),
-            )?,
-            refresh_before: secs(
-                "GATEWAY_REFRESH_BEFORE_SECS",
-                &var("GATEWAY_REFRESH_BEFORE_SECS", "30"),
-            )?,
-            idp_timeout: Duration::from_millis(parse(
-                "GATEWAY_IDP_TIMEOUT_MS",
-                &var("GATEWAY_IDP_TIMEOUT_MS", "5000"),
-            )?),
-            trusted_proxies: TrustedProxies::parse(&var("GATEWAY_TRUSTED_PROXIES", "")).map_err(
-                |reason| ConfigError {
-                    var: "GATEWAY_TRUSTED_PROXIES",
-                    reason,
-                },
-            )?,
-            dev_secrets,
-            guard_env: GuardEnv {
-                issuer,
-                get: Arc::new(get),
+            database: Database {
+                url: self.database_url,
+                max_connections: self.db_max_connections,
             },
-        })
-        .and_then(|c| {
-            // Refuse bad GUARD_* values now rather than at the first route.
-            c.guard_config("gateway").map_err(|e| ConfigError {
-                var: e.var,
-                reason: e.reason,
-            })?;
-            Ok(c)
-        })
+            issuer,
+            client_id: self.client_id,
+            client_secret,
+            scopes: self.scopes,
+            routes_path: self.routes,
+            session_key,
+            session_idle: Duration::from_secs(self.session_idle_secs),
+            session_max: Duration::from_secs(self.session_max_secs),
+            refresh_before: Duration::from_secs(self.refresh_before_secs),
+            idp_timeout: Duration::from_millis(self.idp_timeout_ms),
+            trusted_proxies: TrustedProxies::parse(&self.trusted_proxies)
+                .map_err(|reason| ConfigError::new("GATEWAY_TRUSTED_PROXIES", reason))?,
+            dev_secrets,
+            guard: self.guard,
+        };
+        // Refuse bad GUARD_* values now rather than at the first route.
+        config.guard_config("gateway")?;
+        Ok(config)
     }
+}
 
+impl Config {
     /// Validator settings for tokens meant for `audience`. The gateway reads
     /// the revocation stream as its own OIDC client unless `GUARD_CLIENT_ID`
     /// and `GUARD_CLIENT_SECRET` say otherwise. API clients reach it at
     /// `GATEWAY_PUBLIC_URL`: their DPoP proofs name that URL (`htu`).
-    pub fn guard_config(
-        &self,
-        audience: &str,
-    ) -> Result<guard::GuardConfig, platform::ConfigError> {
-        let env = &self.guard_env;
-        guard::GuardConfig::from_lookup(audience, |name| match name {
-            "GUARD_ISSUER" => Some(env.issuer.clone()),
-            "GUARD_CLIENT_ID" => (env.get)(name).or_else(|| Some(self.client_id.clone())),
-            "GUARD_CLIENT_SECRET" => (env.get)(name).or_else(|| Some(self.client_secret.clone())),
-            "GUARD_PUBLIC_URL" => Some(self.public_url.to_string()),
-            _ => (env.get)(name),
-        })
+    pub fn guard_config(&self, audience: &str) -> Result<guard::GuardConfig, ConfigError> {
+        let mut guard = self.guard.clone();
+        guard.issuer.clone_from(&self.issuer);
+        guard.public_url = Some(self.public_url.clone());
+        guard.resolve_as(audience, Some((&self.client_id, &self.client_secret)))
     }
 
     /// `true` when the browser reaches the gateway over https.
@@ -302,28 +313,31 @@ impl Config {
     }
 }
 
-fn parse<T: std::str::FromStr>(var: &'static str, value: &str) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    value.trim().parse().map_err(|e: T::Err| ConfigError {
-        var,
-        reason: format!("{value:?}: {e}"),
-    })
-}
-
-fn secs(var: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    parse::<u64>(var, value).map(Duration::from_secs)
+/// A session key: base64 of exactly 32 bytes.
+fn key_bytes(var: &'static str, b64: &str) -> Result<Vec<u8>, ConfigError> {
+    let bytes = STANDARD
+        .decode(b64.trim())
+        .map_err(|e| ConfigError::new(var, format!("not base64: {e}")))?;
+    if bytes.len() != 32 {
+        return Err(ConfigError::new(
+            var,
+            "must decode to exactly 32 bytes (openssl rand -base64 32)",
+        ));
+    }
+    Ok(bytes)
 }
 
 fn parse_url(var: &'static str, value: &str) -> Result<Url, ConfigError> {
-    let url: Url = parse(var, value)?;
+    let url: Url = value
+        .trim()
+        .parse()
+        .map_err(|e| ConfigError::new(var, format!("{value:?}: {e}")))?;
     match url.scheme() {
         "http" | "https" if url.host().is_some() => Ok(url),
-        _ => Err(ConfigError {
+        _ => Err(ConfigError::new(
             var,
-            reason: format!("{value:?} is not an http(s) URL"),
-        }),
+            format!("{value:?} is not an http(s) URL"),
+        )),
     }
 }
 
@@ -331,12 +345,10 @@ fn parse_url(var: &'static str, value: &str) -> Result<Url, ConfigError> {
 mod tests {
     use super::*;
 
-    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Config::from_lookup(move |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+    use platform::config::{Refused, from_vars};
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, Refused> {
+        Ok(from_vars::<Args>(vars)?.resolve()?)
     }
 
     #[test]
@@ -386,7 +398,7 @@ mod tests {
             vec![https, ("GATEWAY_SESSION_KEY", dev.as_str())],
         ] {
             let refused = config(&vars).err().map(|e| e.var);
-            assert_eq!(refused, Some("GATEWAY_SESSION_KEY"), "{vars:?}");
+            assert_eq!(refused.as_deref(), Some("GATEWAY_SESSION_KEY"), "{vars:?}");
         }
         let previous = config(&[
             https,
@@ -394,7 +406,7 @@ mod tests {
             ("GATEWAY_SESSION_KEY_PREVIOUS", &dev),
         ]);
         assert_eq!(
-            previous.err().map(|e| e.var),
+            previous.err().map(|e| e.var).as_deref(),
             Some("GATEWAY_SESSION_KEY_PREVIOUS")
         );
         // Over plain http (a laptop) the development key still starts, flagged.
@@ -436,5 +448,21 @@ mod tests {
                 .var,
             "GATEWAY_TRUSTED_PROXIES"
         );
+    }
+
+    #[test]
+    fn debug_does_not_print_the_secrets() {
+        let key = "c2VjcmV0LWtleS00NzExLTAxMjM0NTY3ODlhYmNkZWY=";
+        let vars = [
+            ("GATEWAY_CLIENT_SECRET", "client-secret-4711"),
+            ("GATEWAY_SESSION_KEY", key),
+            ("GATEWAY_SESSION_KEY_PREVIOUS", key),
+            ("GUARD_CLIENT_SECRET", "guard-secret-4711"),
+        ];
+        let args = from_vars::<Args>(&vars).unwrap();
+        let config = args.clone().resolve().unwrap();
+        for debug in [format!("{args:?}"), format!("{config:?}")] {
+            assert!(!debug.contains("4711") && !debug.contains(key), "{debug}");
+        }
     }
 }

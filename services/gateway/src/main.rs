@@ -1,10 +1,13 @@
 use anyhow::Context;
-use gateway::{Application, Config};
+use gateway::Application;
+use gateway::config::Args;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = platform::telemetry::init("gateway");
-    let config = Config::from_env().context("invalid configuration")?;
+    let config = platform::config::parse::<Args>()
+        .resolve()
+        .context("invalid configuration")?;
     let app = Application::build(config)
         .await
         .context("cannot start the gateway")?;

@@ -3,6 +3,7 @@
 //! code redemption, ID token validation (guard's [`IdTokenVerifier`], on the
 //! gateway's shared key cache), refresh, revocation and end-session.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -129,7 +130,7 @@ struct Inner {
     http: reqwest::Client,
     issuer: String,
     client_id: String,
-    client_secret: String,
+    client_secret: SecretString,
     redirect_uri: String,
     post_logout_redirect_uri: String,
     scopes: String,
@@ -149,7 +150,7 @@ pub struct AuthorizationRequest {
 pub struct OidcSettings {
     pub issuer: String,
     pub client_id: String,
-    pub client_secret: String,
+    pub client_secret: SecretString,
     pub redirect_uri: String,
     pub post_logout_redirect_uri: String,
     pub scopes: String,
@@ -359,7 +360,11 @@ impl Oidc {
 
     /// `request` authenticated as the gateway's client (RFC 6749 §2.3.1).
     fn authenticated(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        guard::client_auth::basic_auth(request, &self.inner.client_id, &self.inner.client_secret)
+        guard::client_auth::basic_auth(
+            request,
+            &self.inner.client_id,
+            self.inner.client_secret.expose_secret(),
+        )
     }
 
     /// Revokes a refresh token (RFC 7009), best effort: sign-out never waits on it failing.

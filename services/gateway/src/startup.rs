@@ -17,7 +17,7 @@ use platform::shutdown::Tasks;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::oidc::{Oidc, OidcSettings};
 use crate::proxy::Proxy;
 use crate::routes::{self, RouteTable};
@@ -52,9 +52,7 @@ pub struct AppState {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Config(#[from] config::ConfigError),
-    #[error(transparent)]
-    Guard(#[from] platform::ConfigError),
+    Config(#[from] platform::ConfigError),
     #[error(transparent)]
     GuardClient(#[from] guard::BuildError),
     #[error(transparent)]
@@ -98,12 +96,7 @@ impl Application {
                     source,
                 }
             })?;
-        let pool = platform::db::connect_and_migrate(
-            &config.database_url,
-            config.db_max_connections,
-            &MIGRATOR,
-        )
-        .await?;
+        let pool = config.database.connect(&MIGRATOR).await?;
         let listener = TcpListener::bind(config.bind).await?;
         let metrics_bind = config.metrics_bind;
         let app = Self::new(config, routes, pool, listener)?;
@@ -140,12 +133,8 @@ impl Application {
         })?;
         // The IdP's token endpoint is `<issuer>/token` (as its discovery says).
         let token_endpoint =
-            url::Url::parse(&format!("{}/token", config.issuer.trim_end_matches('/'))).map_err(
-                |e| config::ConfigError {
-                    var: "GATEWAY_ISSUER",
-                    reason: e.to_string(),
-                },
-            )?;
+            url::Url::parse(&format!("{}/token", config.issuer.trim_end_matches('/')))
+                .map_err(|e| platform::ConfigError::new("GATEWAY_ISSUER", e.to_string()))?;
         let exchanger = guard::Exchanger::new(
             token_endpoint,
             guard::ClientCredentials {

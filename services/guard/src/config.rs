@@ -1,6 +1,7 @@
 //! Settings: the validation settings of a [`Guard`](crate::Guard) — who issues
-//! tokens, who we are, which algorithms we accept — and [`var`], which every
-//! service uses to read its own typed settings from the environment.
+//! tokens, who we are, which algorithms we accept — built in code
+//! ([`GuardConfig::new`] and the `with_*` methods) or from the `GUARD_*`
+//! variables ([`GuardArgs`], a clap group every part flattens into its `Config`).
 //!
 //! Every validation rule is on by default; the knobs can only narrow what is
 //! accepted (a shorter skew, fewer algorithms) or tune caching. There is no
@@ -11,7 +12,12 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use platform::ConfigError;
+use secrecy::SecretString;
 use url::Url;
+
+mod args;
+
+pub use args::GuardArgs;
 
 /// Default issuer when `GUARD_ISSUER` is not set.
 pub const DEFAULT_ISSUER: &str = "http://localhost:9000";
@@ -25,7 +31,8 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// Settings of a [`Guard`](crate::Guard).
 ///
-/// Build it with [`GuardConfig::from_env`] in services and [`GuardConfig::new`]
+/// Build it with [`GuardArgs::resolve`] in Baton's parts (or
+/// [`GuardConfig::from_env`] in a service of your own) and [`GuardConfig::new`]
 /// plus the `with_*` methods in tests.
 #[derive(Debug, Clone)]
 pub struct GuardConfig {
@@ -53,19 +60,10 @@ pub struct GuardConfig {
 
 /// This service's own client at the IdP, with which it subscribes to the
 /// revocation stream (registered with the scope `revocations:read`).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ClientCredentials {
     pub id: String,
-    pub secret: String,
-}
-
-impl std::fmt::Debug for ClientCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientCredentials")
-            .field("id", &self.id)
-            .field("secret", &"[redacted]")
-            .finish()
-    }
+    pub secret: SecretString,
 }
 
 /// What a guard does with tokens while its revocation stream has not
@@ -124,116 +122,12 @@ impl GuardConfig {
     }
 
     /// Reads the `GUARD_*` environment variables (see the crate documentation
-    /// for the table); `audience` is the service's own resource name.
+    /// for the table); `audience` is the service's own resource name. A value
+    /// clap cannot use is an error naming its variable.
     pub fn from_env(audience: &str) -> Result<Self, ConfigError> {
-        Self::from_lookup(audience, |name| std::env::var(name).ok())
-    }
-
-    /// [`from_env`](Self::from_env) over any variable source (testable without
-    /// touching the process environment).
-    pub fn from_lookup(
-        audience: &str,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let secs = |name: &'static str| -> Result<Option<Duration>, ConfigError> {
-            get(name)
-                .map(|v| {
-                    v.parse::<u64>().map(Duration::from_secs).map_err(|_| {
-                        ConfigError::new(name, format!("not a number of seconds: {v:?}"))
-                    })
-                })
-                .transpose()
-        };
-
-        let issuer = get("GUARD_ISSUER").unwrap_or_else(|| DEFAULT_ISSUER.to_owned());
-        Url::parse(&issuer)
-            .map_err(|e| ConfigError::new("GUARD_ISSUER", format!("not a URL: {e}")))?;
-        let mut config = Self::new(issuer, audience);
-        if let Some(list) = get("GUARD_ALGORITHMS") {
-            config = config.with_algorithms(&parse_algorithms(&list)?)?;
-        }
-        if let Some(leeway) = secs("GUARD_LEEWAY_SECS")? {
-            config = config.with_leeway(leeway)?;
-        }
-        if let Some(interval) = secs("GUARD_JWKS_REFETCH_SECS")? {
-            config = config.with_jwks_refetch_interval(interval);
-        }
-        if let Some(uri) = get("GUARD_JWKS_URI") {
-            let uri = Url::parse(&uri)
-                .map_err(|e| ConfigError::new("GUARD_JWKS_URI", format!("not a URL: {e}")))?;
-            config = config.with_jwks_uri(uri);
-        }
-        // On by default in services: the IdP's stream at `<issuer>/revocations/stream`.
-        let stream = get("GUARD_REVOCATION_STREAM_URL").unwrap_or_else(|| {
-            format!("{}/revocations/stream", config.issuer.trim_end_matches('/'))
-        });
-        if !stream.eq_ignore_ascii_case("off") {
-            let url = Url::parse(&stream).map_err(|e| {
-                ConfigError::new("GUARD_REVOCATION_STREAM_URL", format!("not a URL: {e}"))
-            })?;
-            config = config.with_revocation_stream(url);
-        }
-        // The service's own client at the IdP: by default named after its
-        // audience, with the development secret `idp seed` gives it.
-        let client_id = get("GUARD_CLIENT_ID").unwrap_or_else(|| audience.to_owned());
-        let secret = get("GUARD_CLIENT_SECRET").unwrap_or_else(|| {
-            tracing::warn!(
-                client_id,
-                "GUARD_CLIENT_SECRET is not set: using the development secret"
-            );
-            format!("{client_id}-dev-secret")
-        });
-        config = config.with_client_credentials(&client_id, &secret);
-        if let Some(life) = secs("GUARD_MAX_TOKEN_LIFETIME_SECS")? {
-            config = config.with_max_token_lifetime(life);
-        }
-        let bound =
-            secs("GUARD_REVOCATION_MAX_STALENESS_SECS")?.unwrap_or(config.revocation_max_staleness);
-        let policy = match get("GUARD_REVOCATION_STALE_POLICY") {
-            Some(policy) => policy
-                .parse()
-                .map_err(|e: String| ConfigError::new("GUARD_REVOCATION_STALE_POLICY", e))?,
-            None => config.stale_policy,
-        };
-        config = config.with_revocation_staleness(bound, policy);
-        if let Some(capacity) = get("GUARD_REVOCATION_CAPACITY") {
-            let capacity = capacity.parse().map_err(|_| {
-                ConfigError::new(
-                    "GUARD_REVOCATION_CAPACITY",
-                    format!("not a number: {capacity:?}"),
-                )
-            })?;
-            config = config.with_revocation_capacity(capacity);
-        }
-        if let Some(capacity) = get("GUARD_CACHE_CAPACITY") {
-            let capacity = capacity.parse().map_err(|_| {
-                ConfigError::new(
-                    "GUARD_CACHE_CAPACITY",
-                    format!("not a number: {capacity:?}"),
-                )
-            })?;
-            config = config.with_cache_capacity(capacity);
-        }
-        if let Some(url) = get("GUARD_PUBLIC_URL") {
-            let url = Url::parse(&url)
-                .map_err(|e| ConfigError::new("GUARD_PUBLIC_URL", format!("not a URL: {e}")))?;
-            config = config.with_public_url(url);
-        }
-        if let Some(capacity) = get("GUARD_DPOP_REPLAY_CAPACITY") {
-            let capacity = capacity.parse().map_err(|_| {
-                ConfigError::new(
-                    "GUARD_DPOP_REPLAY_CAPACITY",
-                    format!("not a number: {capacity:?}"),
-                )
-            })?;
-            config = config.with_dpop_replay_capacity(capacity);
-        }
-        Ok(config)
+        let only: args::GuardOnly =
+            platform::config::from_env().map_err(|e| ConfigError::new("GUARD_*", e.to_string()))?;
+        only.guard.resolve(audience)
     }
 
     /// The URL callers reach this service at (scheme, host, port and any path
@@ -331,7 +225,7 @@ impl GuardConfig {
     pub fn with_client_credentials(mut self, id: &str, secret: &str) -> Self {
         self.stream_credentials = Some(ClientCredentials {
             id: id.to_owned(),
-            secret: secret.to_owned(),
+            secret: secret.into(),
         });
         self
     }
@@ -380,75 +274,15 @@ impl GuardConfig {
     }
 }
 
-fn parse_algorithms(list: &str) -> Result<Vec<Algorithm>, ConfigError> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|name| {
-            name.parse::<Algorithm>().map_err(|_| {
-                ConfigError::new("GUARD_ALGORITHMS", format!("unknown algorithm {name:?}"))
-            })
-        })
-        .collect()
-}
-
-/// The value of the environment variable `name` parsed as `T`, or `default`
-/// when it is unset or blank. A value that does not parse is an error naming
-/// the variable (the process refuses to start rather than guess).
-pub fn var<T>(name: &'static str, default: T) -> Result<T, ConfigError>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    parse_var(name, std::env::var(name).ok(), default)
-}
-
-/// The environment variable `name`, a number of seconds, as a duration:
-/// `default` when unset or blank; below `min` is an error naming the variable.
-pub fn seconds(
-    name: &'static str,
-    default: Duration,
-    min: Duration,
-) -> Result<Duration, ConfigError> {
-    at_least(name, var(name, default.as_secs())?, min)
-}
-
-fn at_least(name: &'static str, seconds: u64, min: Duration) -> Result<Duration, ConfigError> {
-    let duration = Duration::from_secs(seconds);
-    if duration < min {
-        return Err(ConfigError::new(
-            name,
-            format!("at least {} seconds", min.as_secs()),
-        ));
-    }
-    Ok(duration)
-}
-
-fn parse_var<T>(name: &'static str, value: Option<String>, default: T) -> Result<T, ConfigError>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    match value.as_deref().map(str::trim) {
-        Some(value) if !value.is_empty() => value
-            .parse()
-            .map_err(|e: T::Err| ConfigError::new(name, format!("cannot parse {value:?}: {e}"))),
-        _ => Ok(default),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
+    use platform::config::{Refused, from_vars};
 
     use super::*;
 
-    fn from(vars: &[(&str, &str)]) -> Result<GuardConfig, ConfigError> {
-        GuardConfig::from_lookup("order", |name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
+    fn from(vars: &[(&str, &str)]) -> Result<GuardConfig, Refused> {
+        let only: args::GuardOnly = from_vars(vars)?;
+        Ok(only.guard.resolve("order")?)
     }
 
     #[test]
@@ -540,42 +374,6 @@ mod tests {
         assert_eq!(
             from(&[("GUARD_JWKS_URI", "::")]).unwrap_err().var,
             "GUARD_JWKS_URI"
-        );
-    }
-
-    #[test]
-    fn a_service_variable_unset_or_blank_means_the_default_and_a_value_is_parsed_trimmed() {
-        assert_eq!(parse_var("X_LIMIT", None, 7).unwrap(), 7);
-        assert_eq!(parse_var("X_LIMIT", Some("  ".into()), 7).unwrap(), 7);
-        assert_eq!(parse_var("X_LIMIT", Some(" 42 ".into()), 7).unwrap(), 42);
-        let bind: SocketAddr = parse_var(
-            "X_BIND",
-            Some("0.0.0.0:8083".into()),
-            ([127, 0, 0, 1], 1).into(),
-        )
-        .unwrap();
-        assert_eq!(bind.port(), 8083);
-    }
-
-    #[test]
-    fn a_service_variable_that_does_not_parse_is_an_error_naming_it() {
-        let error =
-            parse_var("PAYMENT_DECLINE_ABOVE_CENTS", Some("lots".into()), 1_i64).unwrap_err();
-        assert_eq!(error.var, "PAYMENT_DECLINE_ABOVE_CENTS");
-        assert!(error.reason.contains("\"lots\""), "{}", error.reason);
-    }
-
-    #[test]
-    fn a_duration_below_its_minimum_is_refused() {
-        let minute = Duration::from_secs(60);
-        assert_eq!(
-            at_least("X_TTL_SECS", 900, minute),
-            Ok(Duration::from_secs(900))
-        );
-        assert_eq!(at_least("X_TTL_SECS", 60, minute), Ok(minute));
-        assert_eq!(
-            at_least("X_TTL_SECS", 59, minute).unwrap_err().var,
-            "X_TTL_SECS"
         );
     }
 }

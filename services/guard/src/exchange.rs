@@ -24,6 +24,7 @@
 
 mod cache;
 
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -270,13 +271,16 @@ impl Exchanger {
         if let Some(trace) = span.in_scope(TraceContext::current) {
             request = request.header(TRACEPARENT, trace.header_value());
         }
-        let response =
-            crate::client_auth::basic_auth(request, &credentials.id, &credentials.secret)
-                .form(&form)
-                .send()
-                .instrument(span)
-                .await
-                .map_err(|e| ExchangeError::Unavailable(e.without_url().to_string()))?;
+        let response = crate::client_auth::basic_auth(
+            request,
+            &credentials.id,
+            credentials.secret.expose_secret(),
+        )
+        .form(&form)
+        .send()
+        .instrument(span)
+        .await
+        .map_err(|e| ExchangeError::Unavailable(e.without_url().to_string()))?;
         let status = response.status();
         if status.is_server_error() {
             return Err(ExchangeError::Unavailable(format!(

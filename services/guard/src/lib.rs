@@ -80,7 +80,7 @@
 //!   (subject, audience), single-flight; [`RelayMode`] — exchange or plain relay.
 //! * [`monitoring`] — the guard's readiness checks (`jwks`, `revocations`)
 //!   and gauges on platform's `Readiness` and `Exporter`; guard's own series.
-//! * [`config::var`] — a service's own typed settings from the environment.
+//! * [`config::GuardArgs`] — the `GUARD_*` variables, a clap group each part flattens into its `Config`.
 //!
 //! For the resource servers (order, payment, inventory):
 //!
@@ -120,7 +120,7 @@ mod validate;
 mod validator;
 
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
-pub use config::{ClientCredentials, GuardConfig, StalePolicy};
+pub use config::{ClientCredentials, GuardArgs, GuardConfig, StalePolicy};
 pub use error::{AuthError, TokenError, bearer_challenge, dpop_challenge};
 pub use exchange::{ExchangeError, Exchanger, RelayMode, Subject};
 pub use id_token::{IdTokenClaims, IdTokenError, IdTokenVerifier};

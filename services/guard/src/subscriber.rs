@@ -29,6 +29,7 @@
 //! Comments (`: ping`) keep the connection alive; 30 s of silence counts as a
 //! broken connection.
 
+use secrecy::ExposeSecret;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -195,7 +196,7 @@ async fn stream_once(
         .get(url.clone())
         .header(http::header::ACCEPT, "text/event-stream");
     if let Some(c) = credentials {
-        request = crate::client_auth::basic_auth(request, &c.id, &c.secret);
+        request = crate::client_auth::basic_auth(request, &c.id, c.secret.expose_secret());
     }
     if let Some(id) = &last_id {
         request = request.header("last-event-id", id.as_str());

@@ -1,9 +1,9 @@
-use inventory::{Application, Config, SERVICE};
+use inventory::{Application, SERVICE, config::Args};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = platform::telemetry::init(SERVICE);
-    let config = Config::from_env()?;
+    let config = platform::config::parse::<Args>().resolve()?;
     Application::build(config)
         .await?
         .run_until_stopped()

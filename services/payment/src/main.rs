@@ -1,9 +1,9 @@
-use payment::{Application, Config, SERVICE};
+use payment::{Application, SERVICE, config::Args};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = platform::telemetry::init(SERVICE);
-    let config = Config::from_env()?;
+    let config = platform::config::parse::<Args>().resolve()?;
     Application::build(config)
         .await?
         .run_until_stopped()

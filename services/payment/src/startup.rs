@@ -44,14 +44,9 @@ pub fn router(state: AppState) -> Router {
 pub struct Application(Server);
 
 impl Application {
-    /// Connects to `config.database_url` (migrating it) and builds on that pool.
+    /// Connects to `config.database` (migrating it) and builds on that pool.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let pool = platform::db::connect_and_migrate(
-            &config.database_url,
-            config.database_max_connections,
-            &MIGRATOR,
-        )
-        .await?;
+        let pool = config.database.connect(&MIGRATOR).await?;
         Self::with_pool(config, pool).await
     }
 

@@ -13,7 +13,7 @@
 //! pub static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
 //!     platform::db::with_guard_migrations(&sqlx::migrate!("../../migrations/order"))
 //! });
-//! let pool = platform::db::connect_and_migrate(&url, 10, &MIGRATOR).await?;
+//! let pool = config.database().connect(&MIGRATOR).await?; // a platform::db::Database
 //! #[sqlx::test(migrator = "order::MIGRATOR")] // tests get both sets too
 //! ```
 //!
@@ -82,6 +82,22 @@ pub enum DbError {
     Connect(#[from] sqlx::Error),
     #[error("cannot apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A part's database settings (`<PART>_DATABASE_URL`,
+/// `<PART>_DATABASE_MAX_CONNECTIONS`), read by the part's `Config`. Tests
+/// that hand a part a pool of their own leave it at `default()` (none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Database {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Database {
+    /// [`connect_and_migrate`] with these settings.
+    pub async fn connect(&self, migrator: &Migrator) -> Result<PgPool, DbError> {
+        connect_and_migrate(&self.url, self.max_connections, migrator).await
+    }
 }
 
 /// Creates the database named in `url` if it does not exist yet, connects a

@@ -11,7 +11,7 @@
 //!   status class. The handles of each (route, method, class) are looked up
 //!   once and kept, so a request costs two atomic updates and no allocation.
 //! * [`Exporter`] — `GET /metrics` on its own listener (`<PART>_METRICS_BIND`,
-//!   [`bind_from_env`]), sampling at scrape time what is a state rather than an
+//!   [`parse_bind`]), sampling at scrape time what is a state rather than an
 //!   event: database pool use, and whatever a part adds with
 //!   [`Exporter::sample`] (guard: the revocation stream's lag; the gateway:
 //!   its circuit breakers).
@@ -162,18 +162,10 @@ pub async fn track(route: Option<MatchedPath>, request: Request, next: Next) -> 
     response
 }
 
-/// `<var>`: where `GET /metrics` listens. Unset: `127.0.0.1` on the service's
-/// own port + 1000 (port 0 stays 0: an ephemeral port), so the metrics are
-/// never on the public listener and reach no other host unless configured;
-/// `off` disables them.
-pub fn bind_from_env(
-    name: &'static str,
-    service: SocketAddr,
-) -> Result<Option<SocketAddr>, ConfigError> {
-    parse_bind(name, std::env::var(name).ok().as_deref(), service)
-}
-
-/// [`bind_from_env`] over a value already read (`None`: unset).
+/// `<var>` (`<PART>_METRICS_BIND`, `None`: unset): where `GET /metrics`
+/// listens. Unset: `127.0.0.1` on the service's own port + 1000 (port 0 stays
+/// 0: an ephemeral port), so the metrics are never on the public listener and
+/// reach no other host unless configured; `off` disables them.
 pub fn parse_bind(
     name: &'static str,
     value: Option<&str>,

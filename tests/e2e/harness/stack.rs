@@ -459,7 +459,7 @@ fn random_key() -> String {
 }
 
 /// The debug binary of a part; `make test` builds them before the tests run.
-fn binary(name: &str) -> PathBuf {
+pub(crate) fn binary(name: &str) -> PathBuf {
     let dir = std::env::var_os("BATON_BIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| target_dir().join("debug"));

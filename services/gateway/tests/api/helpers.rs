@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
+use gateway::config::Args;
 use gateway::routes::RouteTable;
 use gateway::{Application, Config};
 use guard::testing::schema_pool;
@@ -113,8 +114,7 @@ async fn real_services(admin: &PgPool, issuer: &str) -> Services {
         inventory::Config {
             bind,
             metrics_bind: None,
-            database_url: String::new(),
-            database_max_connections: 1,
+            database: platform::db::Database::default(),
             reservation_ttl: inventory::expiry::DEFAULT_TTL,
             guard: guard("inventory"),
         },
@@ -128,8 +128,7 @@ async fn real_services(admin: &PgPool, issuer: &str) -> Services {
         payment::Config {
             bind,
             metrics_bind: None,
-            database_url: String::new(),
-            database_max_connections: 1,
+            database: platform::db::Database::default(),
             rules: payment::Rules::default(),
             guard: guard("payment"),
         },
@@ -142,8 +141,7 @@ async fn real_services(admin: &PgPool, issuer: &str) -> Services {
     let config = order::Config {
         bind,
         metrics_bind: None,
-        database_url: String::new(),
-        database_max_connections: 1,
+        database: platform::db::Database::default(),
         pending_ttl: order::expiry::DEFAULT_TTL,
         inventory_url: inventory.url().parse().unwrap(),
         payment_url: payment.url().parse().unwrap(),
@@ -317,13 +315,14 @@ impl Stack {
         if let Some(ms) = o.idp_timeout_ms {
             vars.push(("GATEWAY_IDP_TIMEOUT_MS", ms.to_string()));
         }
-        let config = Config::from_lookup(move |k| {
-            vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
-        })
-        .unwrap();
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let config = platform::config::from_vars::<Args>(&vars)
+            .unwrap()
+            .resolve()
+            .unwrap();
         let gateway_db = match o.db_max_connections {
             Some(_) => PgPoolOptions::new()
-                .max_connections(config.db_max_connections)
+                .max_connections(config.database.max_connections)
                 .connect_with(connect.clone().options([("search_path", "gateway")]))
                 .await
                 .unwrap(),

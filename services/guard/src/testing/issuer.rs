@@ -243,7 +243,7 @@ impl TestIssuer {
                 .expect("a valid URL"),
             crate::ClientCredentials {
                 id: client.to_owned(),
-                secret: format!("{client}-dev-secret"),
+                secret: format!("{client}-dev-secret").into(),
             },
         )
         .expect("an HTTP client")

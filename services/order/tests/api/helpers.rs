@@ -66,8 +66,7 @@ impl Stack {
             inventory::Config {
                 bind: local(),
                 metrics_bind: None,
-                database_url: String::new(),
-                database_max_connections: 1,
+                database: platform::db::Database::default(),
                 reservation_ttl: inventory::expiry::DEFAULT_TTL,
                 guard: issuer.config("inventory"),
             },
@@ -80,8 +79,7 @@ impl Stack {
             payment::Config {
                 bind: local(),
                 metrics_bind: None,
-                database_url: String::new(),
-                database_max_connections: 1,
+                database: platform::db::Database::default(),
                 rules: payment::Rules::default(),
                 guard: issuer.config("payment"),
             },
@@ -93,8 +91,7 @@ impl Stack {
         let config = order::Config {
             bind: local(),
             metrics_bind: None,
-            database_url: String::new(),
-            database_max_connections: 1,
+            database: platform::db::Database::default(),
             pending_ttl: order::expiry::DEFAULT_TTL,
             inventory_url: Url::parse(&inventory.url()).unwrap(),
             payment_url: payment_override.unwrap_or_else(|| Url::parse(&payment.url()).unwrap()),

@@ -31,8 +31,7 @@ impl TestApp {
         let config = Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_bind: None,
-            database_url: String::new(),
-            database_max_connections: 1,
+            database: platform::db::Database::default(),
             rules: RULES,
             guard: issuer.config("payment"),
         };
