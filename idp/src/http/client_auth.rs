@@ -1,15 +1,25 @@
 //! Client authentication at the token, revocation and introspection
 //! endpoints: `client_secret_basic`, `client_secret_post`, and `none` for
 //! public clients (who then must prove possession with PKCE).
+//!
+//! Handlers take one of the extractors: [`ClientForm`] (the authenticated
+//! client with its form request: `/revoke`, `/introspect`),
+//! [`AuthenticatedClient`] (credentials in the header only: the revocation
+//! stream), or [`ClientRequest`] and then [`ClientRequest::authenticate`]
+//! (`/token`, which refuses an unknown grant type before it looks at the client).
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, header};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::error::OAuthError;
-use crate::http::params::Params;
+use crate::http::authorization::Authorization;
+use crate::http::params::{Form, Params};
+use crate::http::peer::peer_addr;
 use crate::realm::Client;
 use crate::state::AppState;
 use crate::throttle;
@@ -22,17 +32,76 @@ pub enum Method {
     None,
 }
 
+/// A client that authenticated, and how.
+pub struct AuthenticatedClient {
+    pub client: Arc<Client>,
+    pub method: Method,
+}
+
+/// A form request to a client endpoint, its client not yet authenticated.
+pub struct ClientRequest {
+    /// Where it comes from (see [`super::peer`]), for throttling.
+    pub addr: String,
+    pub headers: HeaderMap,
+    pub params: Params,
+}
+
+/// An authenticated client with its form request.
+pub struct ClientForm(pub AuthenticatedClient, pub ClientRequest);
+
+impl FromRequest<AppState> for ClientRequest {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, OAuthError> {
+        let (parts, body) = req.into_parts();
+        let addr = peer_addr(&parts, &state.config.trusted_proxies);
+        let headers = parts.headers.clone();
+        let Form(params) = Form::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(ClientRequest {
+            addr,
+            headers,
+            params,
+        })
+    }
+}
+
+impl ClientRequest {
+    /// Authenticates the client of this request (see [`authenticate`]).
+    pub async fn authenticate(&self, state: &AppState) -> Result<AuthenticatedClient, OAuthError> {
+        authenticate(state, &self.headers, &self.params, &self.addr).await
+    }
+}
+
+impl FromRequest<AppState> for ClientForm {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, OAuthError> {
+        let request = ClientRequest::from_request(req, state).await?;
+        Ok(ClientForm(request.authenticate(state).await?, request))
+    }
+}
+
+/// For requests without a body: the credentials come in the header.
+impl FromRequestParts<AppState> for AuthenticatedClient {
+    type Rejection = OAuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, OAuthError> {
+        let addr = peer_addr(parts, &state.config.trusted_proxies);
+        authenticate(state, &parts.headers, &Params::default(), &addr).await
+    }
+}
+
 /// Authenticates the client of a request coming from `addr`. Every failure
 /// is `invalid_client` (401 with `WWW-Authenticate`), without saying whether
 /// the client exists. A right secret always passes; repeated failures lock
 /// the (client id, address) pair and the address for a growing time (see
 /// [`throttle`]), never the client id as a whole.
-pub async fn authenticate(
+async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
     addr: &str,
-) -> Result<(Arc<Client>, Method), OAuthError> {
+) -> Result<AuthenticatedClient, OAuthError> {
     let basic = basic_credentials(headers)?;
     let body_id = params.get("client_id");
     let body_secret = params.get("client_secret");
@@ -69,9 +138,9 @@ pub async fn authenticate(
     // sent. A secret made by `idp clients create` is 256 random bits: it
     // cannot be guessed, so a lock on the client id would only let anyone
     // lock the real client out.
-    let ok = match (client, secret) {
-        (Some(c), Some(secret)) if !c.public && c.secret_matches(&secret) => Some((c, method)),
-        (Some(c), None) if c.public => Some((c, Method::None)),
+    let ok = match (client.as_ref(), secret) {
+        (Some(c), Some(secret)) if !c.public && c.secret_matches(&secret) => Some(method),
+        (Some(c), None) if c.public => Some(Method::None),
         (None, Some(secret)) => {
             // Same work as for a known client: the answer time says nothing.
             let _ = platform::crypto::sha256(secret.as_bytes());
@@ -79,8 +148,8 @@ pub async fn authenticate(
         }
         _ => None,
     };
-    if let Some(found) = ok {
-        return Ok(found);
+    if let (Some(client), Some(method)) = (client, ok) {
+        return Ok(AuthenticatedClient { client, method });
     }
     // Failures are counted per (client, address) and per address, so they
     // only ever lock out where they come from. Both keys whether or not the
@@ -119,13 +188,12 @@ pub async fn authenticate(
 pub(super) fn basic_credentials(
     headers: &HeaderMap,
 ) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    let bad = || OAuthError::invalid_client("malformed Basic credentials");
+    let Some(auth) = Authorization::of(headers).map_err(|_| bad())? else {
         return Ok(None);
     };
-    let bad = || OAuthError::invalid_client("malformed Basic credentials");
-    let value = value.to_str().map_err(|_| bad())?;
-    let (scheme, encoded) = value.split_once(' ').ok_or_else(bad)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
+    let encoded = auth.credentials.ok_or_else(bad)?;
+    if !auth.is("basic") {
         return Err(OAuthError::invalid_client(
             "unsupported authentication scheme",
         ));
@@ -152,6 +220,7 @@ pub(super) fn basic_credentials(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
 
     fn with_auth(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

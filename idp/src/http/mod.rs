@@ -2,6 +2,7 @@
 //! cross-cutting layers (request spans and metrics, request ids, timeouts,
 //! security headers, HSTS behind an https issuer).
 
+pub mod authorization;
 pub mod authorize;
 pub mod client_auth;
 pub mod cookies;

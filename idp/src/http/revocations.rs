@@ -57,9 +57,7 @@ use serde_json::json;
 use tokio::sync::{broadcast, watch};
 
 use crate::error::OAuthError;
-use crate::http::client_auth::{Method, authenticate};
-use crate::http::params::Params;
-use crate::http::peer::PeerAddr;
+use crate::http::client_auth::{AuthenticatedClient, Method};
 use crate::realm::REVOCATIONS_READ;
 use crate::revocations::{self, HubItem, Resume, StreamEvent};
 use crate::state::AppState;
@@ -112,10 +110,9 @@ impl Drop for Slot {
 
 async fn stream(
     State(state): State<AppState>,
-    PeerAddr(addr): PeerAddr,
+    AuthenticatedClient { client, method }: AuthenticatedClient,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let (client, method) = authenticate(&state, &headers, &Params::default(), &addr).await?;
     if method == Method::None || !client.allows_scope(REVOCATIONS_READ) {
         return Err(OAuthError::AccessDenied(
             format!("the revocation stream needs a confidential client with the scope {REVOCATIONS_READ}").into(),

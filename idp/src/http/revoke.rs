@@ -1,7 +1,7 @@
 //! `POST /revoke` (RFC 7009) and `POST /introspect` (RFC 7662).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -12,9 +12,7 @@ use guard::{ACCESS_TOKEN_TYP, AccessClaims};
 
 use crate::error::OAuthError;
 use crate::grants;
-use crate::http::client_auth::{Method, authenticate};
-use crate::http::params::Form;
-use crate::http::peer::PeerAddr;
+use crate::http::client_auth::{AuthenticatedClient, ClientForm, ClientRequest, Method};
 use crate::http::userinfo::verify_access;
 use crate::state::AppState;
 use crate::tokens::{self, MAX_TOKEN_LEN};
@@ -40,11 +38,13 @@ fn looks_like_jwt(token: &str) -> bool {
 /// foreign tokens get the same 200: the answer reveals nothing.
 async fn revoke(
     State(state): State<AppState>,
-    PeerAddr(addr): PeerAddr,
-    headers: HeaderMap,
-    Form(params): Form,
+    ClientForm(
+        AuthenticatedClient { client, .. },
+        ClientRequest {
+            headers, params, ..
+        },
+    ): ClientForm,
 ) -> Result<Response, OAuthError> {
-    let (client, _) = authenticate(&state, &headers, &params, &addr).await?;
     super::cors::check_client(&state, &headers, &client.id)?;
     let token = params.require("token")?;
     if token.len() <= MAX_TOKEN_LEN {
@@ -80,11 +80,8 @@ async fn revoke(
 /// as for an unknown token.
 async fn introspect(
     State(state): State<AppState>,
-    PeerAddr(addr): PeerAddr,
-    headers: HeaderMap,
-    Form(params): Form,
+    ClientForm(AuthenticatedClient { client, method }, ClientRequest { params, .. }): ClientForm,
 ) -> Result<Response, OAuthError> {
-    let (client, method) = authenticate(&state, &headers, &params, &addr).await?;
     if method == Method::None {
         return Err(OAuthError::invalid_client(
             "introspection requires client authentication",

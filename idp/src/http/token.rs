@@ -8,7 +8,7 @@
 //! (their refresh tokens are already bound to their client authentication).
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -20,9 +20,8 @@ use uuid::Uuid;
 use crate::error::OAuthError;
 use crate::grants::{self, NewRefresh, Redeem};
 use crate::http::authorize::{normalise_scope, within};
-use crate::http::client_auth::authenticate;
-use crate::http::params::{Form, Params};
-use crate::http::peer::PeerAddr;
+use crate::http::client_auth::ClientRequest;
+use crate::http::params::Params;
 use crate::realm::{self, Client, USER_SCOPES};
 use crate::state::AppState;
 use crate::tokens::{self, IdContext, Subject};
@@ -63,16 +62,15 @@ impl IntoResponse for TokenResponse {
 /// (`outcome`: `issued` or the OAuth error code).
 async fn token(
     state: State<AppState>,
-    addr: PeerAddr,
-    headers: HeaderMap,
-    Form(params): Form,
+    request: ClientRequest,
 ) -> Result<TokenResponse, OAuthError> {
+    let params = &request.params;
     let grant = realm::GRANT_TYPES
         .iter()
         .find(|g| params.get("grant_type") == Some(**g))
         .copied()
         .unwrap_or("other");
-    let result = issue(state, addr, headers, params).await;
+    let result = issue(state, request).await;
     let outcome = result.as_ref().map_or_else(OAuthError::code, |_| "issued");
     metrics::counter!("idp_token_requests_total", "grant" => grant, "outcome" => outcome)
         .increment(1);
@@ -81,22 +79,23 @@ async fn token(
 
 async fn issue(
     State(state): State<AppState>,
-    PeerAddr(addr): PeerAddr,
-    headers: HeaderMap,
-    params: Params,
+    request: ClientRequest,
 ) -> Result<TokenResponse, OAuthError> {
-    let grant = params.require("grant_type")?;
+    let grant = request.params.require("grant_type")?;
     if !realm::GRANT_TYPES.contains(&grant) {
         return Err(OAuthError::UnsupportedGrantType);
     }
-    let (client, _) = authenticate(&state, &headers, &params, &addr).await?;
-    super::cors::check_client(&state, &headers, &client.id)?;
+    let client = request.authenticate(&state).await?.client;
+    let ClientRequest {
+        headers, params, ..
+    } = &request;
+    super::cors::check_client(&state, headers, &client.id)?;
     if !client.allows_grant(grant) {
         return Err(OAuthError::UnauthorizedClient(
             format!("this client may not use {grant}").into(),
         ));
     }
-    let proof = dpop::proof(&state, &headers, "POST", "/token", None).await?;
+    let proof = dpop::proof(&state, headers, "POST", "/token", None).await?;
     if client.public && proof.is_none() {
         return Err(OAuthError::InvalidDpopProof(
             "a public client must send a DPoP proof".into(),
@@ -104,10 +103,10 @@ async fn issue(
     }
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     match grant {
-        "authorization_code" => authorization_code(&state, &client, &params, jkt).await,
-        "refresh_token" => refresh_token(&state, &client, &params, jkt).await,
-        "client_credentials" => client_credentials(&state, &client, &params, jkt).await,
-        _ => token_exchange(&state, &client, &params, jkt).await,
+        "authorization_code" => authorization_code(&state, &client, params, jkt).await,
+        "refresh_token" => refresh_token(&state, &client, params, jkt).await,
+        "client_credentials" => client_credentials(&state, &client, params, jkt).await,
+        _ => token_exchange(&state, &client, params, jkt).await,
     }
 }
 

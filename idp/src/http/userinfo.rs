@@ -12,6 +12,7 @@ use uuid::Uuid;
 use guard::{ACCESS_TOKEN_TYP, AccessClaims};
 
 use crate::error::OAuthError;
+use crate::http::authorization::Authorization;
 use crate::state::AppState;
 use crate::{dpop, realm, revocations, tokens};
 
@@ -21,20 +22,10 @@ pub fn router() -> Router<AppState> {
 
 /// The Bearer token of a request (RFC 6750 §2.1), if it has one.
 pub fn bearer(headers: &HeaderMap) -> Result<&str, OAuthError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
+    let auth = Authorization::of(headers)
+        .map_err(|_| OAuthError::invalid_token("malformed Authorization header"))?
         .ok_or(OAuthError::MissingToken)?;
-    let value = value
-        .to_str()
-        .map_err(|_| OAuthError::invalid_token("malformed Authorization header"))?;
-    match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(token.trim())
-        }
-        _ => Err(OAuthError::MissingToken),
-    }
+    auth.token("bearer").ok_or(OAuthError::MissingToken)
 }
 
 /// Verifies one of our access tokens and checks that it is not revoked.
@@ -49,9 +40,7 @@ pub async fn verify_access(state: &AppState, token: &str) -> Result<AccessClaims
 
 /// The token of `Authorization: DPoP <token>`, if that is the scheme.
 fn dpop_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("dpop") && !token.trim().is_empty()).then(|| token.trim())
+    Authorization::of(headers).ok()??.token("dpop")
 }
 
 async fn userinfo(

@@ -8,6 +8,7 @@ mod admin;
 mod authorize;
 mod backchannel;
 mod cli;
+mod client_auth;
 mod cors;
 mod discovery;
 mod dpop;
