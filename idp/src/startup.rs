@@ -132,7 +132,7 @@ impl Application {
             &MIGRATOR,
         )
         .await?;
-        let listener = TcpListener::bind(config.bind).await?;
+        let listener = platform::server::listener(config.bind).await?;
         Self::on(listener, config, pool).await
     }
 
