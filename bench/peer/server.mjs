@@ -6,6 +6,10 @@
 //
 //   PORT=9400 WORKERS=2 node server.mjs     (prints "peer ready <url>" per worker)
 //
+// Under the bench the socket is passed (LISTEN_FDS=1, descriptor 3: the
+// bench's launcher binds it, PORT names its port for the issuer); the
+// cluster's primary serves on it and hands connections to the workers.
+//
 // Client: bench / bench-secret (client_secret_basic), resource urn:baton:bench.
 import cluster from 'node:cluster';
 import { generateKeyPairSync } from 'node:crypto';
@@ -54,5 +58,7 @@ if (cluster.isPrimary && workers > 1) {
       },
     },
   });
-  provider.listen(port, '127.0.0.1', () => console.log(`peer ready ${issuer}`));
+  const ready = () => console.log(`peer ready ${issuer}`);
+  if (process.env.LISTEN_FDS === '1') provider.listen({ fd: 3 }, ready);
+  else provider.listen(port, '127.0.0.1', ready);
 }

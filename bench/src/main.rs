@@ -82,8 +82,6 @@ enum Cmd {
         issuer: String,
         #[arg(long)]
         cache: u64,
-        #[arg(long)]
-        port: u16,
     },
 }
 
@@ -172,13 +170,8 @@ impl Drop for PeakRss {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Cmd::ValidationServer {
-        issuer,
-        cache,
-        port,
-    }) = &args.command
-    {
-        return validation::serve(issuer, *cache, *port);
+    if let Some(Cmd::ValidationServer { issuer, cache }) = &args.command {
+        return validation::serve(issuer, *cache);
     }
     tokio::runtime::Runtime::new()?.block_on(run(args))
 }
@@ -232,8 +225,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Runs every figure.
 async fn measure(args: &Args, env: Env) -> anyhow::Result<Vec<Row>> {
-    let gateway_port = procs::free_port()?;
-    let gateway_origin = format!("http://127.0.0.1:{gateway_port}");
+    let gateway = procs::listener()?;
+    let gateway_origin = stack::origin(&gateway)?;
     eprintln!("starting idp and services ({})", args.bin_dir.display());
     let idp = stack::start_idp(&env, &args.bin_dir, &gateway_origin).await?;
     let services = stack::start_services(
@@ -241,7 +234,7 @@ async fn measure(args: &Args, env: Env) -> anyhow::Result<Vec<Row>> {
         &args.bin_dir,
         "auth",
         &idp.issuer,
-        gateway_port,
+        gateway,
         "exchange",
     )
     .await?;
@@ -297,9 +290,9 @@ async fn measure(args: &Args, env: Env) -> anyhow::Result<Vec<Row>> {
         let off = match &args.insecure_bin_dir {
             Some(dir) => {
                 eprintln!("   starting the auth-off chain ({})", dir.display());
-                let port = procs::free_port()?;
+                let gateway = procs::listener()?;
                 Some(
-                    stack::start_services(&b.env, dir, "noauth", &b.idp.issuer, port, "plain")
+                    stack::start_services(&b.env, dir, "noauth", &b.idp.issuer, gateway, "plain")
                         .await?,
                 )
             }
@@ -308,11 +301,18 @@ async fn measure(args: &Args, env: Env) -> anyhow::Result<Vec<Row>> {
         // Figure 9's chain with authentication that relays plain.
         let plain = match args.wants(9) {
             true => {
-                let port = procs::free_port()?;
+                let gateway = procs::listener()?;
                 let bin_dir = &args.bin_dir;
                 Some(
-                    stack::start_services(&b.env, bin_dir, "plain", &b.idp.issuer, port, "plain")
-                        .await?,
+                    stack::start_services(
+                        &b.env,
+                        bin_dir,
+                        "plain",
+                        &b.idp.issuer,
+                        gateway,
+                        "plain",
+                    )
+                    .await?,
                 )
             }
             false => None,

@@ -11,7 +11,7 @@ use crate::Bench;
 use crate::issuance::failures;
 use crate::load::{self, Sample};
 use crate::oauth;
-use crate::procs::{Proc, free_port};
+use crate::procs::{Proc, listener};
 use crate::report::{Row, mib, ms, rate};
 
 pub struct Peer {
@@ -27,14 +27,15 @@ pub async fn run(b: &Bench) -> anyhow::Result<Peer> {
             "bench/peer/node_modules is missing: run `npm ci --prefix bench/peer` (make bench does)"
         );
     }
-    let port = free_port()?;
+    let socket = listener()?;
+    let port = socket.local_addr()?.port();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut cmd = Command::new("node");
     cmd.arg("server.mjs")
         .current_dir(&dir)
         .env("PORT", port.to_string())
         .env("WORKERS", cpus.to_string());
-    let mut peer = Proc::spawn("peer", port, cmd, &b.env.log_dir)?;
+    let mut peer = Proc::spawn("peer", cmd, socket, &b.env.log_dir)?;
     peer.wait_ready("/.well-known/openid-configuration", Duration::from_secs(30))
         .await?;
     // Every worker answers before measuring.

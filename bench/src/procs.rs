@@ -1,50 +1,33 @@
-//! The real processes under test: started from release binaries on free
-//! loopback ports, each with its own fresh database, stopped (and their
+//! The real processes under test: started from release binaries through the
+//! shared launcher (`launch`: on loopback sockets bound here and passed to
+//! them), each with its own fresh database, stopped (and their
 //! databases dropped) on drop. Also reads their resident memory.
 //! Dropping a run's databases is DDL on names known only at run time, so that
 //! one statement stays `sqlx::query`; the others are compile-checked.
 
-use std::fs::File;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use launch::process::Process;
 
-/// A running process.
-pub struct Proc {
-    pub name: String,
-    pub port: u16,
-    child: Child,
-    log: PathBuf,
-}
+/// A running process, started on a socket bound here and passed to it
+/// (`launch`), stopped gracefully on drop.
+pub struct Proc(Process);
 
 impl Proc {
-    /// Starts `cmd` (stdout/stderr to `<log_dir>/<name>.log`).
-    pub fn spawn(name: &str, port: u16, mut cmd: Command, log_dir: &Path) -> anyhow::Result<Proc> {
+    /// Starts `cmd` serving on `listener` (stdout/stderr to `<log_dir>/<name>.log`).
+    pub fn spawn(
+        name: &str,
+        cmd: Command,
+        listener: TcpListener,
+        log_dir: &Path,
+    ) -> anyhow::Result<Proc> {
         let log = log_dir.join(format!("{name}.log"));
-        let file = File::options().create(true).append(true).open(&log)?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()
-            .with_context(|| format!("start {name}"))?;
-        Ok(Proc {
-            name: name.to_owned(),
-            port,
-            child,
-            log,
-        })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        Ok(Proc(Process::start(name, cmd, listener, &log)?))
     }
 
     /// Resident memory of the process and its children (node's workers), bytes.
@@ -54,63 +37,37 @@ impl Proc {
 
     /// Waits until `GET <path>` answers 200.
     pub async fn wait_ready(&mut self, path: &str, timeout: Duration) -> anyhow::Result<()> {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(2))
-            .build()?;
-        let url = format!("{}{path}", self.url());
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "{} exited during start-up ({status}):\n{}",
-                    self.name,
-                    self.tail()
-                );
-            }
-            let last = match http.get(&url).send().await {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
-                Err(e) => e.to_string(),
-            };
-            if Instant::now() >= deadline {
-                bail!(
-                    "{} not ready after {timeout:?} (last: {last}):\n{}",
-                    self.name,
-                    self.tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.0
+            .wait_ready(path, timeout)
+            .await
+            .map_err(anyhow::Error::msg)
     }
+}
 
-    /// The last lines of the log, for error messages.
-    pub fn tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+impl Deref for Proc {
+    type Target = Process;
+
+    fn deref(&self) -> &Process {
+        &self.0
+    }
+}
+
+impl DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.0
     }
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
         // SIGTERM first (graceful shutdown, node's cluster stops its workers), then SIGKILL.
-        let _ = Command::new("kill").arg(self.pid().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.terminate(Duration::from_secs(5));
     }
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A loopback socket on a port the system picks, for a process to serve on.
+pub fn listener() -> anyhow::Result<TcpListener> {
+    launch::handoff::bind_loopback().context("bind a loopback socket")
 }
 
 /// `VmRSS` of `pid` plus that of its descendants, in bytes (0 if gone).

@@ -1,13 +1,17 @@
 //! Baton's processes for the bench: the IdP (seeded demo realm) and the four
-//! services of the chain, from release binaries, on free loopback ports.
+//! services of the chain, from release binaries, through the shared launcher
+//! (`launch`: its start order and variables, each part on a loopback socket
+//! bound here and passed to it).
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use launch::contract::{self, Origins};
 
-use crate::procs::{Databases, Proc, free_port};
+use crate::procs::{Databases, Proc, listener};
 
 const READY: Duration = Duration::from_secs(90);
 
@@ -56,24 +60,39 @@ fn binary(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Seeds the demo realm and starts `idp serve`.
+/// The origin `http://127.0.0.1:<port>` of a process's socket.
+pub fn origin(listener: &TcpListener) -> anyhow::Result<String> {
+    Ok(format!(
+        "http://127.0.0.1:{}",
+        listener.local_addr()?.port()
+    ))
+}
+
+/// Seeds the demo realm (its gateway client at `gateway_origin`) and starts
+/// `idp serve`.
 pub async fn start_idp(env: &Env, bin_dir: &Path, gateway_origin: &str) -> anyhow::Result<Idp> {
-    let port = free_port()?;
-    let issuer = format!("http://127.0.0.1:{port}");
-    let idp = binary(bin_dir, "idp")?;
-    let base = |cmd: &mut Command| -> anyhow::Result<()> {
-        cmd.current_dir(&env.workspace)
-            .env("IDP_DATABASE_URL", env.dbs.url("idp")?)
-            .env("IDP_KEY_ENCRYPTION_KEY", &env.key_encryption_key)
-            .env("IDP_ISSUER", &issuer)
-            .env("RUST_LOG", "warn");
-        Ok(())
+    let socket = listener()?;
+    let issuer = origin(&socket)?;
+    // Only the IdP's and the gateway's origins matter to the seed and the IdP.
+    let origins = Origins {
+        idp: issuer.clone(),
+        inventory: String::new(),
+        payment: String::new(),
+        order: String::new(),
+        gateway: gateway_origin.to_owned(),
     };
+    let idp = binary(bin_dir, "idp")?;
+    let database_url = env.dbs.url("idp")?;
     let mut seed = Command::new(&idp);
     seed.arg("seed")
-        .env("IDP_SEED_GATEWAY_URL", gateway_origin)
-        .env("IDP_SEED_GATEWAY_SECRET", GATEWAY_SECRET);
-    base(&mut seed)?;
+        .current_dir(&env.workspace)
+        .envs(contract::seed_env(
+            &origins,
+            &database_url,
+            &env.key_encryption_key,
+            GATEWAY_SECRET,
+        ))
+        .env("RUST_LOG", "warn");
     let out = seed.output().context("run `idp seed`")?;
     if !out.status.success() {
         bail!("idp seed failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -81,16 +100,16 @@ pub async fn start_idp(env: &Env, bin_dir: &Path, gateway_origin: &str) -> anyho
     let mut serve = Command::new(&idp);
     serve
         .arg("serve")
-        .env("IDP_BIND", format!("127.0.0.1:{port}"))
-        // Metrics on an ephemeral port: the default (port + 1000) may be taken.
-        .env("IDP_METRICS_BIND", "127.0.0.1:0")
+        .current_dir(&env.workspace)
+        .envs(contract::env("idp", &origins, &database_url))
+        .env("IDP_KEY_ENCRYPTION_KEY", &env.key_encryption_key)
+        .env("RUST_LOG", "warn")
         // One hour: a token taken at the start stays valid for the whole run.
         .env("IDP_ACCESS_TOKEN_TTL_SECS", "3600")
         // The bench's own address is a "proxy": figure 8's flood picks its
         // source addresses with X-Forwarded-For; the other figures send none.
         .env("IDP_TRUSTED_PROXIES", "127.0.0.1");
-    base(&mut serve)?;
-    let mut proc = Proc::spawn("idp", port, serve, &env.log_dir)?;
+    let mut proc = Proc::spawn("idp", serve, socket, &env.log_dir)?;
     proc.wait_ready("/readyz", READY).await?;
     Ok(Idp { proc, issuer })
 }
@@ -120,57 +139,47 @@ fn routes(env: &Env, relay: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// Starts inventory, payment, order and the gateway from `bin_dir`
-/// (`label` names their logs) on `gateway_port`; the gateway's routes and
-/// order relay tokens as `relay` says (`exchange` or `plain`).
+/// (`label` names their logs), the gateway on `gateway` (its origin is
+/// known before it starts: the IdP's realm names it); the gateway's routes
+/// and order relay tokens as `relay` says (`exchange` or `plain`).
 pub async fn start_services(
     env: &Env,
     bin_dir: &Path,
     label: &str,
     issuer: &str,
-    gateway_port: u16,
+    gateway: TcpListener,
     relay: &str,
 ) -> anyhow::Result<Services> {
     let routes = routes(env, relay)?;
-    let start = |name: &str, port: u16, extra: &[(&str, String)]| -> anyhow::Result<Proc> {
-        let upper = name.to_ascii_uppercase();
+    let (inventory, payment, order) = (listener()?, listener()?, listener()?);
+    let origins = Origins {
+        idp: issuer.to_owned(),
+        inventory: origin(&inventory)?,
+        payment: origin(&payment)?,
+        order: origin(&order)?,
+        gateway: origin(&gateway)?,
+    };
+    let start = |name: &str, socket: TcpListener, extra: &[(&str, String)]| {
         let mut cmd = Command::new(binary(bin_dir, name)?);
         cmd.current_dir(&env.workspace)
-            .env(format!("{upper}_BIND"), format!("127.0.0.1:{port}"))
-            .env(format!("{upper}_METRICS_BIND"), "127.0.0.1:0")
-            .env(format!("{upper}_DATABASE_URL"), env.dbs.url(name)?)
-            .env("GUARD_ISSUER", issuer)
+            .envs(contract::env(name, &origins, &env.dbs.url(name)?))
             .env("RUST_LOG", "warn");
         for (k, v) in extra {
             cmd.env(k, v);
         }
-        Proc::spawn(&format!("{name}-{label}"), port, cmd, &env.log_dir)
+        Proc::spawn(&format!("{name}-{label}"), cmd, socket, &env.log_dir)
     };
-    let inventory = start("inventory", free_port()?, &[])?;
-    let payment = start("payment", free_port()?, &[])?;
-    let order = start(
-        "order",
-        free_port()?,
-        &[
-            ("ORDER_INVENTORY_URL", inventory.url()),
-            ("ORDER_PAYMENT_URL", payment.url()),
-            ("ORDER_RELAY", relay.to_owned()),
-        ],
-    )?;
+    // In the contract's start order (`launch::contract::PARTS`; the IdP runs already).
+    let inventory = start("inventory", inventory, &[])?;
+    let payment = start("payment", payment, &[])?;
+    let order = start("order", order, &[("ORDER_RELAY", relay.to_owned())])?;
     let gateway = start(
         "gateway",
-        gateway_port,
+        gateway,
         &[
-            (
-                "GATEWAY_PUBLIC_URL",
-                format!("http://127.0.0.1:{gateway_port}"),
-            ),
-            ("GATEWAY_ISSUER", issuer.to_owned()),
             ("GATEWAY_CLIENT_SECRET", GATEWAY_SECRET.to_owned()),
             ("GATEWAY_SESSION_KEY", env.session_key.clone()),
             ("GATEWAY_ROUTES", routes.display().to_string()),
-            ("GATEWAY_ORDER_URL", order.url()),
-            ("GATEWAY_PAYMENT_URL", payment.url()),
-            ("GATEWAY_INVENTORY_URL", inventory.url()),
         ],
     )?;
     let mut services = Services {

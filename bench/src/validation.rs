@@ -14,13 +14,15 @@ use crate::Bench;
 use crate::issuance::failures;
 use crate::load::{self, Sample};
 use crate::oauth;
-use crate::procs::{Proc, cpu_time, free_port};
+use crate::procs::{Proc, cpu_time, listener};
 use crate::report::{Row, ms, rate};
 use crate::stack::REPORTER;
 
 /// The server: `GET /open` (no token read) and `GET /guarded` (the
-/// `Principal` extractor: full validation), the same tiny body.
-pub fn serve(issuer: &str, cache: u64, port: u16) -> anyhow::Result<()> {
+/// `Principal` extractor: full validation), the same tiny body; on the
+/// socket the bench passed (`platform::server::listener`), else an
+/// ephemeral loopback port.
+pub fn serve(issuer: &str, cache: u64) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -34,7 +36,7 @@ pub fn serve(issuer: &str, cache: u64, port: u16) -> anyhow::Result<()> {
             .route("/open", get(|| async { "ok" }))
             .route("/guarded", get(|_: Principal| async { "ok" }))
             .with_state(guard);
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let listener = platform::server::listener(([127, 0, 0, 1], 0).into()).await?;
         axum::serve(listener, app).await?;
         Ok(())
     })
@@ -66,7 +68,6 @@ async fn measure(b: &Bench, server: &Proc, path: &str, token: &str) -> Measured 
 }
 
 async fn start(b: &Bench, cache: u64) -> anyhow::Result<Proc> {
-    let port = free_port()?;
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.args([
         "validation-server",
@@ -74,15 +75,9 @@ async fn start(b: &Bench, cache: u64) -> anyhow::Result<Proc> {
         &b.idp.issuer,
         "--cache",
         &cache.to_string(),
-        "--port",
-        &port.to_string(),
     ]);
-    let mut p = Proc::spawn(
-        &format!("validation-cache-{cache}"),
-        port,
-        cmd,
-        &b.env.log_dir,
-    )?;
+    let name = format!("validation-cache-{cache}");
+    let mut p = Proc::spawn(&name, cmd, listener()?, &b.env.log_dir)?;
     p.wait_ready("/open", Duration::from_secs(30)).await?;
     Ok(p)
 }

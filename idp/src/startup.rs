@@ -127,7 +127,7 @@ impl Application {
     /// migrations) and listens on `IDP_BIND`.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let pool = config.database.connect(&MIGRATOR).await?;
-        let listener = TcpListener::bind(config.bind).await?;
+        let listener = platform::server::listener(config.bind).await?;
         Self::on(listener, config, pool).await
     }
 

@@ -97,7 +97,7 @@ impl Application {
                 }
             })?;
         let pool = config.database.connect(&MIGRATOR).await?;
-        let listener = TcpListener::bind(config.bind).await?;
+        let listener = platform::server::listener(config.bind).await?;
         let metrics_bind = config.metrics_bind;
         let app = Self::new(config, routes, pool, listener)?;
         app.exporter().spawn(metrics_bind, &app.tasks).await?;

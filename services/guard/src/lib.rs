@@ -100,6 +100,7 @@ pub mod config;
 pub mod dpop;
 mod error;
 pub mod exchange;
+mod extract;
 pub mod hop;
 pub mod id_token;
 #[cfg(feature = "bench-insecure-no-auth")]

@@ -164,7 +164,7 @@ async fn authenticated(request: &mut Request<Body>) -> Result<Principal, AuthErr
         .cloned()
         .ok_or(AuthError::NotConfigured)?;
     let (mut parts, body) = std::mem::take(request).into_parts();
-    let principal = crate::principal::of_request(&mut parts, &guard).await;
+    let principal = crate::extract::of_request(&mut parts, &guard).await;
     *request = Request::from_parts(parts, body);
     principal
 }

@@ -1,11 +1,14 @@
-//! Serving a Baton part over HTTP: the middleware stack every part wraps its
-//! routes in, graceful shutdown, and a handle to run a server in the
-//! background (tests start real servers this way).
+//! Serving a Baton part over HTTP: the listener (inherited from a launcher
+//! or bound), the middleware stack every part wraps its routes in, graceful
+//! shutdown, and a handle to run a server in the background (tests start
+//! real servers this way).
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::metrics;
@@ -172,6 +175,74 @@ pub async fn serve(
         .await
 }
 
+/// The file descriptor of the first socket a launcher passes
+/// (`SD_LISTEN_FDS_START` of systemd's socket activation).
+const LISTEN_FDS_START: RawFd = 3;
+
+/// Whether this process has taken its inherited listener already.
+static INHERITED_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// The listener a part serves on: the socket its launcher passed
+/// (`LISTEN_FDS=1`, the socket at descriptor 3, and `LISTEN_PID` this
+/// process's id when set: systemd's socket activation, the `listenfd`
+/// convention; the test and bench launcher `launch` passes sockets so), else
+/// `bind` bound now. A launcher that binds first knows the port before the
+/// part starts (an issuer or public URL can name it) and no other process
+/// can take the port in between. Taken once per process: a second call binds.
+pub async fn listener(bind: SocketAddr) -> io::Result<TcpListener> {
+    if let Some(inherited) = inherited()? {
+        tracing::info!(addr = %inherited.local_addr()?, "listening on the socket passed by the launcher");
+        return Ok(inherited);
+    }
+    TcpListener::bind(bind)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {bind}: {e}")))
+}
+
+/// The socket passed by the launcher, if this process was given one.
+fn inherited() -> io::Result<Option<TcpListener>> {
+    let Ok(count) = std::env::var("LISTEN_FDS") else {
+        return Ok(None);
+    };
+    if let Ok(pid) = std::env::var("LISTEN_PID")
+        && pid.trim() != std::process::id().to_string()
+    {
+        // Meant for another process (our parent's socket activation).
+        return Ok(None);
+    }
+    if count.trim() != "1" {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("LISTEN_FDS={count}: a Baton part takes exactly one listening socket"),
+        ));
+    }
+    if INHERITED_TAKEN.swap(true, Ordering::SeqCst) {
+        return Ok(None);
+    }
+    let not_a_listener = |e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "LISTEN_FDS=1 but descriptor {LISTEN_FDS_START} is not a listening TCP socket: {e}"
+            ),
+        )
+    };
+    // SAFETY: under LISTEN_FDS=1 the launcher passed this process descriptor 3
+    // for it to own; it is taken once (INHERITED_TAKEN) and nothing else in a
+    // part uses it by number. When it is not a socket (a launcher that set
+    // LISTEN_FDS and passed nothing) it is given back unclosed: it belongs to
+    // whatever opened it.
+    let socket = unsafe { std::net::TcpListener::from_raw_fd(LISTEN_FDS_START) };
+    if let Err(e) = socket.local_addr() {
+        let _ = socket.into_raw_fd();
+        return Err(not_a_listener(e));
+    }
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket)
+        .map(Some)
+        .map_err(not_a_listener)
+}
+
 /// A part ready to serve: its bound listener, its whole router, its
 /// background [`Tasks`] and its database pool. What every part's
 /// `startup::Application` runs.
@@ -185,16 +256,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `addr` for `router`; `tasks` and `pool` stop with the server.
+    /// Listens on `addr` (or the launcher's socket, see [`listener`]) for
+    /// `router`; `tasks` and `pool` stop with the server.
     pub async fn bind(
         addr: SocketAddr,
         router: Router,
         tasks: Tasks,
         pool: PgPool,
     ) -> io::Result<Self> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        let listener = listener(addr).await?;
         Ok(Self {
             addr: listener.local_addr()?,
             listener,

@@ -1,18 +1,20 @@
-//! Starts the five real binaries of the stack on free loopback ports, each with
-//! a fresh, uniquely named database, and stops them (and drops the databases)
-//! when the [`Stack`] is dropped.
+//! Starts the five real binaries of the stack through the shared launcher
+//! (`launch`: each on a loopback socket bound here and passed to it, in the
+//! contract's start order and variables), each with a fresh, uniquely named
+//! database, and stops them (and drops the databases) when the [`Stack`] is
+//! dropped.
 
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use launch::contract::{self, Origins, PARTS};
+use launch::handoff;
+use launch::process::{Process, tail};
 use sqlx::Connection;
 use url::Url;
-
-/// The parts, in start order.
-const PARTS: [&str; 5] = ["idp", "inventory", "payment", "order", "gateway"];
 
 /// How long a part may take to answer `/readyz` with 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,9 +25,7 @@ pub const GATEWAY_CLIENT_SECRET: &str = "gateway-dev-secret";
 /// One running part.
 struct Part {
     name: &'static str,
-    port: u16,
-    child: Child,
-    log: PathBuf,
+    process: Process,
     /// Arguments and environment, kept so [`Stack::restart`] starts it the same way.
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -88,8 +88,23 @@ impl Stack {
         } else {
             PARTS.to_vec()
         };
-        let ports: Vec<u16> = parts.iter().map(|_| free_port()).collect();
-        let port = |name: &str| ports[parts.iter().position(|p| *p == name).expect("known part")];
+        // Every part's socket, bound now: the URLs name their ports before
+        // any part starts, and each part serves on its own socket.
+        let mut listeners: Vec<Option<TcpListener>> = parts
+            .iter()
+            .map(|_| Some(handoff::bind_loopback().expect("bind a loopback socket")))
+            .collect();
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| {
+                l.as_ref()
+                    .and_then(|l| l.local_addr().ok())
+                    .expect("bound")
+                    .port()
+            })
+            .collect();
+        let index = |name: &str| parts.iter().position(|p| *p == name).expect("known part");
+        let port = |name: &str| ports[index(name)];
         let url = |name: &str| {
             Url::parse(&format!("http://localhost:{}/", port(name))).expect("valid url")
         };
@@ -129,18 +144,26 @@ impl Stack {
                 .find(|(n, _)| *n == name)
                 .map(|(_, secret)| secret.clone())
         };
-        let gateway_origin = stack.gateway.as_str().trim_end_matches('/').to_owned();
+        let base = |u: &Url| u.as_str().trim_end_matches('/').to_owned();
+        let origins = Origins {
+            idp: issuer,
+            inventory: base(&stack.inventory),
+            payment: base(&stack.payment),
+            order: base(&stack.order),
+            gateway: base(&stack.gateway),
+        };
 
         // The demo realm, with the gateway client's redirect URI on this stack's port.
         let seed_log = log_dir.join("idp-seed.log");
         let status = Command::new(binary("idp"))
             .arg("seed")
             .current_dir(workspace_dir())
-            .env("IDP_DATABASE_URL", db_url("idp"))
-            .env("IDP_KEY_ENCRYPTION_KEY", &key_encryption_key)
-            .env("IDP_ISSUER", &issuer)
-            .env("IDP_SEED_GATEWAY_URL", &gateway_origin)
-            .env("IDP_SEED_GATEWAY_SECRET", GATEWAY_CLIENT_SECRET)
+            .envs(contract::seed_env(
+                &origins,
+                &db_url("idp"),
+                &key_encryption_key,
+                GATEWAY_CLIENT_SECRET,
+            ))
             .env("IDP_SEED_CLI_REDIRECT_URI", super::client::CLI_REDIRECT_URI)
             .envs(service_secrets.iter().map(|(name, secret)| {
                 (
@@ -155,16 +178,9 @@ impl Stack {
         assert!(status.success(), "`idp seed` failed:\n{}", tail(&seed_log));
 
         for name in parts.clone() {
-            let upper = program(name).to_ascii_uppercase();
-            let mut env: Vec<(String, String)> = vec![
-                (format!("{upper}_BIND"), format!("127.0.0.1:{}", port(name))),
-                // The child binds an ephemeral port itself and logs it (see `scrape`).
-                (format!("{upper}_METRICS_BIND"), "127.0.0.1:0".into()),
-                (format!("{upper}_DATABASE_URL"), db_url(program(name))),
-                ("GUARD_ISSUER".into(), issuer.clone()),
-                ("RUST_LOG".into(), "info".into()),
-            ];
-            let base = |u: &Url| u.as_str().trim_end_matches('/').to_owned();
+            // Metrics on an ephemeral port the part logs (see `scrape`).
+            let mut env = contract::env(program(name), &origins, &db_url(program(name)));
+            env.push(("RUST_LOG".into(), "info".into()));
             let mut set = |k: &str, v: String| env.push((k.to_owned(), v));
             if let (Some(idp2), false) = (&stack.idp2, program(name) == "idp") {
                 set(
@@ -176,16 +192,8 @@ impl Stack {
                 set("GUARD_CLIENT_SECRET", secret);
             }
             match program(name) {
-                "idp" => {
-                    set("IDP_ISSUER", issuer.clone());
-                    set("IDP_KEY_ENCRYPTION_KEY", key_encryption_key.clone());
-                }
-                "order" => {
-                    set("ORDER_INVENTORY_URL", base(&stack.inventory));
-                    set("ORDER_PAYMENT_URL", base(&stack.payment));
-                }
+                "idp" => set("IDP_KEY_ENCRYPTION_KEY", key_encryption_key.clone()),
                 "gateway" => {
-                    set("GATEWAY_PUBLIC_URL", gateway_origin.clone());
                     set("GATEWAY_CLIENT_SECRET", GATEWAY_CLIENT_SECRET.into());
                     set("GATEWAY_SESSION_KEY", session_key.clone());
                     set(
@@ -195,9 +203,6 @@ impl Stack {
                             .display()
                             .to_string(),
                     );
-                    set("GATEWAY_ORDER_URL", base(&stack.order));
-                    set("GATEWAY_PAYMENT_URL", base(&stack.payment));
-                    set("GATEWAY_INVENTORY_URL", base(&stack.inventory));
                 }
                 _ => {}
             }
@@ -212,12 +217,11 @@ impl Stack {
                 Vec::new()
             };
             let log = log_dir.join(format!("{name}.log"));
-            let child = spawn_part(name, &args, &env, &log);
+            let listener = listeners[index(name)].take().expect("one socket per part");
+            let process = start_part(name, &args, &env, listener, &log);
             stack.parts.push(Part {
                 name,
-                port: port(name),
-                child,
-                log,
+                process,
                 args,
                 env,
             });
@@ -245,6 +249,7 @@ impl Stack {
             .iter()
             .find(|p| p.name == part)
             .unwrap_or_else(|| panic!("no part {part}"))
+            .process
             .log;
         let text = strip_ansi(&std::fs::read_to_string(log).expect("the part's log"));
         let addr = text
@@ -267,16 +272,23 @@ impl Stack {
 
     /// Stops one part (SIGKILL: an outage, not a goodbye).
     pub fn stop(&mut self, name: &str) {
-        let part = self.part(name);
-        let _ = part.child.kill();
-        let _ = part.child.wait();
+        self.part(name).process.kill();
     }
 
-    /// Starts a stopped part again, the same way, and waits for its `/readyz`.
+    /// Starts a stopped part again, the same way at the same address (bound
+    /// again here and passed to it), and waits for its `/readyz`.
     pub async fn restart(&mut self, name: &str) {
         self.stop(name);
         let part = self.part(name);
-        part.child = spawn_part(part.name, &part.args, &part.env, &part.log);
+        let listener = handoff::rebind(part.process.addr)
+            .unwrap_or_else(|e| panic!("bind {} again: {e}", part.process.addr));
+        part.process = start_part(
+            part.name,
+            &part.args,
+            &part.env,
+            listener,
+            &part.process.log,
+        );
         self.wait_part_ready(name).await;
     }
 
@@ -329,33 +341,9 @@ impl Stack {
     }
 
     async fn wait_part_ready(&mut self, name: &str) {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("http client");
-        let deadline = Instant::now() + READY_TIMEOUT;
         let part = self.part(name);
-        let url = format!("http://127.0.0.1:{}/readyz", part.port);
-        loop {
-            if let Some(status) = part.child.try_wait().expect("poll child") {
-                panic!(
-                    "{} exited during start-up ({status}):\n{}",
-                    part.name,
-                    tail(&part.log)
-                );
-            }
-            let last = match http.get(&url).send().await {
-                Ok(r) if r.status().is_success() => break,
-                Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
-                Err(e) => e.to_string(),
-            };
-            assert!(
-                Instant::now() < deadline,
-                "{} not ready after {READY_TIMEOUT:?} (last answer: {last}):\n{}",
-                part.name,
-                tail(&part.log)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Err(why) = part.process.wait_ready("/readyz", READY_TIMEOUT).await {
+            panic!("{why}");
         }
     }
 }
@@ -363,17 +351,16 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         for part in &mut self.parts {
-            let _ = part.child.kill();
-            let _ = part.child.wait();
+            part.process.kill();
         }
         // TEST_LOG=1: the children's logs, to the test's captured output.
         if guard::testing::log::enabled() {
             for part in &self.parts {
-                let log = std::fs::read_to_string(&part.log).unwrap_or_default();
+                let log = std::fs::read_to_string(&part.process.log).unwrap_or_default();
                 println!(
                     "----- {} ({}) -----\n{}",
                     part.name,
-                    part.log.display(),
+                    part.process.log.display(),
                     strip_ansi(&log)
                 );
             }
@@ -409,24 +396,20 @@ fn program(part: &str) -> &str {
     if part == "idp2" { "idp" } else { part }
 }
 
-fn spawn_part(name: &str, args: &[String], env: &[(String, String)], log: &Path) -> Child {
-    Command::new(binary(program(name)))
+/// Starts part `name` on `listener` (its socket, passed as descriptor 3).
+fn start_part(
+    name: &str,
+    args: &[String],
+    env: &[(String, String)],
+    listener: TcpListener,
+    log: &Path,
+) -> Process {
+    let mut command = Command::new(binary(program(name)));
+    command
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .current_dir(workspace_dir())
-        .stdin(Stdio::null())
-        .stdout(log_file(log))
-        .stderr(log_file(log))
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {name}: {e}"))
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
+        .current_dir(workspace_dir());
+    Process::start(name, command, listener, log).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `postgres://u@h:p/x?q` with the database `db` instead of `x`.
@@ -497,11 +480,4 @@ fn strip_ansi(text: &str) -> String {
         }
     }
     out
-}
-
-/// The last 40 lines of a log.
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
 }

@@ -1,4 +1,11 @@
-//! The test stack: IdP + gateway + upstreams, and a cookie-jar browser.
+//! The test stack: IdP + gateway + upstreams; a cookie-jar browser
+//! (`browser`) and misbehaving addresses (`sockets`).
+
+mod browser;
+mod sockets;
+
+pub use browser::{Browser, set_cookie};
+pub use sockets::{blackhole, closed_port, raw_get_status};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +15,7 @@ use gateway::config::Args;
 use gateway::routes::RouteTable;
 use gateway::{Application, Config};
 use guard::testing::schema_pool;
-use reqwest::{Method, StatusCode, header};
+
 use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -463,187 +470,4 @@ impl Stack {
             .unwrap_or_else(|| panic!("no token: {response}"))
             .to_owned()
     }
-}
-
-/// A browser: cookie jar, no automatic redirects (the tests follow them).
-/// A clone shares the cookie jar (another tab).
-#[derive(Clone)]
-pub struct Browser {
-    pub client: reqwest::Client,
-    pub gateway: String,
-    /// The session's CSRF token, from `/auth/session`.
-    pub csrf: Option<String>,
-    /// The last `baton_session` cookie value the gateway set, and its whole `Set-Cookie`.
-    pub session_cookie: Option<String>,
-    pub session_set_cookie: Option<String>,
-}
-
-impl Browser {
-    /// Follows redirects from `response` with GETs until a non-redirect answer.
-    pub async fn follow(&mut self, mut response: reqwest::Response) -> reqwest::Response {
-        for _ in 0..10 {
-            if let Some(c) = set_cookie(&response, "baton_session") {
-                let value = c["baton_session=".len()..].split(';').next().unwrap_or("");
-                self.session_cookie = Some(value.to_owned()).filter(|v| !v.is_empty());
-                self.session_set_cookie = Some(c.to_owned());
-            }
-            if !response.status().is_redirection() {
-                return response;
-            }
-            let location = response.headers()[header::LOCATION]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            let next = response.url().join(&location).unwrap();
-            response = self.client.get(next).send().await.unwrap();
-        }
-        panic!("too many redirects");
-    }
-
-    /// Starts sign-in at the gateway and answers the IdP's login form;
-    /// returns the final response (the page sign-in returned to).
-    pub async fn sign_in_to(&mut self, path: &str, user: &str) -> reqwest::Response {
-        let start = self
-            .client
-            .get(format!("{}{path}", self.gateway))
-            .send()
-            .await
-            .unwrap();
-        let login_page = self.follow(start).await;
-        if login_page.url().as_str().starts_with(&self.gateway) {
-            // Single sign-on: the IdP session was still there, no login form.
-            self.csrf = self.session().await["csrf_token"]
-                .as_str()
-                .map(str::to_owned);
-            return login_page;
-        }
-        assert_eq!(login_page.status(), StatusCode::OK, "the IdP's login page");
-        let login_url = login_page.url().join("/login").unwrap();
-        let html = login_page.text().await.unwrap();
-        let csrf =
-            extract(&html, "name=\"csrf_token\" value=\"").expect("csrf field on the login page");
-        let origin = login_url.origin().ascii_serialization();
-        let submitted = self
-            .client
-            .post(login_url)
-            .header(header::ORIGIN, origin)
-            .form(&[
-                ("username", user),
-                ("password", &format!("{user}-password")),
-                ("csrf_token", &csrf),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(submitted.status(), StatusCode::SEE_OTHER, "login accepted");
-        let done = self.follow(submitted).await;
-        self.csrf = self.session().await["csrf_token"]
-            .as_str()
-            .map(str::to_owned);
-        done
-    }
-
-    pub async fn sign_in(&mut self, user: &str) {
-        let page = self.sign_in_to("/auth/login", user).await;
-        assert_eq!(page.url().path(), "/");
-        assert!(self.csrf.is_some(), "signed in as {user}");
-    }
-
-    /// `GET /auth/session`.
-    pub async fn session(&self) -> Value {
-        self.client
-            .get(format!("{}/auth/session", self.gateway))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    /// An API call as the page makes it: same-origin `Origin`, the CSRF token.
-    pub async fn api(&self, method: Method, path: &str, body: Option<Value>) -> reqwest::Response {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.gateway))
-            .header(header::ORIGIN, &self.gateway)
-            .header(header::ACCEPT, "application/json");
-        if let Some(csrf) = &self.csrf {
-            request = request.header("x-csrf-token", csrf);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send().await.unwrap()
-    }
-
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.api(Method::GET, path, None).await
-    }
-}
-
-/// Sends `GET <path>` exactly as written (no URL normalisation) and returns the status.
-pub async fn raw_get_status(base: &str, path: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    let head = String::from_utf8_lossy(&answer[..answer.len().min(12)]).to_string();
-    head[9..12].parse().unwrap()
-}
-
-/// The text after `marker` up to the next `"`.
-pub fn extract(html: &str, marker: &str) -> Option<String> {
-    let start = html.find(marker)? + marker.len();
-    let end = html[start..].find('"')? + start;
-    Some(html[start..end].to_owned())
-}
-
-/// The `baton_session` cookie set by `response`, if any (name=value).
-pub fn set_cookie<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
-    response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with(&format!("{name}=")))
-}
-
-/// A local port that refuses connections, and the socket that holds it: bound
-/// but not listening, so no other server can take the port meanwhile (a port
-/// found free and released could be).
-pub fn closed_port() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = socket.local_addr().unwrap();
-    (socket, addr)
-}
-
-/// A local address where a connection attempt is never answered: a listener
-/// that never accepts and whose accept queue is full, so the kernel drops each
-/// new SYN (as a firewall would) instead of refusing it. Keep the returned
-/// sockets alive for as long as the address is used.
-pub async fn blackhole() -> (
-    (tokio::net::TcpListener, Vec<tokio::net::TcpStream>),
-    std::net::SocketAddr,
-) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let listener = socket.listen(0).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut queued = Vec::new();
-    // Connections complete (queued, never accepted) until the queue is full.
-    while let Ok(Ok(stream)) = tokio::time::timeout(
-        Duration::from_millis(500),
-        tokio::net::TcpStream::connect(addr),
-    )
-    .await
-    {
-        queued.push(stream);
-        assert!(queued.len() < 64, "the accept queue never filled up");
-    }
-    ((listener, queued), addr)
 }
