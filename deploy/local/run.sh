@@ -25,7 +25,7 @@ PROFILE_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 GATEWAY_URL="${IDP_SEED_GATEWAY_URL:-http://localhost:8080}"
 
 # The parts, in start order: the same order and variable names as the test and bench
-# launcher (launch/src/contract.rs). (No associative arrays: macOS ships bash 3.2.)
+# launcher (tests/launch/src/contract.rs). (No associative arrays: macOS ships bash 3.2.)
 PARTS=(idp inventory payment order gateway)
 
 # A part's default bind address (CONTRIBUTING.md).
