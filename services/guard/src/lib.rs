@@ -97,6 +97,7 @@ mod cache;
 pub mod claims;
 pub mod client_auth;
 pub mod config;
+pub mod derivation;
 pub mod dpop;
 mod error;
 pub mod exchange;
@@ -120,6 +121,7 @@ mod validate;
 mod validator;
 
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
+pub use derivation::Derivation;
 pub use config::{ClientCredentials, GuardConfig, StalePolicy};
 pub use error::{AuthError, TokenError, bearer_challenge, dpop_challenge};
 pub use exchange::{ExchangeError, Exchanger, RelayMode, Subject};
