@@ -121,8 +121,8 @@ mod validate;
 mod validator;
 
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
-pub use derivation::Derivation;
 pub use config::{ClientCredentials, GuardConfig, StalePolicy};
+pub use derivation::Derivation;
 pub use error::{AuthError, TokenError, bearer_challenge, dpop_challenge};
 pub use exchange::{ExchangeError, Exchanger, RelayMode, Subject};
 pub use id_token::{IdTokenClaims, IdTokenError, IdTokenVerifier};

@@ -268,7 +268,9 @@ mod tests {
             assert!(list.is_revoked(token) && revocation.matches(token));
         }
         assert!(!list.is_revoked(&unrelated) && !revocation.matches(&unrelated));
-        list.add(&Revocation::Token { jti: "third".into() });
+        list.add(&Revocation::Token {
+            jti: "third".into(),
+        });
         assert!(list.is_revoked(&unrelated));
     }
 

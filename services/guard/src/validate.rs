@@ -302,7 +302,11 @@ impl Guard {
                 return Err(TokenError::Revoked.into());
             }
             if inner.jwks.trusts(&verified.kid) {
-                return Ok(Principal::new(verified, Some(inner.denylist.clone()), trace));
+                return Ok(Principal::new(
+                    verified,
+                    Some(inner.denylist.clone()),
+                    trace,
+                ));
             }
             // Its key was withdrawn from the JWKS: judge the token afresh.
             inner.verified.forget(key);

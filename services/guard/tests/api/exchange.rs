@@ -300,3 +300,62 @@ async fn hundreds_of_concurrent_subjects_never_exceed_the_capacity() {
         exchanger.cached()
     );
 }
+
+/// order's cached exchanged token for a caller is not handed out once the
+/// caller's root token is revoked: the exchanger refuses instead of relaying
+/// a token every next hop would refuse, and asks the IdP nothing.
+#[tokio::test]
+async fn a_cached_exchanged_token_is_not_reused_once_the_root_is_revoked() {
+    let issuer = TestIssuer::start().await;
+    let gateway = issuer.exchanger("gateway");
+    let root = subject_token(&issuer, 300);
+    let for_order = gateway
+        .token(
+            &Subject {
+                key: "root-key",
+                token: &root,
+                caller: None,
+            },
+            "order",
+            "inventory:write",
+        )
+        .await
+        .unwrap();
+    let order = Guard::new(issuer.config("order"));
+    let caller = order.validate(&for_order).await.unwrap();
+    let exchanger = issuer.exchanger("order");
+    let first = exchanger
+        .token(&Subject::of(&caller), "inventory", "inventory:write")
+        .await
+        .unwrap();
+    let again = exchanger
+        .token(&Subject::of(&caller), "inventory", "inventory:write")
+        .await
+        .unwrap();
+    assert_eq!(first, again, "cached while the root is valid");
+    let exchanges = issuer.exchanges();
+
+    let root_jti = Guard::new(issuer.config("order"))
+        .validate(&root)
+        .await
+        .unwrap()
+        .jti()
+        .to_owned();
+    order.revoke(guard::Revocation::Token { jti: root_jti });
+    assert!(caller.is_revoked());
+    assert!(matches!(
+        exchanger
+            .token(&Subject::of(&caller), "inventory", "inventory:write")
+            .await,
+        Err(ExchangeError::Refused(_))
+    ));
+    assert_eq!(issuer.exchanges(), exchanges, "no stale token, no new one");
+    let inventory = Guard::new(issuer.config("inventory"));
+    inventory.revoke(guard::Revocation::Token {
+        jti: caller.jti().to_owned(),
+    });
+    assert!(
+        inventory.validate(&first).await.is_err(),
+        "the cached token names its ancestors"
+    );
+}
