@@ -21,9 +21,10 @@
 //! position. A transaction that aborts leaves a gap in the numbers and never a
 //! row that appears later.
 //!
-//! The same trigger revokes the tokens exchanged from a revoked token (RFC
-//! 8693, [`link_exchange`]) and sends the `NOTIFY` that wakes every replica's
-//! hub. Deleting rows (housekeeping, [`purge`]) only ever removes revocations
+//! The same trigger sends the `NOTIFY` that wakes every replica's hub. A
+//! token obtained by exchange (RFC 8693) needs no row of its own: it names
+//! the tokens it was derived from (`derived_from`), and a revocation of any of
+//! them ends it at every reader ([`is_revoked`], each service's guard). Deleting rows (housekeeping, [`purge`]) only ever removes revocations
 //! whose tokens have all expired, and records how far it went, so a
 //! subscriber resuming from before that point is sent a full snapshot
 //! instead of a silent gap ([`Resume`]).
@@ -50,8 +51,8 @@ pub const PAGE: i64 = 1000;
 
 /// Records a revocation by `jti` or `sid` (`kind`), kept until `expires_at`
 /// (when every token it concerns has expired). Revoking the same thing twice
-/// records it once. A `jti` revocation also revokes, at commit, every token
-/// exchanged from that token.
+/// records it once. A `jti` revocation also revokes every token exchanged
+/// from that token, which names it in `derived_from`.
 pub async fn record(
     db: &mut PgConnection,
     kind: &str,
@@ -122,50 +123,32 @@ pub async fn wait_out_subject_revocation(db: &PgPool, sub: &str) -> sqlx::Result
     Ok(())
 }
 
-/// Links a token obtained by exchange (RFC 8693) to its subject token, so
-/// that revoking the subject token revokes it too — unless the subject token
-/// is revoked already (by `jti`, session or subject, as [`is_revoked`]
-/// checks), which refuses the exchange (`Ok(false)`). One statement: the
-/// `link_exchange` function takes the per-token lock that the revocation
-/// trigger takes, so the two cannot pass each other (see the migrations).
-pub async fn link_exchange(
-    db: &PgPool,
-    jti: &str,
-    subject: &AccessClaims,
-    actor: &str,
-    expires_at: OffsetDateTime,
-) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT link_exchange($1, $2, $3, $4, $5, $6, $7)")
-        .bind(jti)
-        .bind(&subject.jti)
-        .bind(subject.sid.as_deref())
-        .bind(&subject.sub)
-        .bind(subject.iat)
-        .bind(actor)
-        .bind(expires_at)
-        .fetch_one(db)
-        .await
-}
-
-/// Whether an access token is revoked by any entry of the log. A subject
-/// revocation at `T` covers every token with `iat < T` (whole seconds below).
+/// Whether an access token is revoked by any entry of the log: its `jti` or
+/// the jti of a token it was exchanged from (`derived_from`), its session, or
+/// its subject — a subject revocation at `T` covers every token with
+/// `iat < T` (whole seconds below). One indexed read, no lock.
 pub async fn is_revoked(db: impl PgExecutor<'_>, claims: &AccessClaims) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM revocations
-         WHERE (kind = 'jti' AND value = $1) OR (kind = 'sid' AND value = $2)
-            OR (kind = 'sub' AND value = $3 AND issued_before > to_timestamp($4)))",
+    let jtis: Vec<String> = std::iter::once(claims.jti.as_str())
+        .chain(claims.derived_from.jtis())
+        .map(str::to_owned)
+        .collect();
+    let revoked = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM revocations
+         WHERE (kind = 'jti' AND value = ANY($1)) OR (kind = 'sid' AND value = $2)
+            OR (kind = 'sub' AND value = $3 AND issued_before > to_timestamp($4))) AS "revoked!""#,
+        &jtis,
+        claims.sid.as_deref(),
+        &claims.sub,
+        claims.iat as f64,
     )
-    .bind(&claims.jti)
-    .bind(claims.sid.as_deref())
-    .bind(&claims.sub)
-    .bind(claims.iat as f64)
     .fetch_one(db)
-    .await
+    .await?;
+    Ok(revoked)
 }
 
 /// Deletes revocations whose tokens have all expired (an hour past, beyond
-/// any validator's skew) and the exchange links that expired with them, and
-/// records the highest position deleted. Answers how many rows went.
+/// any validator's skew) and records the highest position deleted. Answers
+/// how many rows went.
 pub async fn purge(db: &PgPool) -> sqlx::Result<u64> {
     let mut tx = db.begin().await?;
     let (deleted, highest): (i64, Option<i64>) = sqlx::query_as(
@@ -181,13 +164,8 @@ pub async fn purge(db: &PgPool) -> sqlx::Result<u64> {
             .execute(&mut *tx)
             .await?;
     }
-    let links =
-        sqlx::query("DELETE FROM token_exchanges WHERE expires_at < now() - interval '1 hour'")
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
     tx.commit().await?;
-    Ok(deleted as u64 + links)
+    Ok(deleted as u64)
 }
 
 /// One revocation as the stream sends it.

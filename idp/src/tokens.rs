@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use guard::claims::Confirmation;
-use guard::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
+use guard::{ACCESS_TOKEN_TYP, AccessClaims, Actor, Derivation};
 
 use crate::error::OAuthError;
 use crate::keys::Alg;
@@ -54,6 +54,7 @@ pub async fn issue_access(
         auth_time: subject.auth_time.map(|t| t.unix_timestamp()),
         act: None,
         cnf: confirmation(jkt),
+        derived_from: Derivation::default(),
     };
     sign_access(state, claims).await
 }
@@ -78,6 +79,8 @@ pub async fn issue_exchanged(
     // `iat` stays the subject token's: a derived token is as old as the token
     // it came from, so revoking a subject's tokens "issued before T" ends it
     // exactly when it ends its subject token, however the two raced.
+    let derived_from = Derivation::from_parent(&subject.jti, &subject.derived_from)
+        .ok_or_else(|| OAuthError::invalid_request("subject_token was exchanged too many times"))?;
     let claims = AccessClaims {
         aud,
         scope,
@@ -90,6 +93,7 @@ pub async fn issue_exchanged(
             act: subject.act.clone().map(Box::new),
         }),
         cnf: confirmation(jkt),
+        derived_from,
         ..subject
     };
     sign_access(state, claims).await

@@ -488,8 +488,7 @@ async fn token_exchange(
             "use audience (resource names), not resource".into(),
         ));
     }
-    // Signature, issuer, type and expiry here; revocation when the new token
-    // is linked to it below (one statement for both).
+    // Signature, issuer, type and expiry here; revocation below.
     let subject: AccessClaims =
         tokens::verify_own(state, subject_token, guard::ACCESS_TOKEN_TYP, false).map_err(|_| {
             OAuthError::invalid_request("subject_token is not a valid, current access token")
@@ -532,24 +531,17 @@ async fn token_exchange(
         .filter(|s| client.allows_scope(s))
         .collect();
     let scope = granted_scope(params, &allowed)?;
-    let access =
-        tokens::issue_exchanged(state, subject.clone(), &client.id, aud, scope.clone(), jkt)
-            .await?;
-    // Revoking the subject token now revokes this one too; if it is revoked
-    // already (or was meanwhile), this token is never handed out.
-    if !revocations::link_exchange(
-        &state.db,
-        &access.jti,
-        &subject,
-        &client.id,
-        access.expires_at,
-    )
-    .await?
-    {
+    // One read, no write: the new token names the subject token and its
+    // ancestors (`derived_from`), so a revocation of any of them that races
+    // the grant still ends it at every validator once it arrives.
+    if revocations::is_revoked(&state.db, &subject).await? {
         return Err(OAuthError::invalid_request(
             "subject_token is not a valid, current access token",
         ));
     }
+    let access =
+        tokens::issue_exchanged(state, subject.clone(), &client.id, aud, scope.clone(), jkt)
+            .await?;
     let expires_in = (access.expires_at - OffsetDateTime::now_utc())
         .whole_seconds()
         .max(0) as u64;

@@ -12,7 +12,7 @@ use crate::helpers::{TestIdp, spawn};
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
 
-async fn exchange(
+pub(crate) async fn exchange(
     t: &TestIdp,
     client: (&str, &str),
     subject: &str,
@@ -33,7 +33,7 @@ async fn exchange(
         .unwrap()
 }
 
-async fn error_of(r: reqwest::Response) -> String {
+pub(crate) async fn error_of(r: reqwest::Response) -> String {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     r.json::<Value>().await.unwrap()["error"]
         .as_str()
@@ -41,7 +41,7 @@ async fn error_of(r: reqwest::Response) -> String {
         .to_owned()
 }
 
-const ORDER: (&str, &str) = ("order", "order-dev-secret");
+pub(crate) const ORDER: (&str, &str) = ("order", "order-dev-secret");
 
 #[sqlx::test(migrations = "../migrations/idp")]
 async fn a_service_exchanges_a_token_for_a_narrower_one_naming_itself(pool: PgPool) {
@@ -256,7 +256,7 @@ async fn an_exchanged_token_can_be_exchanged_again_and_actors_nest(pool: PgPool)
     assert_eq!(act.act.unwrap().sub, "order");
 }
 
-async fn active(t: &TestIdp, token: &str) -> bool {
+pub(crate) async fn active(t: &TestIdp, token: &str) -> bool {
     let r = t
         .http
         .post(t.url("/introspect"))

@@ -13,6 +13,7 @@ mod cors;
 mod discovery;
 mod dpop;
 mod exchange;
+mod exchange_revocation;
 mod flood;
 mod housekeeping;
 mod keys;

@@ -139,6 +139,7 @@ mod tests {
                 auth_time: None,
                 act: None,
                 cnf: None,
+                derived_from: Default::default(),
             },
             token: Arc::from(token),
             kid: Box::from("k"),

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use crate::derivation::Derivation;
+
 /// The JOSE `typ` header of every access token (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
@@ -37,6 +39,10 @@ pub struct AccessClaims {
     /// The key the token is bound to (RFC 9449 §6.1): present on DPoP-bound tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// An exchanged token's ancestors' jtis, nearest first (see [`Derivation`]):
+    /// revoking any of them revokes this token.
+    #[serde(default, skip_serializing_if = "Derivation::is_empty")]
+    pub derived_from: Derivation,
 }
 
 impl AccessClaims {
@@ -113,6 +119,7 @@ mod tests {
             auth_time: None,
             act: None,
             cnf: None,
+            derived_from: Derivation::default(),
         };
         let json = serde_json::to_value(&claims).unwrap();
         assert!(

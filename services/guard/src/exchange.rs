@@ -10,7 +10,9 @@
 //! ```
 //!
 //! One exchanged token is kept per (subject key, audience, scope) until `margin`
-//! before it expires; the subject key is the subject token's `jti`. The IdP
+//! before it expires; the subject key is the subject token's `jti`. It is not
+//! handed out once the subject token (or one it was derived from) is revoked:
+//! the caller is refused instead ([`Subject::caller`]). The IdP
 //! never lets an exchanged token outlive its subject, so a subject close to
 //! its end is re-exchanged (and refused by the IdP once it has ended or been
 //! revoked). Exchanges are **single-flight per key**: however many requests
@@ -81,6 +83,10 @@ pub struct Subject<'a> {
     pub key: &'a str,
     /// The subject token itself. Never logged.
     pub token: &'a str,
+    /// The validated caller whose token this is, if it is one: once that
+    /// token or one it was derived from is revoked, its exchanged tokens are
+    /// no longer handed out, cached or not.
+    pub caller: Option<&'a Principal>,
 }
 
 impl<'a> Subject<'a> {
@@ -89,6 +95,7 @@ impl<'a> Subject<'a> {
         Self {
             key: principal.jti(),
             token: principal.token(),
+            caller: Some(principal),
         }
     }
 }
@@ -228,6 +235,11 @@ impl Exchanger {
         audience: &str,
         scope: &str,
     ) -> Result<Arc<str>, ExchangeError> {
+        if subject.caller.is_some_and(Principal::is_revoked) {
+            return Err(ExchangeError::Refused(
+                "the subject token has been revoked".into(),
+            ));
+        }
         let key = Key {
             subject: subject.key,
             audience,

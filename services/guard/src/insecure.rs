@@ -47,6 +47,7 @@ pub(crate) fn principal(token: &str, trace: TraceContext) -> Result<Principal, A
             token: Arc::from(token),
             kid: Box::from(""),
         }),
+        None,
         trace,
     ))
 }

@@ -97,6 +97,7 @@ mod cache;
 pub mod claims;
 pub mod client_auth;
 pub mod config;
+pub mod derivation;
 pub mod dpop;
 mod error;
 pub mod exchange;
@@ -122,6 +123,7 @@ mod validator;
 
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
 pub use config::{ClientCredentials, GuardArgs, GuardConfig, StalePolicy};
+pub use derivation::Derivation;
 pub use error::{AuthError, TokenError, bearer_challenge, dpop_challenge};
 pub use exchange::{ExchangeError, Exchanger, RelayMode, Subject};
 pub use id_token::{IdTokenClaims, IdTokenError, IdTokenVerifier};

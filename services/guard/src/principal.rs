@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::claims::{AccessClaims, Actor};
 use crate::error::AuthError;
 use crate::requirements::Requirement;
+use crate::revocation::Denylist;
 use platform::trace::TraceContext;
 
 /// Who is calling: the validated claims of the bearer token, the token itself
@@ -19,6 +20,8 @@ use platform::trace::TraceContext;
 #[derive(Clone)]
 pub struct Principal {
     verified: Arc<Verified>,
+    /// The denylist of the guard that validated it, to ask again later.
+    denylist: Option<Arc<Denylist>>,
     trace: TraceContext,
 }
 
@@ -32,8 +35,27 @@ pub(crate) struct Verified {
 }
 
 impl Principal {
-    pub(crate) fn new(verified: Arc<Verified>, trace: TraceContext) -> Self {
-        Self { verified, trace }
+    pub(crate) fn new(
+        verified: Arc<Verified>,
+        denylist: Option<Arc<Denylist>>,
+        trace: TraceContext,
+    ) -> Self {
+        Self {
+            verified,
+            denylist,
+            trace,
+        }
+    }
+
+    /// Whether the token has been revoked since it was validated — its own
+    /// `jti`, a token it was derived from, its session or its subject — by
+    /// the revocations this service has received. What is derived from the
+    /// token later (an exchanged token, [`Subject`](crate::Subject)) asks this
+    /// before each use.
+    pub fn is_revoked(&self) -> bool {
+        self.denylist
+            .as_ref()
+            .is_some_and(|d| d.is_revoked(&self.verified.claims))
     }
 
     /// The user id (a UUID), or the client id for `client_credentials` tokens.

@@ -1,4 +1,6 @@
 //! Revoked tokens: a denylist checked on every validation (also on cache hits).
+//! A token is refused when its `jti`, any jti it was derived from
+//! ([`Derivation`](crate::Derivation)), its `sid` or its subject is revoked.
 //!
 //! Revocations arrive through [`Guard::revoke`](crate::Guard::revoke) — from the
 //! IdP's revocation stream subscriber, or directly in tests.
@@ -45,10 +47,13 @@ pub enum Revocation {
 }
 
 impl Revocation {
-    /// Whether a token with these claims is revoked by this entry.
+    /// Whether a token with these claims is revoked by this entry: a token
+    /// revocation also matches every token derived from that token.
     pub fn matches(&self, claims: &AccessClaims) -> bool {
         match self {
-            Self::Token { jti } => claims.jti == *jti,
+            Self::Token { jti } => {
+                claims.jti == *jti || claims.derived_from.jtis().any(|a| a == jti)
+            }
             Self::Session { sid } => claims.sid.as_deref() == Some(sid.as_str()),
             Self::Subject { sub, issued_before } => {
                 claims.sub == *sub && claims.iat < *issued_before
@@ -194,6 +199,10 @@ impl Denylist {
         let lists = self.read();
         lists.jtis.contains_key(claims.jti.as_str())
             || claims
+                .derived_from
+                .jtis()
+                .any(|jti| lists.jtis.contains_key(jti))
+            || claims
                 .sid
                 .as_ref()
                 .is_some_and(|sid| lists.sids.contains_key(sid.as_str()))
@@ -240,6 +249,37 @@ mod tests {
             auth_time: None,
             act: None,
             cnf: None,
+            derived_from: Default::default(),
+        }
+    }
+
+    #[test]
+    fn revoking_a_root_revokes_every_token_derived_from_it() {
+        let list = Denylist::new(Duration::from_secs(60), Duration::ZERO, 100);
+        let root = claims("root", None, "alice", 100);
+        let first = derived(&root, "first");
+        let second = derived(&first, "second");
+        let unrelated = derived(&claims("other", None, "alice", 100), "third");
+        list.add(&Revocation::Token { jti: "x".into() });
+        assert!(!list.is_revoked(&second));
+        let revocation = Revocation::Token { jti: "root".into() };
+        list.add(&revocation);
+        for token in [&root, &first, &second] {
+            assert!(list.is_revoked(token) && revocation.matches(token));
+        }
+        assert!(!list.is_revoked(&unrelated) && !revocation.matches(&unrelated));
+        list.add(&Revocation::Token {
+            jti: "third".into(),
+        });
+        assert!(list.is_revoked(&unrelated));
+    }
+
+    fn derived(parent: &AccessClaims, jti: &str) -> AccessClaims {
+        AccessClaims {
+            jti: jti.into(),
+            derived_from: crate::Derivation::from_parent(&parent.jti, &parent.derived_from)
+                .unwrap(),
+            ..parent.clone()
         }
     }
 

@@ -302,7 +302,11 @@ impl Guard {
                 return Err(TokenError::Revoked.into());
             }
             if inner.jwks.trusts(&verified.kid) {
-                return Ok(Principal::new(verified, trace));
+                return Ok(Principal::new(
+                    verified,
+                    Some(inner.denylist.clone()),
+                    trace,
+                ));
             }
             // Its key was withdrawn from the JWKS: judge the token afresh.
             inner.verified.forget(key);
@@ -321,7 +325,11 @@ impl Guard {
         inner
             .verified
             .insert(key, &inner.config.audience, verified.clone());
-        Ok(Principal::new(verified, trace))
+        Ok(Principal::new(
+            verified,
+            Some(inner.denylist.clone()),
+            trace,
+        ))
     }
 
     /// The state of the key cache, for `/readyz`.

@@ -218,6 +218,7 @@ impl Validator {
             auth_time: raw.auth_time,
             act: raw.act,
             cnf: raw.cnf,
+            derived_from: raw.derived_from.unwrap_or_default(),
         })
     }
 }
@@ -269,6 +270,7 @@ struct RawClaims {
     auth_time: Option<i64>,
     act: Option<Actor>,
     cnf: Option<Confirmation>,
+    derived_from: Option<crate::Derivation>,
 }
 
 #[derive(Deserialize)]

@@ -7,7 +7,7 @@
 //! client's registered resources; this issuer registers none); the new token keeps
 //! the subject's claims, has `aud` = that audience, the requested `scope`
 //! (only scopes of the subject), `act` = the client nested over the subject's
-//! `act`, and `exp` = the earlier of the subject's and now + the exchange TTL.
+//! `act`, `derived_from` = the subject's `jti` then its `derived_from`, and `exp` = the earlier of the subject's and now + the exchange TTL.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -154,8 +154,22 @@ pub(super) async fn token(
         }
         other => other,
     };
+    // The subject's jti, then its own derivation, as the IdP names them.
+    let derived_from: Vec<Value> = subject
+        .get("jti")
+        .into_iter()
+        .chain(
+            subject
+                .get("derived_from")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        )
+        .cloned()
+        .collect();
     let token = builder
         .claim("aud", vec![params.audience.clone()])
+        .claim("derived_from", derived_from)
         .claim("scope", scope.clone())
         .claim("exp", exp)
         .claim("nbf", unix_now())

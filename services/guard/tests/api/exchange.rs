@@ -35,6 +35,7 @@ async fn an_exchanged_token_names_only_the_target_and_the_actor_chain() {
             &Subject {
                 key: "j1",
                 token: &token,
+                caller: None,
             },
             "inventory",
             "inventory:write",
@@ -71,6 +72,7 @@ async fn a_hundred_concurrent_requests_make_one_exchange() {
                         &Subject {
                             key: "jti-1",
                             token: &token,
+                            caller: None,
                         },
                         "inventory",
                         "inventory:write",
@@ -96,6 +98,7 @@ async fn a_hundred_concurrent_requests_make_one_exchange() {
             &Subject {
                 key: "jti-1",
                 token: &token,
+                caller: None,
             },
             "payment",
             "payments:write",
@@ -110,6 +113,7 @@ async fn a_hundred_concurrent_requests_make_one_exchange() {
             &Subject {
                 key: "jti-1",
                 token: &token,
+                caller: None,
             },
             "inventory",
             "orders:write",
@@ -130,6 +134,7 @@ async fn a_token_near_its_subjects_end_is_exchanged_again() {
     let subject = Subject {
         key: "long",
         token: &long,
+        caller: None,
     };
     let first = exchanger
         .token(&subject, "order", "orders:write")
@@ -147,6 +152,7 @@ async fn a_token_near_its_subjects_end_is_exchanged_again() {
     let subject = Subject {
         key: "short",
         token: &short,
+        caller: None,
     };
     exchanger
         .token(&subject, "order", "orders:write")
@@ -167,6 +173,7 @@ async fn a_refused_exchange_is_not_cached_and_says_why() {
     let subject = Subject {
         key: "old",
         token: &expired,
+        caller: None,
     };
     for _ in 0..2 {
         let e = exchanger.token(&subject, "order", "").await.unwrap_err();
@@ -188,6 +195,7 @@ async fn a_refused_exchange_is_not_cached_and_says_why() {
             &Subject {
                 key: "v",
                 token: &valid,
+                caller: None,
             },
             "order",
             "",
@@ -214,6 +222,7 @@ async fn tokens_of_expired_subjects_are_swept_as_the_cache_grows() {
                 &Subject {
                     key: &key,
                     token: &token,
+                    caller: None,
                 },
                 "inventory",
                 "inventory:write",
@@ -250,6 +259,7 @@ async fn hundreds_of_concurrent_subjects_never_exceed_the_capacity() {
                 let subject = Subject {
                     key: &key,
                     token: &token,
+                    caller: None,
                 };
                 let first = exchanger
                     .token(&subject, "inventory", "inventory:write")
@@ -273,6 +283,7 @@ async fn hundreds_of_concurrent_subjects_never_exceed_the_capacity() {
         let subject = Subject {
             key: &key,
             token: &token,
+            caller: None,
         };
         let before = issuer.exchanges();
         exchanger
@@ -287,5 +298,52 @@ async fn hundreds_of_concurrent_subjects_never_exceed_the_capacity() {
         capacity,
         "the full cache still serves what it keeps ({} kept)",
         exchanger.cached()
+    );
+}
+
+/// order's cached exchanged token for a caller is not handed out once the
+/// caller's root token is revoked: the exchanger refuses instead of relaying
+/// a token every next hop would refuse, and asks the IdP nothing.
+#[tokio::test]
+async fn a_cached_exchanged_token_is_not_reused_once_the_root_is_revoked() {
+    let issuer = TestIssuer::start().await;
+    // What the gateway obtained by exchanging its session's token `root`.
+    let for_order = issuer
+        .token()
+        .aud(&["order"])
+        .client_id("gateway")
+        .scope("inventory:write")
+        .claim("derived_from", serde_json::json!(["root"]))
+        .sign();
+    let order = Guard::new(issuer.config("order"));
+    let caller = order.validate(&for_order).await.unwrap();
+    let exchanger = issuer.exchanger("order");
+    let first = exchanger
+        .token(&Subject::of(&caller), "inventory", "inventory:write")
+        .await
+        .unwrap();
+    let again = exchanger
+        .token(&Subject::of(&caller), "inventory", "inventory:write")
+        .await
+        .unwrap();
+    assert_eq!(first, again, "cached while the root is valid");
+    let exchanges = issuer.exchanges();
+
+    order.revoke(guard::Revocation::Token { jti: "root".into() });
+    assert!(caller.is_revoked());
+    assert!(matches!(
+        exchanger
+            .token(&Subject::of(&caller), "inventory", "inventory:write")
+            .await,
+        Err(ExchangeError::Refused(_))
+    ));
+    assert_eq!(issuer.exchanges(), exchanges, "no stale token, no new one");
+    let inventory = Guard::new(issuer.config("inventory"));
+    inventory.revoke(guard::Revocation::Token {
+        jti: caller.jti().to_owned(),
+    });
+    assert!(
+        inventory.validate(&first).await.is_err(),
+        "the cached token names its ancestors"
     );
 }

@@ -161,3 +161,58 @@ async fn a_stale_guard_keeps_serving_under_the_default_policy() {
     eventually("stale", || guard.revocation_status().unwrap().stale).await;
     assert!(guard.validate(&issuer.token().sign()).await.is_ok());
 }
+
+/// A token exchanged from the root (and one exchanged from that), validated
+/// and cached before the root's revocation arrives, is refused after it: the
+/// tokens name the root in `derived_from`, nothing revokes them one by one.
+#[tokio::test]
+async fn revoking_a_root_token_refuses_cached_tokens_derived_from_it() {
+    let issuer = TestIssuer::start().await;
+    let guard = subscribed_guard(&issuer).await;
+    let root = issuer.token().claim("jti", "root").sign();
+    let derived = issuer
+        .token()
+        .claim("derived_from", serde_json::json!(["root"]))
+        .sign();
+    let twice = issuer
+        .token()
+        .claim("derived_from", serde_json::json!(["derived", "root"]))
+        .sign();
+    let bystander = issuer
+        .token()
+        .claim("derived_from", serde_json::json!(["other-root"]))
+        .sign();
+    for token in [&derived, &twice, &bystander] {
+        guard.validate(token).await.unwrap();
+        assert!(guard.is_cached(token));
+    }
+
+    issuer.publish(&Revocation::Token { jti: "root".into() });
+    eventually("the revocation arrives", || !guard.is_cached(&derived)).await;
+    assert!(revoked(guard.validate(&derived).await));
+    assert!(revoked(guard.validate(&twice).await));
+    assert!(revoked(guard.validate(&root).await));
+    assert!(guard.validate(&bystander).await.is_ok());
+}
+
+/// Only the IdP can sign `derived_from`, but a validator reads it before it
+/// trusts it: a list longer than the bound is refused without being kept.
+#[tokio::test]
+async fn a_token_naming_too_many_ancestors_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let guard = Guard::new(issuer.config("order"));
+    let full: Vec<String> = (0..guard::derivation::MAX_DEPTH)
+        .map(|i| format!("ancestor-{i}"))
+        .collect();
+    let at_the_bound = issuer.token().claim("derived_from", full.clone()).sign();
+    assert!(guard.validate(&at_the_bound).await.is_ok());
+    let mut forged = full;
+    forged.push("one-too-many".into());
+    let over = issuer.token().claim("derived_from", forged).sign();
+    assert_eq!(
+        guard.validate(&over).await.unwrap_err(),
+        AuthError::InvalidToken(TokenError::InvalidClaims)
+    );
+    let not_a_list = issuer.token().claim("derived_from", "root").sign();
+    assert!(guard.validate(&not_a_list).await.is_err());
+}
