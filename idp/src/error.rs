@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 
-use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -277,7 +276,7 @@ impl IntoResponse for PageError {
                 tracing::error!(error = %detail, "page failed on the server side");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong on our side. Please try again in a moment.".into(),
+                    pages::SERVER_FAILED.into(),
                 )
             }
             Self::Unavailable(detail) => {
@@ -289,11 +288,7 @@ impl IntoResponse for PageError {
                 )
             }
         };
-        let page = pages::ErrorPage { message: &message };
-        let mut response = match page.render() {
-            Ok(html) => pages::html(status, html, None),
-            Err(_) => (status, message.into_owned()).into_response(),
-        };
+        let mut response = pages::error_page(status, &message);
         if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             response.headers_mut().insert(
                 header::RETRY_AFTER,

@@ -64,11 +64,26 @@ pub fn html(status: StatusCode, body: String, form_target: Option<&str>) -> Resp
     response
 }
 
+/// What a person is told when the server failed them (no detail: that goes
+/// to the log).
+pub const SERVER_FAILED: &str = "Something went wrong on our side. Please try again in a moment.";
+
 /// Renders a page; a template failure becomes the server error page.
 pub fn render(status: StatusCode, page: &impl Template, form_target: Option<&str>) -> Response {
     match page.render() {
         Ok(body) => html(status, body, form_target),
-        Err(e) => crate::error::PageError::Server(e.to_string()).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "page failed on the server side");
+            error_page(StatusCode::INTERNAL_SERVER_ERROR, SERVER_FAILED)
+        }
+    }
+}
+
+/// The error page saying `message`; plain text if even that cannot render.
+pub fn error_page(status: StatusCode, message: &str) -> Response {
+    match (ErrorPage { message }).render() {
+        Ok(body) => html(status, body, None),
+        Err(_) => (status, message.to_owned()).into_response(),
     }
 }
 
