@@ -52,6 +52,8 @@ pub async fn issue_access(
         jti: Uuid::now_v7().to_string(),
         sid: subject.sid.map(|s| s.to_string()),
         auth_time: subject.auth_time.map(|t| t.unix_timestamp()),
+        acr: None,
+        amr: vec![],
         act: None,
         cnf: confirmation(jkt),
         derived_from: Derivation::default(),

@@ -137,6 +137,8 @@ mod tests {
                 jti: token.into(),
                 sid: None,
                 auth_time: None,
+                acr: None,
+                amr: vec![],
                 act: None,
                 cnf: None,
                 derived_from: Default::default(),

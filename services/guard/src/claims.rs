@@ -6,6 +6,15 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 pub use crate::derivation::Derivation;
 
+/// The `acr` values Baton's IdP issues and services may demand (RFC 9470).
+pub mod acr {
+    /// Signed in with a single factor (a password).
+    pub const PASSWORD: &str = "urn:baton:acr:pwd";
+    /// Signed in with a second factor (TOTP or a recovery code after the
+    /// password) or with a passkey that verified the user.
+    pub const SECOND_FACTOR: &str = "urn:baton:acr:mfa";
+}
+
 /// The JOSE `typ` header of every access token (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
@@ -33,6 +42,14 @@ pub struct AccessClaims {
     pub sid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// How strongly the user authenticated (OIDC Core §2, RFC 9068 §2.2.1):
+    /// [`acr::SECOND_FACTOR`] once a second factor was shown, else
+    /// [`acr::PASSWORD`]; absent for `client_credentials`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// The methods the user authenticated with (RFC 8176), e.g. `["pwd","otp","mfa"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
     /// The acting party of an exchanged token (RFC 8693 §4.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
@@ -117,6 +134,8 @@ mod tests {
             jti: "j".into(),
             sid: None,
             auth_time: None,
+            acr: None,
+            amr: vec![],
             act: None,
             cnf: None,
             derived_from: Derivation::default(),
@@ -126,6 +145,8 @@ mod tests {
             json.get("sid").is_none()
                 && json.get("act").is_none()
                 && json.get("auth_time").is_none()
+                && json.get("acr").is_none()
+                && json.get("amr").is_none()
                 && json.get("cnf").is_none()
         );
     }

@@ -247,6 +247,8 @@ mod tests {
             jti: jti.into(),
             sid: sid.map(Into::into),
             auth_time: None,
+            acr: None,
+            amr: vec![],
             act: None,
             cnf: None,
             derived_from: Default::default(),
