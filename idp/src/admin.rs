@@ -19,7 +19,7 @@ use platform::crypto::{random_token, sha256};
 pub const ADMIN_ADDR: &str = "admin-cli";
 
 /// One row of `idp users list`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct UserSummary {
     pub id: Uuid,
     pub username: String,
@@ -30,10 +30,11 @@ pub struct UserSummary {
 }
 
 pub async fn users(db: &PgPool) -> sqlx::Result<Vec<UserSummary>> {
-    sqlx::query_as(
-        "SELECT id, username, name, email, disabled,
-                ARRAY(SELECT role FROM user_roles WHERE user_id = users.id ORDER BY role) AS roles
-         FROM users ORDER BY username",
+    sqlx::query_as!(
+        UserSummary,
+        r#"SELECT id, username, name, email, disabled,
+                  ARRAY(SELECT role FROM user_roles WHERE user_id = users.id ORDER BY role) AS "roles!"
+           FROM users ORDER BY username"#,
     )
     .fetch_all(db)
     .await
@@ -48,11 +49,13 @@ pub async fn set_user_disabled(
     disabled: bool,
     access_ttl: Duration,
 ) -> sqlx::Result<usize> {
-    sqlx::query("UPDATE users SET disabled = $2, updated_at = now() WHERE id = $1")
-        .bind(user.id)
-        .bind(disabled)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE users SET disabled = $2, updated_at = now() WHERE id = $1",
+        user.id,
+        disabled,
+    )
+    .execute(db)
+    .await?;
     let kind = if disabled {
         "user_disabled"
     } else {
@@ -70,14 +73,12 @@ pub async fn set_user_disabled(
 /// (with its roles, sessions and grants) removed. Answers how many sessions
 /// ended.
 pub async fn delete_user(db: &PgPool, user: &User, access_ttl: Duration) -> sqlx::Result<usize> {
-    sqlx::query("UPDATE users SET disabled = true WHERE id = $1")
-        .bind(user.id)
+    sqlx::query!("UPDATE users SET disabled = true WHERE id = $1", user.id)
         .execute(db)
         .await?;
     let ended = crate::sessions::end_all_for_user(db, user.id, "user deleted", access_ttl).await?;
     audit_user(db, "user_deleted", &user.username).await?;
-    sqlx::query("DELETE FROM users WHERE id = $1")
-        .bind(user.id)
+    sqlx::query!("DELETE FROM users WHERE id = $1", user.id)
         .execute(db)
         .await?;
     Ok(ended)
@@ -159,20 +160,20 @@ pub async fn update_client(
         resources: &c.resources,
     })?;
     crate::catalog::check(&mut *tx, &c.scopes, &c.resources).await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE clients SET name = $2, redirect_uris = $3, post_logout_redirect_uris = $4,
              grant_types = $5, scopes = $6, resources = $7, id_token_signed_response_alg = $8,
              updated_at = now()
          WHERE id = $1",
+        c.id,
+        c.name,
+        &c.redirect_uris,
+        &c.post_logout_redirect_uris,
+        &c.grant_types,
+        &c.scopes,
+        &c.resources,
+        c.id_token_signed_response_alg,
     )
-    .bind(&c.id)
-    .bind(&c.name)
-    .bind(&c.redirect_uris)
-    .bind(&c.post_logout_redirect_uris)
-    .bind(&c.grant_types)
-    .bind(&c.scopes)
-    .bind(&c.resources)
-    .bind(&c.id_token_signed_response_alg)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -190,10 +191,12 @@ fn edit(list: &mut Vec<String>, add: Vec<String>, remove: &[String]) {
 }
 
 async fn client_for_update(tx: &mut sqlx::PgConnection, id: &str) -> Result<Client, RealmError> {
-    sqlx::query("SELECT 1 FROM clients WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "SELECT 1 AS locked FROM clients WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     realm::any_client(&mut *tx, id)
         .await?
         .ok_or_else(|| RealmError::NotFound(format!("no client {id:?}")))
@@ -210,12 +213,14 @@ pub async fn set_client_disabled(
     access_ttl: Duration,
 ) -> Result<u64, RealmError> {
     let mut tx = db.begin().await?;
-    let found = sqlx::query("UPDATE clients SET disabled = $2, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(disabled)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let found = sqlx::query!(
+        "UPDATE clients SET disabled = $2, updated_at = now() WHERE id = $1",
+        id,
+        disabled,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     if found == 0 {
         return Err(RealmError::NotFound(format!("no client {id:?}")));
     }
@@ -253,8 +258,7 @@ pub async fn delete_client(db: &PgPool, id: &str, access_ttl: Duration) -> Resul
     let mut tx = db.begin().await?;
     client_for_update(&mut tx, id).await?;
     let revoked = revoke_client_tokens(&mut tx, id, "client deleted", access_ttl).await?;
-    sqlx::query("DELETE FROM clients WHERE id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM clients WHERE id = $1", id)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -266,12 +270,12 @@ pub async fn delete_client(db: &PgPool, id: &str, access_ttl: Duration) -> Resul
 /// working within the client cache's life.
 pub async fn rotate_secret(db: &PgPool, id: &str) -> Result<String, RealmError> {
     let secret = random_token(32);
-    let public: Option<bool> = sqlx::query_scalar(
-        "UPDATE clients SET secret_hash = CASE WHEN public THEN NULL ELSE $2 END, updated_at = now()
+    let public = sqlx::query_scalar!(
+        "UPDATE clients SET secret_hash = CASE WHEN public THEN NULL ELSE $2::bytea END, updated_at = now()
          WHERE id = $1 RETURNING public",
+        id,
+        &sha256(secret.as_bytes())[..],
     )
-    .bind(id)
-    .bind(&sha256(secret.as_bytes())[..])
     .fetch_optional(db)
     .await?;
     match public {

@@ -47,7 +47,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// redeemed a code there) and registered a back-channel logout URI. Called in
 /// the transaction that ends the session; answers how many were queued.
 pub async fn enqueue(conn: &mut PgConnection, session: Uuid) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "INSERT INTO backchannel_logout_outbox (session_id, user_id, client_id)
          SELECT DISTINCT s.id, s.user_id, c.id
          FROM sso_sessions s
@@ -55,8 +55,8 @@ pub async fn enqueue(conn: &mut PgConnection, session: Uuid) -> sqlx::Result<u64
          JOIN clients c ON c.id = a.client_id AND c.backchannel_logout_uri IS NOT NULL
          WHERE s.id = $1
          ON CONFLICT (session_id, client_id) DO NOTHING",
+        session,
     )
-    .bind(session)
     .execute(conn)
     .await?
     .rows_affected())
@@ -93,7 +93,6 @@ impl LogoutClaims {
 }
 
 /// A claimed outbox row.
-#[derive(sqlx::FromRow)]
 struct Due {
     id: i64,
     session_id: Uuid,
@@ -142,7 +141,8 @@ pub async fn run(state: AppState) {
 pub async fn deliver_due(state: &AppState) -> sqlx::Result<usize> {
     // The lease: longer than an attempt can take, so the row stays ours.
     let lease = state.config.backchannel_logout_timeout * 2 + Duration::from_secs(5);
-    let due: Vec<Due> = sqlx::query_as(
+    let due = sqlx::query_as!(
+        Due,
         "UPDATE backchannel_logout_outbox o
          SET attempts = o.attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
          FROM clients c
@@ -151,9 +151,9 @@ pub async fn deliver_due(state: &AppState) -> sqlx::Result<usize> {
            AND c.id = o.client_id
          RETURNING o.id, o.session_id, o.user_id, o.client_id, o.attempts,
                    c.backchannel_logout_uri AS uri",
+        BATCH,
+        lease.as_secs_f64(),
     )
-    .bind(BATCH)
-    .bind(lease.as_secs_f64())
     .fetch_all(&state.db)
     .await?;
     let claimed = due.len();
@@ -214,14 +214,14 @@ async fn settle(state: &AppState, row: Due, outcome: Outcome) -> sqlx::Result<()
         Outcome::Transient(reason) if attempts < state.config.backchannel_logout_attempts => {
             let delay = backoff(state.config.backchannel_logout_retry, attempts);
             tracing::info!(%sid, client, attempts, %reason, retry_in = ?delay, "logout token not delivered yet");
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE backchannel_logout_outbox
                  SET next_attempt_at = now() + make_interval(secs => $2), last_error = $3
                  WHERE id = $1",
+                row.id,
+                delay.as_secs_f64(),
+                reason,
             )
-            .bind(row.id)
-            .bind(delay.as_secs_f64())
-            .bind(&reason)
             .execute(&state.db)
             .await?;
             return Ok(());
@@ -233,8 +233,7 @@ async fn settle(state: &AppState, row: Due, outcome: Outcome) -> sqlx::Result<()
 }
 
 async fn delete(state: &AppState, id: i64) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM backchannel_logout_outbox WHERE id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM backchannel_logout_outbox WHERE id = $1", id)
         .execute(&state.db)
         .await?;
     Ok(())

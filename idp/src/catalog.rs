@@ -3,6 +3,11 @@
 //! `idp scopes …` and `idp resources …` change them at run time; a client's
 //! registration may name only rows of these tables, and a row stays while a
 //! client names it.
+//!
+//! The two tables have the same shape and the same statements, so those take
+//! the table's name at run time ([`Catalog::table`], one of two constants)
+//! and stay `sqlx::query`, checked by this module's tests rather than at
+//! compile time; the statement that reads both tables is compile-checked.
 
 use serde::Serialize;
 use sqlx::{PgExecutor, PgPool};
@@ -195,13 +200,15 @@ pub async fn check(
     scopes: &[String],
     resources: &[String],
 ) -> Result<(), RealmError> {
-    let unknown: Vec<String> = sqlx::query_scalar(
-        "SELECT 'scope ' || s FROM unnest($1::text[]) s WHERE s NOT IN (SELECT name FROM scopes)
-         UNION ALL
-         SELECT 'resource ' || r FROM unnest($2::text[]) r WHERE r NOT IN (SELECT name FROM resources)",
+    let unknown = sqlx::query_scalar!(
+        r#"SELECT 'scope ' || s AS "unknown!" FROM unnest($1::text[]) s
+           WHERE s NOT IN (SELECT name FROM scopes)
+           UNION ALL
+           SELECT 'resource ' || r FROM unnest($2::text[]) r
+           WHERE r NOT IN (SELECT name FROM resources)"#,
+        scopes,
+        resources,
     )
-    .bind(scopes)
-    .bind(resources)
     .fetch_all(db)
     .await?;
     if unknown.is_empty() {

@@ -45,15 +45,15 @@ impl ClientExtras {
         public: bool,
     ) -> Result<(), RealmError> {
         self.validate(public)?;
-        let updated = sqlx::query(
+        let updated = sqlx::query!(
             "UPDATE clients SET backchannel_logout_uri = $2, backchannel_logout_session_required = $3,
                  allowed_origins = $4, updated_at = now()
              WHERE id = $1",
+            id,
+            self.backchannel_logout_uri,
+            self.backchannel_logout_session_required,
+            &self.allowed_origins,
         )
-        .bind(id)
-        .bind(&self.backchannel_logout_uri)
-        .bind(self.backchannel_logout_session_required)
-        .bind(&self.allowed_origins)
         .execute(db)
         .await?
         .rows_affected();
@@ -65,20 +65,15 @@ impl ClientExtras {
 
     /// The registration of client `id` (the default when there is no such client).
     pub async fn of(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Self> {
-        let row: Option<(Option<String>, bool, Vec<String>)> = sqlx::query_as(
+        let row = sqlx::query_as!(
+            Self,
             "SELECT backchannel_logout_uri, backchannel_logout_session_required, allowed_origins
              FROM clients WHERE id = $1",
+            id,
         )
-        .bind(id)
         .fetch_optional(db)
         .await?;
-        Ok(
-            row.map_or_else(Self::default, |(uri, required, origins)| Self {
-                backchannel_logout_uri: uri,
-                backchannel_logout_session_required: required,
-                allowed_origins: origins,
-            }),
-        )
+        Ok(row.unwrap_or_default())
     }
 }
 

@@ -37,12 +37,12 @@ pub async fn proof(
         leeway_secs: LEEWAY_SECS,
     };
     let proof = dpop::verify(proof, &expected).map_err(refused)?;
-    let fresh = sqlx::query(
+    let fresh = sqlx::query!(
         "INSERT INTO dpop_proofs (replay_key, expires_at)
          VALUES ($1, to_timestamp($2)) ON CONFLICT DO NOTHING",
+        &proof.replay_key[..],
+        (proof.iat + MAX_AGE_SECS + LEEWAY_SECS) as f64,
     )
-    .bind(&proof.replay_key[..])
-    .bind((proof.iat + MAX_AGE_SECS + LEEWAY_SECS) as f64)
     .execute(&state.db)
     .await?
     .rows_affected()

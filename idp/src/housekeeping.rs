@@ -16,20 +16,30 @@ use sqlx::PgPool;
 
 /// Purges once; answers how many rows went (cascades not counted).
 pub async fn purge(db: &PgPool) -> sqlx::Result<u64> {
-    let mut purged = 0;
-    for statement in [
-        "DELETE FROM sso_sessions WHERE expires_at < now() - interval '1 hour'",
-        "DELETE FROM refresh_tokens WHERE family_id IN (
-             SELECT family_id FROM refresh_tokens GROUP BY family_id
-             HAVING max(expires_at) < now() - interval '1 hour')",
-        "DELETE FROM auth_throttle WHERE window_start < now() - interval '1 hour'
-             AND (locked_until IS NULL OR locked_until < now())
-             AND (in_flight = 0 OR in_flight_since < now() - interval '1 hour')",
+    let done = [
+        sqlx::query!("DELETE FROM sso_sessions WHERE expires_at < now() - interval '1 hour'")
+            .execute(db)
+            .await?,
+        sqlx::query!(
+            "DELETE FROM refresh_tokens WHERE family_id IN (
+                 SELECT family_id FROM refresh_tokens GROUP BY family_id
+                 HAVING max(expires_at) < now() - interval '1 hour')"
+        )
+        .execute(db)
+        .await?,
+        sqlx::query!(
+            "DELETE FROM auth_throttle WHERE window_start < now() - interval '1 hour'
+                 AND (locked_until IS NULL OR locked_until < now())
+                 AND (in_flight = 0 OR in_flight_since < now() - interval '1 hour')"
+        )
+        .execute(db)
+        .await?,
         // A proof past its acceptance window is refused by its `iat` alone.
-        "DELETE FROM dpop_proofs WHERE expires_at < now()",
-    ] {
-        purged += sqlx::query(statement).execute(db).await?.rows_affected();
-    }
+        sqlx::query!("DELETE FROM dpop_proofs WHERE expires_at < now()")
+            .execute(db)
+            .await?,
+    ];
+    let purged: u64 = done.iter().map(|r| r.rows_affected()).sum();
     Ok(purged + crate::revocations::purge(db).await?)
 }
 

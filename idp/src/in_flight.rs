@@ -93,8 +93,8 @@ pub async fn reserve(db: &PgPool, keys: &[(&str, Policy)]) -> sqlx::Result<Admis
 }
 
 async fn reserve_one(db: &PgPool, key: &str, policy: Policy) -> sqlx::Result<Reserved> {
-    let (failures, in_flight, busy, locked) = sqlx::query_as(
-        "INSERT INTO auth_throttle AS t (key, failures, window_start, in_flight, in_flight_since)
+    let row = sqlx::query!(
+        r#"INSERT INTO auth_throttle AS t (key, failures, window_start, in_flight, in_flight_since)
          VALUES ($1, 0, now(), 1, now())
          ON CONFLICT (key) DO UPDATE SET
              failures = CASE WHEN t.window_start < now() - make_interval(secs => $2)
@@ -106,18 +106,18 @@ async fn reserve_one(db: &PgPool, key: &str, policy: Policy) -> sqlx::Result<Res
              in_flight = CASE WHEN t.in_flight_since < now() - make_interval(secs => $3)
                               THEN 1 ELSE t.in_flight + 1 END,
              in_flight_since = now()
-         RETURNING failures, in_flight, busy, COALESCE(locked_until > now(), false)",
+         RETURNING failures, in_flight, busy, COALESCE(locked_until > now(), false) AS "locked!""#,
+        key,
+        policy.window.as_secs_f64(),
+        STALE_AFTER.as_secs_f64(),
     )
-    .bind(key)
-    .bind(policy.window.as_secs_f64())
-    .bind(STALE_AFTER.as_secs_f64())
     .fetch_one(db)
     .await?;
     Ok(Reserved {
-        failures,
-        in_flight,
-        busy,
-        locked,
+        failures: row.failures,
+        in_flight: row.in_flight,
+        busy: row.busy,
+        locked: row.locked,
     })
 }
 
@@ -136,7 +136,7 @@ impl Reservation {
     pub async fn failed(mut self, e: AuthEvent<'_>) -> sqlx::Result<()> {
         self.open = false;
         for (key, policy) in &self.keys {
-            let failures: i32 = sqlx::query_scalar(
+            let failures = sqlx::query_scalar!(
                 "INSERT INTO auth_throttle AS t (key, failures, window_start)
                  VALUES ($1, 1, now())
                  ON CONFLICT (key) DO UPDATE SET
@@ -146,11 +146,11 @@ impl Reservation {
                          THEN now() + make_interval(secs => LEAST($3 * power(2, LEAST(t.failures + 1 - $2, 20)), $4))
                          ELSE t.locked_until END
                  RETURNING failures",
+                key,
+                policy.limit,
+                policy.base.as_secs_f64(),
+                policy.cap.as_secs_f64(),
             )
-            .bind(key)
-            .bind(policy.limit)
-            .bind(policy.base.as_secs_f64())
-            .bind(policy.cap.as_secs_f64())
             .fetch_one(&self.db)
             .await?;
             if let Some(delay) = throttle::lock_for(failures, *policy) {
@@ -170,7 +170,7 @@ impl Reservation {
     /// "try again" answers the keys had.
     pub async fn succeeded(mut self) -> sqlx::Result<()> {
         self.open = false;
-        end(&self.db, &self.keys, "busy = 0").await
+        end(&self.db, &self.keys, Busy::Forget).await
     }
 
     /// The attempt was answered "try again" (the password queue was full):
@@ -178,21 +178,38 @@ impl Reservation {
     /// in the queue (see [`BUSY_GRACE`]), never towards a lock-out.
     pub async fn busy(mut self) -> sqlx::Result<()> {
         self.open = false;
-        end(&self.db, &self.keys, "busy = busy + 1").await
+        end(&self.db, &self.keys, Busy::Count).await
     }
 }
 
 async fn release(db: &PgPool, keys: &[(String, Policy)]) -> sqlx::Result<()> {
-    end(db, keys, "busy = busy").await
+    end(db, keys, Busy::Keep).await
 }
 
-/// Gives the places on `keys` back, also setting `busy` (a fixed expression).
-async fn end(db: &PgPool, keys: &[(String, Policy)], busy: &'static str) -> sqlx::Result<()> {
+/// What giving a place back does to the keys' count of "try again" answers.
+#[derive(Clone, Copy)]
+enum Busy {
+    Keep,
+    Forget,
+    Count,
+}
+
+/// Gives the places on `keys` back, updating their `busy` count.
+async fn end(db: &PgPool, keys: &[(String, Policy)], busy: Busy) -> sqlx::Result<()> {
     let keys: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
-    sqlx::query(&format!(
-        "UPDATE auth_throttle SET in_flight = GREATEST(in_flight - 1, 0), {busy} WHERE key = ANY($1)"
-    ))
-    .bind(&keys)
+    let (forget, count) = match busy {
+        Busy::Keep => (false, 0),
+        Busy::Forget => (true, 0),
+        Busy::Count => (false, 1),
+    };
+    sqlx::query!(
+        "UPDATE auth_throttle SET in_flight = GREATEST(in_flight - 1, 0),
+                busy = CASE WHEN $2 THEN 0 ELSE busy + $3 END
+         WHERE key = ANY($1)",
+        &keys as &[&str],
+        forget,
+        count,
+    )
     .execute(db)
     .await?;
     Ok(())

@@ -29,7 +29,6 @@ pub use material::{Alg, KeyError, NewKey, SigningKey, generate, signing_algs};
 use crate::blocking::Blocking;
 use platform::crypto::{SealKey, b64url};
 
-#[derive(sqlx::FromRow)]
 struct KeyRow {
     kid: String,
     alg: String,
@@ -40,7 +39,7 @@ struct KeyRow {
 }
 
 /// One row of `idp keys list`.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize)]
 pub struct KeyInfo {
     pub kid: String,
     pub alg: String,
@@ -226,7 +225,8 @@ impl KeyStore {
 
 /// Every published key; the private keys of `algs` that can sign.
 async fn load(pool: &PgPool, sealer: &SealKey, algs: &[Alg]) -> Result<KeySet, KeyError> {
-    let rows: Vec<KeyRow> = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        KeyRow,
         "SELECT kid, alg, public_jwk, private_key_encrypted, not_before, retire_at
          FROM signing_keys WHERE expire_at IS NULL OR expire_at > now()
          ORDER BY created_at",
@@ -291,15 +291,15 @@ async fn insert_key(
     not_before: OffsetDateTime,
 ) -> Result<(), KeyError> {
     let sealed = sealer.seal(&key.pkcs8, key.kid.as_bytes());
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO signing_keys (kid, alg, public_jwk, private_key_encrypted, not_before)
          VALUES ($1, $2, $3, $4, $5)",
+        key.kid,
+        key.alg.as_str(),
+        key.jwk,
+        sealed,
+        not_before,
     )
-    .bind(&key.kid)
-    .bind(key.alg.as_str())
-    .bind(&key.jwk)
-    .bind(sealed)
-    .bind(not_before)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -316,16 +316,16 @@ async fn retire_others(
     retired_key_life: Duration,
 ) -> Result<(), KeyError> {
     let algs: Vec<&str> = algs.iter().map(|a| a.as_str()).collect();
-    sqlx::query(
+    sqlx::query!(
         "UPDATE signing_keys SET retire_at = $2, expire_at = $2 + make_interval(secs => $3)
          WHERE kid <> $1 AND (alg = $4 OR alg <> ALL($5))
            AND (retire_at IS NULL OR retire_at > $2)",
+        keep.kid,
+        at.max(OffsetDateTime::now_utc()),
+        retired_key_life.as_secs_f64(),
+        keep.alg.as_str(),
+        &algs as &[&str],
     )
-    .bind(&keep.kid)
-    .bind(at.max(OffsetDateTime::now_utc()))
-    .bind(retired_key_life.as_secs_f64())
-    .bind(keep.alg.as_str())
-    .bind(&algs)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -333,6 +333,14 @@ async fn retire_others(
 
 /// Serialises key changes between IdP replicas and CLI runs.
 const KEY_LOCK: i64 = 0x6261_746f_6e6b_6579; // "batonkey"
+
+/// Takes [`KEY_LOCK`] until the transaction ends.
+async fn lock_keys(tx: &mut sqlx::PgConnection) -> Result<(), KeyError> {
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", KEY_LOCK)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
 
 async fn generate_off_runtime(blocking: &Blocking, alg: Alg) -> Result<NewKey, KeyError> {
     blocking
@@ -361,22 +369,19 @@ pub async fn ensure_active(
     }
     let key = generate_off_runtime(blocking, alg).await?;
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(KEY_LOCK)
-        .execute(&mut *tx)
-        .await?;
+    lock_keys(&mut tx).await?;
     // Another replica may have done it while we waited for the lock.
     let now = OffsetDateTime::now_utc();
-    let active: Vec<(String, Vec<u8>)> = sqlx::query_as(
+    let active = sqlx::query!(
         "SELECT kid, private_key_encrypted FROM signing_keys
          WHERE alg = $1 AND not_before <= now() AND (retire_at IS NULL OR retire_at > now())",
+        alg.as_str(),
     )
-    .bind(alg.as_str())
     .fetch_all(&mut *tx)
     .await?;
     if active
         .iter()
-        .any(|(kid, sealed)| open_private(sealer, kid, alg, sealed).is_some())
+        .any(|row| open_private(sealer, &row.kid, alg, &row.private_key_encrypted).is_some())
     {
         return Ok(());
     }
@@ -400,24 +405,25 @@ pub async fn rotate(
     let key = generate(alg)?;
     let not_before = OffsetDateTime::now_utc() + lead;
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(KEY_LOCK)
-        .execute(&mut *tx)
-        .await?;
+    lock_keys(&mut tx).await?;
     insert_key(&mut tx, sealer, &key, not_before).await?;
     // Only keys of its own algorithm: the others keep signing what they sign.
     retire_others(&mut tx, &key, &ALL, not_before, retired_key_life).await?;
     tx.commit().await?;
-    let info = sqlx::query_as("SELECT kid, alg, created_at, not_before, retire_at, expire_at FROM signing_keys WHERE kid = $1")
-        .bind(&key.kid)
-        .fetch_one(pool)
-        .await?;
+    let info = sqlx::query_as!(
+        KeyInfo,
+        "SELECT kid, alg, created_at, not_before, retire_at, expire_at FROM signing_keys WHERE kid = $1",
+        key.kid,
+    )
+    .fetch_one(pool)
+    .await?;
     Ok(info)
 }
 
 /// `idp keys list`: every key, newest first.
 pub async fn list(pool: &PgPool) -> Result<Vec<KeyInfo>, KeyError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        KeyInfo,
         "SELECT kid, alg, created_at, not_before, retire_at, expire_at FROM signing_keys ORDER BY created_at DESC",
     )
     .fetch_all(pool)

@@ -21,7 +21,7 @@ pub const GRANT_TYPES: &[&str] = &[
     TOKEN_EXCHANGE,
 ];
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct User {
     pub id: Uuid,
     pub username: String,
@@ -32,25 +32,29 @@ pub struct User {
     pub disabled: bool,
 }
 
-const USER_COLUMNS: &str = "id, username, password_hash, name, email, email_verified, disabled";
-
 pub async fn user_by_username(
     db: impl PgExecutor<'_>,
     username: &str,
 ) -> sqlx::Result<Option<User>> {
-    sqlx::query_as(&format!(
-        "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
-    ))
-    .bind(username)
+    sqlx::query_as!(
+        User,
+        "SELECT id, username, password_hash, name, email, email_verified, disabled
+         FROM users WHERE username = $1",
+        username,
+    )
     .fetch_optional(db)
     .await
 }
 
 pub async fn user_by_id(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<User>> {
-    sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as!(
+        User,
+        "SELECT id, username, password_hash, name, email, email_verified, disabled
+         FROM users WHERE id = $1",
+        id,
+    )
+    .fetch_optional(db)
+    .await
 }
 
 /// The user `id` if not disabled, with their roles (sorted), in one statement:
@@ -59,31 +63,38 @@ pub async fn active_user_with_roles(
     db: impl PgExecutor<'_>,
     id: Uuid,
 ) -> sqlx::Result<Option<(User, Vec<String>)>> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        user: User,
-        roles: Vec<String>,
-    }
-    let row: Option<Row> = sqlx::query_as(&format!(
-        "SELECT {USER_COLUMNS},
-                ARRAY(SELECT role FROM user_roles WHERE user_id = users.id ORDER BY role) AS roles
-         FROM users WHERE id = $1 AND NOT disabled"
-    ))
-    .bind(id)
+    let row = sqlx::query!(
+        r#"SELECT id, username, password_hash, name, email, email_verified, disabled,
+                  ARRAY(SELECT role FROM user_roles WHERE user_id = users.id ORDER BY role) AS "roles!"
+           FROM users WHERE id = $1 AND NOT disabled"#,
+        id,
+    )
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|r| (r.user, r.roles)))
+    Ok(row.map(|r| {
+        let user = User {
+            id: r.id,
+            username: r.username,
+            password_hash: r.password_hash,
+            name: r.name,
+            email: r.email,
+            email_verified: r.email_verified,
+            disabled: r.disabled,
+        };
+        (user, r.roles)
+    }))
 }
 
 pub async fn roles_of(db: impl PgExecutor<'_>, user: Uuid) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
-        .bind(user)
-        .fetch_all(db)
-        .await
+    sqlx::query_scalar!(
+        "SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role",
+        user,
+    )
+    .fetch_all(db)
+    .await
 }
 
-#[derive(Debug, Clone, Default, sqlx::FromRow)]
+#[derive(Debug, Clone, Default)]
 pub struct Client {
     pub id: String,
     pub name: String,
@@ -128,34 +139,43 @@ impl Client {
     }
 }
 
-const CLIENT_COLUMNS: &str = "id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris, grant_types, scopes, resources, disabled, id_token_signed_response_alg";
-
 /// The client `id` if it is registered and enabled: what every protocol
 /// endpoint may deal with.
 pub async fn client(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Client>> {
-    sqlx::query_as(&format!(
-        "SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1 AND NOT disabled"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        Client,
+        "SELECT id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris,
+                grant_types, scopes, resources, disabled, id_token_signed_response_alg
+         FROM clients WHERE id = $1 AND NOT disabled",
+        id,
+    )
     .fetch_optional(db)
     .await
 }
 
 /// The client `id`, enabled or not (administration).
 pub async fn any_client(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Client>> {
-    sqlx::query_as(&format!(
-        "SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"
-    ))
-    .bind(id)
+    sqlx::query_as!(
+        Client,
+        "SELECT id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris,
+                grant_types, scopes, resources, disabled, id_token_signed_response_alg
+         FROM clients WHERE id = $1",
+        id,
+    )
     .fetch_optional(db)
     .await
 }
 
 /// Every client, enabled or not (administration).
 pub async fn clients(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Client>> {
-    sqlx::query_as(&format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY id"))
-        .fetch_all(db)
-        .await
+    sqlx::query_as!(
+        Client,
+        "SELECT id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris,
+                grant_types, scopes, resources, disabled, id_token_signed_response_alg
+         FROM clients ORDER BY id",
+    )
+    .fetch_all(db)
+    .await
 }
 
 /// What `idp clients add` and `idp seed` register.
@@ -257,31 +277,33 @@ pub async fn upsert_client(db: &PgPool, c: &NewClient) -> Result<(), RealmError>
     c.validate()?;
     crate::catalog::check(db, &c.scopes, &c.resources).await?;
     let hash = c.secret.as_deref().map(|s| sha256(s.as_bytes()).to_vec());
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO clients (id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris, grant_types, scopes, resources)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (id) DO UPDATE SET name = $2, secret_hash = $3, public = $4, redirect_uris = $5,
              post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, resources = $9, updated_at = now()",
+        c.id,
+        c.name,
+        hash.as_deref(),
+        hash.is_none(),
+        &c.redirect_uris,
+        &c.post_logout_redirect_uris,
+        &c.grant_types,
+        &c.scopes,
+        &c.resources,
     )
-    .bind(&c.id)
-    .bind(&c.name)
-    .bind(hash.as_deref())
-    .bind(hash.is_none())
-    .bind(&c.redirect_uris)
-    .bind(&c.post_logout_redirect_uris)
-    .bind(&c.grant_types)
-    .bind(&c.scopes)
-    .bind(&c.resources)
     .execute(db)
     .await?;
     Ok(())
 }
 
 pub async fn ensure_roles(db: impl PgExecutor<'_>, roles: &[&str]) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO roles (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING")
-        .bind(roles)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO roles (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+        roles as &[&str],
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -294,22 +316,21 @@ pub async fn insert_user(
     name: &str,
     email: Option<&str>,
 ) -> Result<(Uuid, bool), RealmError> {
-    let created: Option<Uuid> = sqlx::query_scalar(
+    let created = sqlx::query_scalar!(
         "INSERT INTO users (id, username, password_hash, name, email, email_verified)
-         VALUES ($1, $2, $3, $4, $5, $5 IS NOT NULL) ON CONFLICT (username) DO NOTHING RETURNING id",
+         VALUES ($1, $2, $3, $4, $5::text, $5::text IS NOT NULL) ON CONFLICT (username) DO NOTHING RETURNING id",
+        Uuid::now_v7(),
+        username,
+        password_hash,
+        name,
+        email,
     )
-    .bind(Uuid::now_v7())
-    .bind(username)
-    .bind(password_hash)
-    .bind(name)
-    .bind(email)
     .fetch_optional(db)
     .await?;
     match created {
         Some(id) => Ok((id, true)),
         None => {
-            let id = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
-                .bind(username)
+            let id = sqlx::query_scalar!("SELECT id FROM users WHERE username = $1", username)
                 .fetch_one(db)
                 .await?;
             Ok((id, false))
@@ -322,30 +343,36 @@ pub async fn set_password(
     user: Uuid,
     password_hash: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
-        .bind(user)
-        .bind(password_hash)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1",
+        user,
+        password_hash,
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 pub async fn grant_roles(db: &PgPool, user: Uuid, roles: &[&str]) -> sqlx::Result<()> {
     ensure_roles(db, roles).await?;
-    sqlx::query("INSERT INTO user_roles (user_id, role) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
-        .bind(user)
-        .bind(roles)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO user_roles (user_id, role) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+        user,
+        roles as &[&str],
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 pub async fn revoke_roles(db: &PgPool, user: Uuid, roles: &[&str]) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM user_roles WHERE user_id = $1 AND role = ANY($2)")
-        .bind(user)
-        .bind(roles)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM user_roles WHERE user_id = $1 AND role = ANY($2)",
+        user,
+        roles as &[&str],
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 

@@ -60,15 +60,15 @@ pub async fn record(
     reason: &str,
     expires_at: OffsetDateTime,
 ) -> sqlx::Result<()> {
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO revocations (kind, value, reason, expires_at)
          SELECT $1, $2, $3, $4
          WHERE NOT EXISTS (SELECT 1 FROM revocations WHERE kind = $1 AND value = $2)",
+        kind,
+        value,
+        reason,
+        expires_at,
     )
-    .bind(kind)
-    .bind(value)
-    .bind(reason)
-    .bind(expires_at)
     .execute(&mut *db)
     .await?
     .rows_affected();
@@ -86,14 +86,14 @@ pub async fn record_subject(
     longest_token_life: Duration,
 ) -> sqlx::Result<()> {
     let now = OffsetDateTime::now_utc();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO revocations (kind, value, reason, issued_before, expires_at)
          VALUES ('sub', $1, $2, $3, $4)",
+        sub,
+        reason,
+        now,
+        now + longest_token_life,
     )
-    .bind(sub)
-    .bind(reason)
-    .bind(now)
-    .bind(now + longest_token_life)
     .execute(&mut *db)
     .await?;
     tracing::info!(sub, reason, "every token of a subject revoked");
@@ -106,10 +106,10 @@ pub async fn record_subject(
 /// revocation (at most a second, and only right after one), so that a sign-in
 /// just after a password change is not refused by the validators.
 pub async fn wait_out_subject_revocation(db: &PgPool, sub: &str) -> sqlx::Result<()> {
-    let latest: Option<OffsetDateTime> = sqlx::query_scalar(
+    let latest = sqlx::query_scalar!(
         "SELECT max(issued_before) FROM revocations WHERE kind = 'sub' AND value = $1",
+        sub,
     )
-    .bind(sub)
     .fetch_one(db)
     .await?;
     if let Some(latest) = latest {
@@ -151,21 +151,23 @@ pub async fn is_revoked(db: impl PgExecutor<'_>, claims: &AccessClaims) -> sqlx:
 /// how many rows went.
 pub async fn purge(db: &PgPool) -> sqlx::Result<u64> {
     let mut tx = db.begin().await?;
-    let (deleted, highest): (i64, Option<i64>) = sqlx::query_as(
-        "WITH gone AS (DELETE FROM revocations WHERE expires_at < now() - interval '1 hour'
+    let gone = sqlx::query!(
+        r#"WITH gone AS (DELETE FROM revocations WHERE expires_at < now() - interval '1 hour'
                        RETURNING position)
-         SELECT count(*), max(position) FROM gone",
+         SELECT count(*) AS "deleted!", max(position) AS highest FROM gone"#,
     )
     .fetch_one(&mut *tx)
     .await?;
-    if let Some(highest) = highest {
-        sqlx::query("UPDATE revocation_log SET purged_through = GREATEST(purged_through, $1)")
-            .bind(highest)
-            .execute(&mut *tx)
-            .await?;
+    if let Some(highest) = gone.highest {
+        sqlx::query!(
+            "UPDATE revocation_log SET purged_through = GREATEST(purged_through, $1)",
+            highest,
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
-    Ok(deleted as u64)
+    Ok(gone.deleted as u64)
 }
 
 /// One revocation as the stream sends it.
@@ -177,7 +179,6 @@ pub struct StreamEvent {
     pub data: String,
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     position: i64,
     kind: String,
@@ -215,12 +216,13 @@ fn ceil_seconds(t: OffsetDateTime) -> i64 {
 
 /// Up to [`PAGE`] revocations after `position` that still matter, in log order.
 pub async fn page(db: &PgPool, after: i64) -> sqlx::Result<Vec<StreamEvent>> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT position, kind, value, issued_before, created_at FROM revocations
-         WHERE position > $1 AND expires_at > now() ORDER BY position LIMIT $2",
+    let rows = sqlx::query_as!(
+        Row,
+        r#"SELECT position AS "position!", kind, value, issued_before, created_at FROM revocations
+           WHERE position > $1 AND expires_at > now() ORDER BY position LIMIT $2"#,
+        after,
+        PAGE,
     )
-    .bind(after)
-    .bind(PAGE)
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(StreamEvent::from).collect())
@@ -242,11 +244,14 @@ pub async fn resume(db: &PgPool, last_seen: Option<i64>) -> sqlx::Result<Resume>
     let Some(last_seen) = last_seen else {
         return Ok(Resume::Snapshot { reason: None });
     };
-    let (purged_through, issued): (i64, i64) = sqlx::query_as(
-        "SELECT purged_through, (SELECT last_value FROM revocation_positions) FROM revocation_log",
+    let log = sqlx::query!(
+        r#"SELECT purged_through,
+                  (SELECT last_value FROM revocation_positions) AS "issued!"
+           FROM revocation_log"#,
     )
     .fetch_one(db)
     .await?;
+    let (purged_through, issued) = (log.purged_through, log.issued);
     Ok(if last_seen < purged_through {
         Resume::Snapshot {
             reason: Some("the log was purged past the last event seen"),
@@ -299,9 +304,11 @@ impl Hub {
     /// Runs until `stopping` turns true.
     pub async fn run(self, db: PgPool, mut stopping: watch::Receiver<bool>) {
         let mut last: i64 = loop {
-            match sqlx::query_scalar("SELECT COALESCE(max(position), 0) FROM revocations")
-                .fetch_one(&db)
-                .await
+            match sqlx::query_scalar!(
+                r#"SELECT COALESCE(max(position), 0) AS "last!" FROM revocations"#
+            )
+            .fetch_one(&db)
+            .await
             {
                 Ok(position) => break position,
                 Err(e) => {

@@ -93,10 +93,11 @@ pub async fn is_locked(db: &PgPool, cache: &AuthCache, keys: &[&str]) -> sqlx::R
         return Ok(false);
     }
     let failures_before = cache.failure_count();
-    let locked: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM auth_throttle WHERE key = ANY($1) AND locked_until > now())",
+    let locked = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM auth_throttle WHERE key = ANY($1) AND locked_until > now())
+           AS "locked!""#,
+        keys as &[&str],
     )
-    .bind(keys)
     .fetch_one(db)
     .await?;
     if !locked {
@@ -137,7 +138,7 @@ pub async fn failed(
 /// Counts a failure; locks the key once it passes the policy's limit.
 async fn fail(db: &PgPool, key: &str, policy: Policy) -> sqlx::Result<()> {
     let window = policy.window.as_secs_f64();
-    let failures: i32 = sqlx::query_scalar(
+    let failures = sqlx::query_scalar!(
         "INSERT INTO auth_throttle (key, failures, window_start) VALUES ($1, 1, now())
          ON CONFLICT (key) DO UPDATE SET
              failures = CASE WHEN auth_throttle.window_start < now() - make_interval(secs => $2)
@@ -145,17 +146,19 @@ async fn fail(db: &PgPool, key: &str, policy: Policy) -> sqlx::Result<()> {
              window_start = CASE WHEN auth_throttle.window_start < now() - make_interval(secs => $2)
                                  THEN now() ELSE auth_throttle.window_start END
          RETURNING failures",
+        key,
+        window,
     )
-    .bind(key)
-    .bind(window)
     .fetch_one(db)
     .await?;
     if let Some(delay) = lock_for(failures, policy) {
-        sqlx::query("UPDATE auth_throttle SET locked_until = now() + make_interval(secs => $2) WHERE key = $1")
-            .bind(key)
-            .bind(delay.as_secs_f64())
-            .execute(db)
-            .await?;
+        sqlx::query!(
+            "UPDATE auth_throttle SET locked_until = now() + make_interval(secs => $2) WHERE key = $1",
+            key,
+            delay.as_secs_f64(),
+        )
+        .execute(db)
+        .await?;
         tracing::warn!(
             key,
             failures,
@@ -180,15 +183,15 @@ pub fn lock_for(failures: i32, policy: Policy) -> Option<Duration> {
 /// address's: one success does not excuse many failures from the same place)
 /// and writes the audit line (as [`audit`]).
 pub async fn succeeded(db: &PgPool, key: &str, e: AuthEvent<'_>) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "WITH cleared AS (DELETE FROM auth_throttle WHERE key = $5)
          INSERT INTO auth_events (kind, username, client_id, addr) VALUES ($1, $2, $3, $4)",
+        e.kind,
+        e.username,
+        e.client_id,
+        e.addr,
+        key,
     )
-    .bind(e.kind)
-    .bind(e.username)
-    .bind(e.client_id)
-    .bind(e.addr)
-    .bind(key)
     .execute(db)
     .await?;
     log_event(&e);
@@ -204,13 +207,13 @@ pub struct AuthEvent<'a> {
 }
 
 pub async fn audit(db: &PgPool, e: AuthEvent<'_>) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO auth_events (kind, username, client_id, addr) VALUES ($1, $2, $3, $4)",
+        e.kind,
+        e.username,
+        e.client_id,
+        e.addr,
     )
-    .bind(e.kind)
-    .bind(e.username)
-    .bind(e.client_id)
-    .bind(e.addr)
     .execute(db)
     .await?;
     log_event(&e);

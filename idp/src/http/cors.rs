@@ -52,14 +52,15 @@ impl Origins {
 
     /// Re-reads the registered origins; answers whether they changed.
     pub async fn refresh(&self, db: &PgPool) -> sqlx::Result<bool> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT unnest(allowed_origins), id FROM clients WHERE cardinality(allowed_origins) > 0",
+        let rows = sqlx::query!(
+            r#"SELECT unnest(allowed_origins) AS "origin!", id FROM clients
+               WHERE cardinality(allowed_origins) > 0"#,
         )
         .fetch_all(db)
         .await?;
         let mut fresh = Registered::new();
-        for (origin, client) in rows {
-            fresh.entry(origin).or_default().insert(client);
+        for row in rows {
+            fresh.entry(row.origin).or_default().insert(row.id);
         }
         let mut current = self.0.write().unwrap_or_else(|e| e.into_inner());
         let changed = **current != fresh;
