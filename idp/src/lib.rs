@@ -4,6 +4,8 @@
 //! other crates) start a real IdP on an ephemeral port with [`spawn`], which
 //! goes through the same [`Application`] as `idp serve`.
 
+/// A person's own account: their sessions and a new password (`/account`).
+pub mod account;
 /// Administrative changes to users and clients (the `idp users …` and `idp clients …` commands).
 pub mod admin;
 /// OpenID Connect Back-Channel Logout, the provider's side.

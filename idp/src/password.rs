@@ -84,6 +84,13 @@ pub fn hash_blocking(password: &str) -> Result<String, argon2::password_hash::Er
     hash_with(password, &mut Memory::new())
 }
 
+/// The shortest password a person may choose (NIST SP 800-63B §3.1.1.2).
+pub const MIN_CHARS: usize = 8;
+
+/// The longest password accepted anywhere: argon2 would take any length, a
+/// request body should not.
+pub const MAX_BYTES: usize = 1024;
+
 /// Password checks that may wait per pool thread; one more is refused at
 /// once. Small: a waiting check costs its caller ~20 ms per place ahead of it
 /// divided by the threads, and beyond a few of those a person is better told

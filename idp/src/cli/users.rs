@@ -55,8 +55,11 @@ fn read_password() -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
-    if password.chars().count() < 8 {
-        bail!("the password must have at least 8 characters");
+    if password.chars().count() < idp::password::MIN_CHARS {
+        bail!(
+            "the password must have at least {} characters",
+            idp::password::MIN_CHARS
+        );
     }
     Ok(password)
 }

@@ -7,6 +7,7 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use time::Duration;
 
 use crate::config::{Config, LOGIN_FLOW_TTL};
+use platform::crypto::{b64url, ct_eq, sha256};
 
 pub fn session_name(config: &Config) -> &'static str {
     if config.secure_cookies() {
@@ -38,6 +39,17 @@ fn build(
         .same_site(same_site)
         .max_age(max_age)
         .build()
+}
+
+/// A form's CSRF token bound to the SSO session cookie, which a foreign page
+/// can neither read nor choose; `form` keeps the tokens of two forms apart.
+pub fn session_csrf(form: &str, cookie: &str) -> String {
+    b64url(&sha256(format!("baton-idp {form}:{cookie}").as_bytes()))
+}
+
+/// Whether `presented` is the CSRF token of `form` for `cookie` (constant time).
+pub fn session_csrf_matches(form: &str, cookie: &str, presented: Option<&str>) -> bool {
+    presented.is_some_and(|t| ct_eq(t.as_bytes(), session_csrf(form, cookie).as_bytes()))
 }
 
 pub fn session_value(config: &Config, jar: &CookieJar) -> Option<String> {

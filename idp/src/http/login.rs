@@ -41,8 +41,6 @@ pub const LOGIN_LOCKED: &str =
 /// The answer when the password checks are fully booked.
 pub const LOGIN_BUSY: &str = "Sign-in is very busy right now. Please try again in a moment.";
 
-const MAX_PASSWORD: usize = 1024;
-
 /// The "try again" answer: `page` with `Retry-After: 1`.
 fn busy(mut page: Response) -> Response {
     page.headers_mut()
@@ -98,7 +96,7 @@ async fn login_inner(
         .unwrap_or("");
     let password = params
         .get("password")
-        .filter(|p| p.len() <= MAX_PASSWORD)
+        .filter(|p| p.len() <= crate::password::MAX_BYTES)
         .unwrap_or("");
     let addr = peer_addr(&parts, &state.config.trusted_proxies);
     let form_again = |status: StatusCode, error: &'static str| {

@@ -25,7 +25,6 @@ use crate::http::params::{Params, read_form};
 use crate::state::AppState;
 use crate::tokens::{self, IdTokenHint};
 use crate::{realm, sessions};
-use platform::crypto::{b64url, ct_eq, sha256};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/logout", get(logout_get).post(logout_post))
@@ -46,12 +45,6 @@ async fn logout_post(State(state): State<AppState>, jar: CookieJar, req: Request
         Ok(params) => logout(&state, jar, params).await.into_response(),
         Err(e) => PageError::from(e).into_response(),
     }
-}
-
-/// The confirmation form's CSRF token: bound to the session cookie, which a
-/// foreign page can neither read nor choose.
-fn csrf_for(cookie: &str) -> String {
-    b64url(&sha256(format!("baton-idp logout:{cookie}").as_bytes()))
 }
 
 /// What the `id_token_hint` tells.
@@ -146,12 +139,10 @@ async fn logout(state: &AppState, jar: CookieJar, params: Params) -> Result<Resp
     if let (Some(session), Some(cookie)) = (&current, &cookie) {
         let named = hint.as_ref().and_then(Hint::sid) == Some(session.id);
         let confirmed = params.get("confirm") == Some("yes")
-            && params
-                .get("csrf_token")
-                .is_some_and(|t| ct_eq(t.as_bytes(), csrf_for(cookie).as_bytes()));
+            && cookies::session_csrf_matches("logout", cookie, params.get("csrf_token"));
         if !named && !confirmed {
             let user = realm::user_by_id(&state.db, session.user_id).await?;
-            let csrf = csrf_for(cookie);
+            let csrf = cookies::session_csrf("logout", cookie);
             let page = LogoutPage {
                 username: user.as_ref().map_or("", |u| u.username.as_str()),
                 csrf: &csrf,

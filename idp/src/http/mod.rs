@@ -2,6 +2,7 @@
 //! cross-cutting layers (request spans and metrics, request ids, timeouts,
 //! security headers, HSTS behind an https issuer).
 
+pub mod account;
 pub mod authorization;
 pub mod authorize;
 pub mod client_auth;
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(revoke::introspection_router())
         .merge(revocations::router())
         .merge(logout::router())
+        .merge(account::router())
         .merge(health::router(&state))
         .route("/static/idp.css", get(pages::stylesheet))
         .route("/static/favicon.svg", get(pages::favicon))

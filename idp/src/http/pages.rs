@@ -33,6 +33,33 @@ pub struct LogoutPage<'a> {
 #[template(path = "signed_out.html")]
 pub struct SignedOutPage;
 
+/// `GET /account` ([`super::account`]).
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage<'a> {
+    pub username: &'a str,
+    pub name: &'a str,
+    pub csrf: &'a str,
+    pub sessions: Vec<SessionRow>,
+    pub notice: Option<&'static str>,
+    pub error: Option<&'static str>,
+}
+
+/// One session on the account page, its times already written out.
+pub struct SessionRow {
+    pub id: String,
+    pub current: bool,
+    pub signed_in: String,
+    pub authenticated: String,
+    pub expires: String,
+    pub apps: String,
+}
+
+/// `GET /account` without a session.
+#[derive(Template)]
+#[template(path = "account_signed_out.html")]
+pub struct AccountSignedOutPage;
+
 /// An HTML response with a strict Content-Security-Policy: our stylesheet,
 /// no scripts, no framing. `form_target` is the origin a form on the page
 /// ends up redirecting to (CSP `form-action` covers redirects too).

@@ -32,11 +32,7 @@ async fn revoked(t: &TestIdp, token: &str) -> bool {
 }
 
 async fn events(t: &TestIdp, kind: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM auth_events WHERE kind = $1 AND username = 'alice'")
-        .bind(kind)
-        .fetch_one(&t.pool)
-        .await
-        .unwrap()
+    t.audit_lines("alice", kind).await
 }
 
 #[sqlx::test(migrations = "../migrations/idp")]

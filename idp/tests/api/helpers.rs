@@ -51,6 +51,16 @@ impl TestIdp {
         self.idp.url(path)
     }
 
+    /// How many `auth_events` rows of `kind` name `username`.
+    pub async fn audit_lines(&self, username: &str, kind: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM auth_events WHERE kind = $1 AND username = $2")
+            .bind(kind)
+            .bind(username)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
     pub fn browser(&self) -> Browser {
         Browser {
             base: self.idp.issuer.clone(),

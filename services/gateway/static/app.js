@@ -97,6 +97,7 @@ async function loadSession() {
   $("user-name").textContent = user.name || user.email || short(user.sub);
   $("user-roles").replaceChildren(...(user.roles || []).map((r) => el("span", { class: `badge role-${r}`, text: r })));
   $("logout-csrf").value = state.session.csrf_token;
+  $("account-link").href = state.session.account_url;
   $("orders-title").textContent = has("support") || has("admin") ? "All orders" : "Your orders";
   $("dashboard-inventory").hidden = !has("admin");
   await Promise.all([loadDashboard(), loadProducts(), loadOrders()]);

@@ -292,6 +292,10 @@ struct SessionInfo {
     access_token_expires_at: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sign_in: Option<&'static str>,
+    /// The IdP's own page where the person sees their sessions and changes
+    /// their password (`<issuer>/account`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_url: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -318,12 +322,14 @@ async fn session_info(
             csrf_token: None,
             access_token_expires_at: None,
             sign_in: Some(SIGN_IN_PATH),
+            account_url: None,
         },
         Some(d) => SessionInfo {
             authenticated: true,
             csrf_token: Some(d.csrf_token),
             access_token_expires_at: Some(d.tokens.expires_at),
             sign_in: None,
+            account_url: Some(format!("{}/account", app.config.issuer)),
             user: Some(UserInfo {
                 scopes: d
                     .user

@@ -18,6 +18,7 @@ async fn sign_in_keeps_tokens_server_side_and_gives_the_browser_only_an_http_onl
     let signed_out = browser.session().await;
     assert_eq!(signed_out["authenticated"], false);
     assert_eq!(signed_out["sign_in"], "/auth/login");
+    assert!(signed_out.get("account_url").is_none());
 
     // The authorization request: code flow, PKCE S256, state, nonce, our client.
     let start = browser
@@ -47,6 +48,8 @@ async fn sign_in_keeps_tokens_server_side_and_gives_the_browser_only_an_http_onl
     let session = browser.session().await;
     assert_eq!(session["authenticated"], true);
     assert_eq!(session["user"]["name"], "Carol Clark");
+    // Where the page links for the person's own sessions and password.
+    assert_eq!(session["account_url"], stack.idp.url("/account"));
     let roles: Vec<&str> = session["user"]["roles"]
         .as_array()
         .unwrap()
