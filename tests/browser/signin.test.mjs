@@ -1,5 +1,6 @@
 // A person's first visit, in a real browser: open the gateway, click Sign in,
-// fill the IdP's login page, place an order, see it listed, sign out. It
+// fill the IdP's login page, place an order, see it listed, open the IdP's
+// account page and come back, sign out. It
 // runs on a fresh stack (the e2e suite) and on one already used (`make up`).
 // Any console error or uncaught exception on any page fails the test.
 //
@@ -95,6 +96,15 @@ test('alice signs in, places an order, sees it listed and signs out', { timeout:
     const row = page.locator('#orders table.orders tbody tr').filter({ hasText: String(order.id).slice(-8) });
     await row.waitFor();
     assert.match(await row.innerText(), /2 × baton-mug/);
+
+    // The person's own page at the IdP: this browser's session, signed in to the shop.
+    await page.getByRole('link', { name: 'Your account' }).click();
+    await page.waitForURL((url) => url.href.startsWith(`${idp}/account`));
+    const mine = page.locator('li.session').filter({ hasText: 'This browser' });
+    await mine.waitFor();
+    assert.match(await mine.innerText(), /Applications: .*gateway/);
+    await page.goto(gateway);
+    await page.locator('#user-name').filter({ hasText: /alice/i }).waitFor();
 
     // Sign out: through the IdP's end-session endpoint back to a signed-out page.
     await page.getByRole('button', { name: 'Sign out' }).click();

@@ -201,6 +201,41 @@ async fn refunds_need_support_or_admin_and_only_admin_goes_above_the_limit() {
     assert_eq!(body["charge"]["refunded_cents"], 3 * 3900);
 }
 
+/// Past `PAYMENT_STEP_UP_ABOVE_CENTS` (200.00) in total, payment asks for a
+/// recent second factor (RFC 9470), even of an admin, and the gateway relays
+/// the answer as it is (its `WWW-Authenticate` too: the proxy's own tests);
+/// below it, the same admin refunds.
+#[tokio::test]
+async fn a_large_refund_asks_for_a_second_factor_through_the_gateway() {
+    let stack = Stack::start().await;
+    let alice = Browser::sign_in(&stack, User::Alice).await;
+    let bob = Browser::sign_in(&stack, User::Bob).await;
+    // 6 handbooks at 39.00: 234.00.
+    let placed = place_order(&alice, "oidc-handbook", 6).await;
+    let charge = placed["order"]["charge_id"].as_str().expect("charge id");
+    let refund = format!("/api/payments/{charge}/refund");
+
+    let (status, body) = bob.post(&refund, &json!({ "reason": "all of it" })).await;
+    assert_eq!(status, 401, "a password sign-in is not enough: {body}");
+    assert_eq!(body["error"], "insufficient_user_authentication");
+
+    let (status, body) = bob
+        .post(
+            &refund,
+            &json!({ "amount_cents": 20_000, "reason": "most" }),
+        )
+        .await;
+    assert_eq!(status, 201, "up to the threshold, no step-up: {body}");
+    let (status, body) = bob
+        .post(
+            &refund,
+            &json!({ "amount_cents": 1, "reason": "one more cent" }),
+        )
+        .await;
+    assert_eq!(status, 401, "past it in total: {body}");
+    assert_eq!(body["error"], "insufficient_user_authentication");
+}
+
 /// `PUT /api/inventory/items/{sku}`: role admin at the gateway; role admin
 /// and scope `inventory:write` at inventory.
 #[tokio::test]

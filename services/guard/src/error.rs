@@ -15,6 +15,7 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
+use crate::authentication::InsufficientAuthentication;
 use crate::dpop::{ALGORITHM_NAMES, ProofError};
 use crate::requirements::Requirement;
 
@@ -139,6 +140,10 @@ pub enum AuthError {
     /// The token is valid but lacks a role or scope.
     #[error("{0}")]
     Forbidden(Requirement),
+    /// The user did not authenticate strongly or recently enough for this
+    /// request (RFC 9470): a new sign-in meeting the challenge will do.
+    #[error("{}", .0.description())]
+    InsufficientAuthentication(Box<InsufficientAuthentication>),
     /// No signing keys are available yet (the IdP has not answered since start-up).
     #[error("signing keys are not available yet")]
     KeysUnavailable,
@@ -153,9 +158,10 @@ impl AuthError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidProof(ProofError::ReplayCacheFull) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::MissingToken | Self::InvalidToken(_) | Self::InvalidProof(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::MissingToken
+            | Self::InvalidToken(_)
+            | Self::InvalidProof(_)
+            | Self::InsufficientAuthentication(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -172,6 +178,7 @@ impl AuthError {
             Self::InvalidToken(e) => e.reason(),
             Self::InvalidProof(_) => "invalid_dpop_proof",
             Self::Forbidden(_) => "insufficient_rights",
+            Self::InsufficientAuthentication(_) => "insufficient_user_authentication",
             Self::KeysUnavailable => "keys_unavailable",
             Self::NotConfigured => "not_configured",
         }
@@ -185,9 +192,16 @@ impl AuthError {
             Self::InvalidToken(_) => "invalid_token",
             Self::InvalidProof(_) => "invalid_dpop_proof",
             Self::Forbidden(_) => "insufficient_scope",
+            Self::InsufficientAuthentication(_) => "insufficient_user_authentication",
             Self::KeysUnavailable => "temporarily_unavailable",
             Self::NotConfigured => "server_error",
         }
+    }
+}
+
+impl From<InsufficientAuthentication> for AuthError {
+    fn from(e: InsufficientAuthentication) -> Self {
+        AuthError::InsufficientAuthentication(Box::new(e))
     }
 }
 
@@ -227,6 +241,14 @@ impl IntoResponse for AuthError {
                     quoted_safe(&description)
                 );
                 Some((bearer_challenge(&error), dpop_challenge("")))
+            }
+            Self::InsufficientAuthentication(need) => {
+                // RFC 9470 §3: what sign-in to ask the IdP for.
+                let mut params = format!("{}, acr_values=\"{}\"", error(), need.acr_values);
+                if let Some(max_age) = need.max_age {
+                    params.push_str(&format!(", max_age=\"{}\"", max_age.as_secs()));
+                }
+                Some((bearer_challenge(&params), dpop_challenge("")))
             }
             Self::KeysUnavailable | Self::NotConfigured => None,
         };
@@ -364,6 +386,39 @@ mod tests {
             assert_eq!(error.status().as_u16(), status);
             assert_eq!(error.code(), code);
         }
+    }
+
+    #[tokio::test]
+    async fn a_step_up_answer_is_the_rfc_9470_challenge() {
+        use crate::authentication::{AuthenticationRequirement, Shortfall};
+        let need =
+            AuthenticationRequirement::second_factor(Some(std::time::Duration::from_secs(300)));
+        let error: AuthError = InsufficientAuthentication {
+            acr_values: need.acr,
+            max_age: need.max_age,
+            reason: Shortfall::TooLongAgo,
+        }
+        .into();
+        let response = error.into_response();
+        assert_eq!(response.status().as_u16(), 401);
+        let challenges: Vec<&str> = response
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(
+            challenges[0],
+            "Bearer realm=\"baton\", error=\"insufficient_user_authentication\", \
+             error_description=\"a recent sign-in is required: sign in again with a second factor\", \
+             acr_values=\"urn:baton:acr:mfa\", max_age=\"300\""
+        );
+        assert!(challenges[1].starts_with("DPoP realm=\"baton\""));
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "insufficient_user_authentication");
     }
 
     #[tokio::test]

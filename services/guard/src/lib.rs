@@ -72,7 +72,11 @@
 //!   for a client (`typ` `logout+jwt`, `events`, no `nonce`, `sub`/`sid`).
 //! * [`Principal`] — the caller (extractor); [`Requirement`] — what a caller
 //!   must have; [`require_role`] & co. (module `require`) — route layers.
-//! * [`AuthError`] — 400/401/403/503 with RFC 6750 `WWW-Authenticate`.
+//! * [`authentication`] — [`AuthenticationRequirement`]: step-up (RFC 9470),
+//!   how strongly (`acr`) and how recently (`auth_time`) the user signed in;
+//!   `Principal::require_authentication`.
+//! * [`AuthError`] — 400/401/403/503 with RFC 6750 `WWW-Authenticate` (and
+//!   RFC 9470's `insufficient_user_authentication`).
 //! * [`relay`] — [`RelayClient`]: calls other services with the caller's token
 //!   and trace; [`RelayError`] maps their answers.
 //! * [`exchange`] — [`Exchanger`]: per-hop tokens by RFC 8693 token exchange
@@ -93,6 +97,7 @@
 //!   real keys, that mints valid and forged tokens.
 
 pub mod audit;
+pub mod authentication;
 mod cache;
 pub mod claims;
 pub mod client_auth;
@@ -121,6 +126,7 @@ pub mod testing;
 mod validate;
 mod validator;
 
+pub use authentication::AuthenticationRequirement;
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
 pub use config::{ClientCredentials, GuardArgs, GuardConfig, StalePolicy};
 pub use derivation::Derivation;

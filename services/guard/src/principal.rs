@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::authentication::AuthenticationRequirement;
 use crate::claims::{AccessClaims, Actor};
 use crate::error::AuthError;
 use crate::requirements::Requirement;
@@ -182,6 +183,30 @@ impl Principal {
     /// 403 unless the caller meets `requirement`.
     pub fn require(&self, requirement: &Requirement) -> Result<(), AuthError> {
         requirement.check(self)
+    }
+
+    /// How strongly the user authenticated (`acr`, e.g. [`crate::claims::acr::SECOND_FACTOR`]).
+    pub fn acr(&self) -> Option<&str> {
+        self.verified.claims.acr.as_deref()
+    }
+
+    /// The methods the user authenticated with (`amr`, RFC 8176).
+    pub fn amr(&self) -> &[String] {
+        &self.verified.claims.amr
+    }
+
+    /// When the user authenticated (`auth_time`, seconds since the epoch).
+    pub fn auth_time(&self) -> Option<i64> {
+        self.verified.claims.auth_time
+    }
+
+    /// 401 with the RFC 9470 challenge unless the user authenticated as
+    /// strongly and as recently as `requirement` says (step-up).
+    pub fn require_authentication(
+        &self,
+        requirement: &AuthenticationRequirement,
+    ) -> Result<(), AuthError> {
+        Ok(requirement.check(&self.verified.claims, crate::unix_now())?)
     }
 }
 

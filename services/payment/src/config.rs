@@ -3,6 +3,7 @@
 //! resolve to once the derived defaults are applied (tests build it directly).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Parser;
 use guard::{GuardArgs, GuardConfig};
@@ -56,6 +57,22 @@ pub struct Args {
         default_value = "50000"
     )]
     pub decline_above_cents: i64,
+    /// A refund that takes a charge's refunded total above this many cents
+    /// needs a recent second factor (RFC 9470 step-up; any role).
+    #[arg(
+        long = "payment-step-up-above-cents",
+        env = "PAYMENT_STEP_UP_ABOVE_CENTS",
+        default_value = "20000"
+    )]
+    pub step_up_above_cents: i64,
+    /// How recent that second factor must be, in seconds (`max_age`).
+    #[arg(
+        long = "payment-step-up-max-age-secs",
+        env = "PAYMENT_STEP_UP_MAX_AGE_SECS",
+        default_value = "300",
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub step_up_max_age_secs: u64,
     #[command(flatten)]
     pub guard: GuardArgs,
 }
@@ -89,6 +106,8 @@ impl Args {
             rules: Rules {
                 support_refund_limit_cents: self.support_refund_limit_cents,
                 decline_above_cents: self.decline_above_cents,
+                step_up_above_cents: self.step_up_above_cents,
+                step_up_max_age: Duration::from_secs(self.step_up_max_age_secs),
             },
             guard: self.guard.resolve(SERVICE)?,
         })

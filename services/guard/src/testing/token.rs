@@ -95,6 +95,14 @@ impl TokenBuilder {
         self.claim("client_id", client_id)
     }
 
+    /// How the user signed in: `acr`, `amr` and `auth_time` = now + `ago`
+    /// (seconds, negative for the past), as the IdP writes them.
+    pub fn signed_in(self, acr: &str, amr: &[&str], ago: i64) -> Self {
+        self.claim("acr", acr)
+            .claim("amr", amr.to_vec())
+            .claim("auth_time", unix_now() + ago)
+    }
+
     /// Valid from `iat`/`nbf` = now + `from` to `exp` = now + `until` (seconds, may be negative).
     pub fn valid(self, from: i64, until: i64) -> Self {
         let now = unix_now();

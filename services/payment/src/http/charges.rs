@@ -1,6 +1,7 @@
 //! `POST /charges` (role `customer`, for the token's own `sub`, idempotent by
 //! `Idempotency-Key`), `GET /charges` (own; `support` and `admin` see all) and
-//! `POST /charges/{id}/refund` (`support` up to a limit, `admin` any amount).
+//! `POST /charges/{id}/refund` (`support` up to a limit, `admin` any amount;
+//! a large refund needs a recent second factor, RFC 9470 step-up).
 //!
 //! Declines are a rule of this (demo) payment processor, applied to real
 //! requests and recorded like any charge: an amount above
@@ -171,7 +172,10 @@ pub struct RefundAnswer {
 /// Refunds part or all of a succeeded charge. `admin` may refund anything;
 /// `support` only while the charge's refunded total stays within
 /// `PAYMENT_SUPPORT_REFUND_LIMIT_CENTS` (so splitting a refund does not get
-/// round the limit). An optional `Idempotency-Key` makes retries safe.
+/// round the limit). Past `PAYMENT_STEP_UP_ABOVE_CENTS` in total, anyone needs
+/// a second factor shown within `PAYMENT_STEP_UP_MAX_AGE_SECS` (else 401
+/// `insufficient_user_authentication`). An optional `Idempotency-Key` makes
+/// retries safe.
 async fn refund(
     caller: Principal,
     headers: HeaderMap,
@@ -216,6 +220,12 @@ async fn refund(
             limit_cents: rules.support_refund_limit_cents,
         }
         .into());
+    }
+    // Step-up (RFC 9470): a large refund needs a recent second factor. The
+    // 401 rolls the transaction back, idempotency claim included, so the
+    // same request with a stepped-up token is refunded once.
+    if let Some(need) = rules.refund_authentication(charge.refunded_cents, amount_cents) {
+        caller.require_authentication(&need)?;
     }
     let (refund, charge) =
         store::refund(&mut tx, id, amount_cents, caller.sub(), &request.reason).await?;

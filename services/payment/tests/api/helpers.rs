@@ -1,5 +1,6 @@
 use std::net::SocketAddr;
 
+use guard::claims::acr::SECOND_FACTOR;
 pub use guard::testing::{ALICE, BOB, CAROL, expect};
 use guard::testing::{TestClient, TestIssuer};
 use payment::{Application, Config, Rules};
@@ -8,10 +9,13 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-/// The rules the tests run with: declines above 500.00, support refunds up to 100.00.
+/// The rules the tests run with: declines above 500.00, support refunds up
+/// to 100.00, a second factor within 5 minutes for refunds past 100.00.
 pub const RULES: Rules = Rules {
     support_refund_limit_cents: 10_000,
     decline_above_cents: 50_000,
+    step_up_above_cents: 10_000,
+    step_up_max_age: std::time::Duration::from_secs(300),
 };
 
 /// The scope of the users' tokens.
@@ -64,6 +68,22 @@ impl TestApp {
     /// bob: admin.
     pub fn bob(&self) -> String {
         self.issuer.bob(SCOPE)
+    }
+
+    /// bob, signed in with `acr` and `amr` `ago` seconds from now (negative: before).
+    pub fn bob_signed_in(&self, acr: &str, amr: &[&str], ago: i64) -> String {
+        self.issuer
+            .token()
+            .sub(BOB)
+            .roles(&["admin"])
+            .scope(SCOPE)
+            .signed_in(acr, amr, ago)
+            .sign()
+    }
+
+    /// bob, who showed a second factor just now.
+    pub fn bob_stepped_up(&self) -> String {
+        self.bob_signed_in(SECOND_FACTOR, &["pwd", "otp"], 0)
     }
 
     pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {

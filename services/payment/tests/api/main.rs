@@ -4,3 +4,4 @@
 mod charges;
 mod helpers;
 mod refunds;
+mod step_up;

@@ -55,7 +55,8 @@ async fn support_refunds_up_to_the_limit_in_total_and_admin_refunds_any_amount(p
     )
     .await;
 
-    let bob = app.bob();
+    // Past 100.00 in total, admin too needs a recent second factor (step_up.rs).
+    let bob = app.bob_stepped_up();
     let rest = expect(
         app.refund(&bob, &charge, json!({})).await,
         StatusCode::CREATED,
