@@ -68,6 +68,16 @@ pub async fn set_user_disabled(
     crate::sessions::end_all_for_user(db, user.id, "user disabled", access_ttl).await
 }
 
+/// Removes a user's second factor (authenticator app and recovery codes),
+/// audited as `second_factor_reset`; answers whether they had one.
+pub async fn reset_second_factor(db: &PgPool, user: &User) -> sqlx::Result<bool> {
+    let removed = crate::totp::remove(db, user.id).await?;
+    if removed {
+        audit_user(db, "second_factor_reset", &user.username).await?;
+    }
+    Ok(removed)
+}
+
 /// Deletes a user: disabled first (no new sign-in or refresh can start),
 /// every session ended and token revoked, the deletion audited, then the row
 /// (with its roles, sessions and grants) removed. Answers how many sessions

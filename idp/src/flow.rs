@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::config::LOGIN_FLOW_TTL;
 use platform::crypto::{SealKey, b64url, b64url_decode, random_token};
@@ -34,6 +35,21 @@ pub struct LoginFlow {
     /// Unix time after which the flow is refused.
     pub exp: i64,
     pub request: AuthRequest,
+    /// Set once the first factor is done and the second is asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<SecondFactorDue>,
+}
+
+/// A sign-in waiting for its second factor ([`crate::http::second_factor`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondFactorDue {
+    /// Who proved the first factor.
+    pub user: Uuid,
+    /// The live session being stepped up, when a client asked for a second
+    /// factor and the session's password sign-in stood for the first one;
+    /// `None` after a password typed in this flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Uuid>,
 }
 
 const AAD: &[u8] = b"baton-idp login flow v1";
@@ -45,6 +61,16 @@ impl LoginFlow {
             csrf: random_token(32),
             exp,
             request,
+            pending: None,
+        }
+    }
+
+    /// This flow once the first factor of `user` is done (or stood for by
+    /// the live `session`): the second is asked for next.
+    pub fn second_factor_due(self, user: Uuid, session: Option<Uuid>) -> Self {
+        Self {
+            pending: Some(SecondFactorDue { user, session }),
+            ..self
         }
     }
 

@@ -21,6 +21,8 @@ pub struct Code {
     pub code_challenge: Option<String>,
     pub auth_time: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    /// How the user signed in (RFC 8176), from the session.
+    pub amr: Vec<String>,
 }
 
 /// Stores a new code; answers the code itself (returned to the client once).
@@ -29,8 +31,8 @@ pub async fn create_code(db: &PgPool, code: &Code) -> sqlx::Result<String> {
     let secret = random_token(32);
     sqlx::query(
         "INSERT INTO authorization_codes
-            (code_hash, client_id, user_id, session_id, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            (code_hash, client_id, user_id, session_id, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at, amr)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&sha256(secret.as_bytes())[..])
     .bind(&code.client_id)
@@ -42,6 +44,7 @@ pub async fn create_code(db: &PgPool, code: &Code) -> sqlx::Result<String> {
     .bind(&code.code_challenge)
     .bind(code.auth_time)
     .bind(code.expires_at)
+    .bind(&code.amr)
     .execute(db)
     .await?;
     Ok(secret)
@@ -49,7 +52,7 @@ pub async fn create_code(db: &PgPool, code: &Code) -> sqlx::Result<String> {
 
 pub enum Redeem {
     /// First use: the code is now consumed.
-    Fresh(Code),
+    Fresh(Box<Code>),
     /// The code was redeemed before by this client: a replay.
     Replayed,
     /// The code exists but was issued to another client: left untouched, so
@@ -71,14 +74,14 @@ pub async fn consume_code(
     let fresh: Option<Code> = sqlx::query_as(
         "UPDATE authorization_codes SET consumed_at = now()
          WHERE code_hash = $1 AND client_id = $2 AND consumed_at IS NULL
-         RETURNING client_id, user_id, session_id, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at",
+         RETURNING client_id, user_id, session_id, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at, amr",
     )
     .bind(&hash[..])
     .bind(client_id)
     .fetch_optional(&mut *db)
     .await?;
     if let Some(code) = fresh {
-        return Ok(Redeem::Fresh(code));
+        return Ok(Redeem::Fresh(Box::new(code)));
     }
     let owner: Option<String> =
         sqlx::query_scalar("SELECT client_id FROM authorization_codes WHERE code_hash = $1")
@@ -148,6 +151,7 @@ pub struct Refresh {
     pub session_id: Uuid,
     pub scope: String,
     pub auth_time: OffsetDateTime,
+    pub amr: Vec<String>,
     pub expires_at: OffsetDateTime,
     pub rotated_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
@@ -155,7 +159,7 @@ pub struct Refresh {
     pub dpop_jkt: Option<String>,
 }
 
-const REFRESH_COLUMNS: &str = "id, family_id, client_id, user_id, session_id, scope, auth_time, expires_at, rotated_at, revoked_at, dpop_jkt";
+const REFRESH_COLUMNS: &str = "id, family_id, client_id, user_id, session_id, scope, auth_time, amr, expires_at, rotated_at, revoked_at, dpop_jkt";
 
 /// What a new refresh token records.
 pub struct NewRefresh<'a> {
@@ -166,6 +170,7 @@ pub struct NewRefresh<'a> {
     pub session_id: Uuid,
     pub scope: &'a str,
     pub auth_time: OffsetDateTime,
+    pub amr: &'a [String],
     pub access_jti: &'a str,
     pub access_expires_at: OffsetDateTime,
     /// Idle lifetime; capped by the session's end.
@@ -184,7 +189,7 @@ pub async fn create_refresh(db: &mut PgConnection, r: &NewRefresh<'_>) -> sqlx::
     bind_new(
         sqlx::query(&format!(
             "INSERT INTO refresh_tokens ({NEW_REFRESH_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         )),
         r,
         &hash,
@@ -196,9 +201,9 @@ pub async fn create_refresh(db: &mut PgConnection, r: &NewRefresh<'_>) -> sqlx::
 
 const NEW_REFRESH_COLUMNS: &str =
     "id, token_hash, family_id, parent_id, client_id, user_id, session_id, scope,
-     auth_time, access_jti, access_expires_at, expires_at, dpop_jkt";
+     auth_time, access_jti, access_expires_at, expires_at, dpop_jkt, amr";
 
-/// Binds `$1`..`$13` in the order of [`NEW_REFRESH_COLUMNS`].
+/// Binds `$1`..`$14` in the order of [`NEW_REFRESH_COLUMNS`].
 fn bind_new<'q>(
     q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     r: &'q NewRefresh<'q>,
@@ -217,6 +222,7 @@ fn bind_new<'q>(
         .bind(r.access_expires_at)
         .bind((OffsetDateTime::now_utc() + r.ttl).min(r.session_expires_at))
         .bind(r.dpop_jkt)
+        .bind(r.amr)
 }
 
 #[tracing::instrument(name = "db.grants.find_refresh", skip_all)]
@@ -264,7 +270,7 @@ pub async fn find_redeemable(
         roles: Vec<String>,
     }
     let row: Option<Row> = sqlx::query_as(
-        "SELECT r.id, r.family_id, r.client_id, r.user_id, r.session_id, r.scope, r.auth_time,
+        "SELECT r.id, r.family_id, r.client_id, r.user_id, r.session_id, r.scope, r.auth_time, r.amr,
                 r.expires_at, r.rotated_at, r.revoked_at, r.dpop_jkt, s.expires_at AS session_expires_at,
                 u.username, u.password_hash, u.name, u.email, u.email_verified,
                 ARRAY(SELECT role FROM user_roles WHERE user_id = u.id ORDER BY role) AS roles
@@ -309,10 +315,10 @@ pub async fn rotate_refresh(
         sqlx::query(&format!(
             "WITH old AS (
                  UPDATE refresh_tokens SET rotated_at = now()
-                 WHERE id = $14 AND rotated_at IS NULL AND revoked_at IS NULL
+                 WHERE id = $15 AND rotated_at IS NULL AND revoked_at IS NULL
                  RETURNING id)
              INSERT INTO refresh_tokens ({NEW_REFRESH_COLUMNS})
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM old"
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM old"
         )),
         next,
         &hash,

@@ -58,6 +58,8 @@ pub mod state;
 pub mod throttle;
 /// Building, signing and checking the IdP's JWTs.
 pub mod tokens;
+/// The TOTP second factor and recovery codes: codes, sealing, replay, rows.
+pub mod totp;
 
 pub use config::Config;
 pub use master_key::master_key;

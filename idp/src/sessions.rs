@@ -19,13 +19,15 @@ pub struct Session {
     pub user_id: Uuid,
     pub auth_time: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    /// How the latest sign-in was made (RFC 8176), e.g. `["pwd"]`.
+    pub amr: Vec<String>,
 }
 
 /// The live session behind a cookie value, if any (not ended, not expired, user enabled).
 #[tracing::instrument(name = "db.sessions.find", skip_all)]
 pub async fn find(db: &PgPool, cookie: &str) -> sqlx::Result<Option<Session>> {
     sqlx::query_as(
-        "SELECT s.id, s.user_id, s.auth_time, s.expires_at FROM sso_sessions s JOIN users u ON u.id = s.user_id
+        "SELECT s.id, s.user_id, s.auth_time, s.expires_at, s.amr FROM sso_sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.expires_at > now() AND NOT u.disabled",
     )
     .bind(&sha256(cookie.as_bytes())[..])
@@ -47,45 +49,52 @@ pub async fn live_until(
     .await
 }
 
+/// A session to start: whose, signed in now by which methods (RFC 8176),
+/// for how long.
+pub struct NewSession<'a> {
+    pub user: Uuid,
+    pub amr: &'a [&'a str],
+    pub ttl: Duration,
+}
+
 /// A sign-in without a live session, in one statement (one round trip, one
-/// commit, where it took three): clears the account's failure counter
-/// `cleared_key` and records the audit line `event` (as
+/// commit, where it took three): clears the failure counters `cleared` (the
+/// account's, and its second factor's) and records the audit line `event` (as
 /// [`throttle::succeeded`](crate::throttle::succeeded)), starts a session for
-/// `user` authenticated now, and stores the authorization code
-/// of `request` for it (as [`grants::create_code`](crate::grants::create_code)).
-/// Answers the session, its cookie value and the code.
+/// `new`, and stores the authorization code of `request` for it (as
+/// [`grants::create_code`](crate::grants::create_code)). Answers the
+/// session, its cookie value and the code.
 #[tracing::instrument(name = "db.sessions.sign_in", skip_all)]
 pub async fn sign_in(
     db: &PgPool,
-    user: Uuid,
-    ttl: Duration,
+    new: NewSession<'_>,
     request: &AuthRequest,
     code_ttl: Duration,
-    cleared_key: &str,
+    cleared: &[&str],
     event: AuthEvent<'_>,
 ) -> sqlx::Result<(Session, String, String)> {
     let (token, code) = (random_token(32), random_token(32));
     let session = sqlx::query_as(
-        "WITH cleared AS (DELETE FROM auth_throttle WHERE key = $1),
+        "WITH cleared AS (DELETE FROM auth_throttle WHERE key = ANY($1)),
          audit AS (INSERT INTO auth_events (kind, username, client_id, addr) VALUES ($2, $3, $4, $5)),
-         s AS (INSERT INTO sso_sessions (id, token_hash, user_id, auth_time, expires_at)
-               VALUES ($6, $7, $8, now(), now() + make_interval(secs => $9))
-               RETURNING id, user_id, auth_time, expires_at),
+         s AS (INSERT INTO sso_sessions (id, token_hash, user_id, auth_time, expires_at, amr)
+               VALUES ($6, $7, $8, now(), now() + make_interval(secs => $9), $17)
+               RETURNING id, user_id, auth_time, expires_at, amr),
          c AS (INSERT INTO authorization_codes
-                   (code_hash, client_id, user_id, session_id, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at)
-               SELECT $10, $11, s.user_id, s.id, $12, $13, $14, $15, s.auth_time, now() + make_interval(secs => $16)
+                   (code_hash, client_id, user_id, session_id, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at, amr)
+               SELECT $10, $11, s.user_id, s.id, $12, $13, $14, $15, s.auth_time, now() + make_interval(secs => $16), s.amr
                FROM s)
-         SELECT id, user_id, auth_time, expires_at FROM s",
+         SELECT id, user_id, auth_time, expires_at, amr FROM s",
     )
-    .bind(cleared_key)
+    .bind(cleared)
     .bind(event.kind)
     .bind(event.username)
     .bind(event.client_id)
     .bind(event.addr)
     .bind(Uuid::new_v4())
     .bind(&sha256(token.as_bytes())[..])
-    .bind(user)
-    .bind(ttl.as_secs_f64())
+    .bind(new.user)
+    .bind(new.ttl.as_secs_f64())
     .bind(&sha256(code.as_bytes())[..])
     .bind(&request.client_id)
     .bind(&request.redirect_uri)
@@ -93,23 +102,30 @@ pub async fn sign_in(
     .bind(&request.nonce)
     .bind(&request.code_challenge)
     .bind(code_ttl.as_secs_f64())
+    .bind(new.amr)
     .fetch_one(db)
     .await?;
     crate::throttle::log_event(&event);
     Ok((session, token, code))
 }
 
-/// The same person signed in again (prompt=login, max_age): a fresh
-/// `auth_time` and a new cookie value (no fixation), same `sid`.
+/// The same person signed in again (prompt=login, max_age, a second factor
+/// asked for): a fresh `auth_time` and methods `amr`, and a new cookie value
+/// (no fixation), same `sid`.
 #[tracing::instrument(name = "db.sessions.reauthenticate", skip_all)]
-pub async fn reauthenticate(db: &PgPool, id: Uuid) -> sqlx::Result<(Session, String)> {
+pub async fn reauthenticate(
+    db: &PgPool,
+    id: Uuid,
+    amr: &[&str],
+) -> sqlx::Result<(Session, String)> {
     let token = random_token(32);
     let session = sqlx::query_as(
-        "UPDATE sso_sessions SET token_hash = $2, auth_time = now() WHERE id = $1
-         RETURNING id, user_id, auth_time, expires_at",
+        "UPDATE sso_sessions SET token_hash = $2, auth_time = now(), amr = $3 WHERE id = $1
+         RETURNING id, user_id, auth_time, expires_at, amr",
     )
     .bind(id)
     .bind(&sha256(token.as_bytes())[..])
+    .bind(amr)
     .fetch_one(db)
     .await?;
     Ok((session, token))

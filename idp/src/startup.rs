@@ -69,6 +69,7 @@ pub async fn build_state(config: Config, pool: PgPool) -> Result<AppState, Start
     let cors = http::cors::Origins::load(&pool).await?;
     Ok(AppState::new(Inner {
         flow_sealer: master.derive("login-flow"),
+        totp_sealer: master.derive("totp-secrets"),
         config,
         db: pool,
         keys,

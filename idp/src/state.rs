@@ -22,6 +22,8 @@ pub struct Inner {
     pub passwords: Passwords,
     /// Seals the login-flow cookie (a key derived from the master key).
     pub flow_sealer: SealKey,
+    /// Seals TOTP secrets at rest ([`crate::totp`]; derived from the master key).
+    pub totp_sealer: SealKey,
     /// Fans revocations out to the open revocation streams.
     pub revocation_hub: crate::revocations::Hub,
     /// Open revocation streams per client (capped).

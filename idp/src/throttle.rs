@@ -179,18 +179,19 @@ pub fn lock_for(failures: i32, policy: Policy) -> Option<Duration> {
     Some(policy.base.saturating_mul(factor).min(policy.cap))
 }
 
-/// A successful sign-in in one round trip: clears `key`'s counter (not the
-/// address's: one success does not excuse many failures from the same place)
-/// and writes the audit line (as [`audit`]).
-pub async fn succeeded(db: &PgPool, key: &str, e: AuthEvent<'_>) -> sqlx::Result<()> {
+/// A successful sign-in in one round trip: clears the counters of `keys`
+/// (the account's, not the address's: one success does not excuse many
+/// failures from the same place) and writes the audit line (as [`audit`]).
+pub async fn succeeded(db: &PgPool, keys: &[&str], e: AuthEvent<'_>) -> sqlx::Result<()> {
+    let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
     sqlx::query!(
-        "WITH cleared AS (DELETE FROM auth_throttle WHERE key = $5)
+        "WITH cleared AS (DELETE FROM auth_throttle WHERE key = ANY($5))
          INSERT INTO auth_events (kind, username, client_id, addr) VALUES ($1, $2, $3, $4)",
         e.kind,
         e.username,
         e.client_id,
         e.addr,
-        key,
+        &keys,
     )
     .execute(db)
     .await?;

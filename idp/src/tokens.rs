@@ -21,6 +21,8 @@ pub struct Subject {
     pub roles: Vec<String>,
     pub sid: Option<Uuid>,
     pub auth_time: Option<OffsetDateTime>,
+    /// How the user signed in (RFC 8176); empty for a client itself.
+    pub amr: Vec<String>,
 }
 
 pub struct AccessToken {
@@ -52,8 +54,8 @@ pub async fn issue_access(
         jti: Uuid::now_v7().to_string(),
         sid: subject.sid.map(|s| s.to_string()),
         auth_time: subject.auth_time.map(|t| t.unix_timestamp()),
-        acr: None,
-        amr: vec![],
+        acr: (!subject.amr.is_empty()).then(|| crate::totp::acr_of(&subject.amr).to_owned()),
+        amr: subject.amr,
         act: None,
         cnf: confirmation(jkt),
         derived_from: Derivation::default(),
@@ -127,6 +129,8 @@ struct IdClaims<'a> {
     exp: i64,
     iat: i64,
     auth_time: i64,
+    acr: &'static str,
+    amr: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     nonce: Option<&'a str>,
     at_hash: String,
@@ -146,6 +150,7 @@ pub struct IdContext<'a> {
     pub user: &'a User,
     pub sid: Uuid,
     pub auth_time: OffsetDateTime,
+    pub amr: &'a [String],
     pub nonce: Option<&'a str>,
     pub scope: &'a str,
 }
@@ -174,6 +179,8 @@ pub async fn issue_id(
         exp: (now + state.config.id_token_ttl).unix_timestamp(),
         iat: now.unix_timestamp(),
         auth_time: ctx.auth_time.unix_timestamp(),
+        acr: crate::totp::acr_of(ctx.amr),
+        amr: ctx.amr,
         nonce: ctx.nonce,
         // OIDC Core §3.1.3.6: the hash of the ID token's own algorithm.
         at_hash: alg.half_hash(access.token.as_bytes()),

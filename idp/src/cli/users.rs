@@ -45,6 +45,9 @@ pub enum UsersCommand {
     Enable { username: String },
     /// Delete a user: as disable, then the user and their grants are removed (audited).
     Delete { username: String },
+    /// Remove a user's authenticator app and recovery codes (a lost phone):
+    /// they sign in with the password alone until they set up a new one.
+    ResetSecondFactor { username: String },
 }
 
 fn read_password() -> anyhow::Result<String> {
@@ -163,6 +166,18 @@ pub async fn users(state: AppState, cmd: UsersCommand, json: bool) -> anyhow::Re
             let u = user(&state, &username).await?;
             let ended = admin::delete_user(&state.db, &u, ttl).await?;
             sessions_ended(json, &username, ended, "deleted");
+        }
+        UsersCommand::ResetSecondFactor { username } => {
+            let u = user(&state, &username).await?;
+            let removed = admin::reset_second_factor(&state.db, &u).await?;
+            emit(
+                json,
+                &json!({"username": username, "second_factor_removed": removed}),
+                || match removed {
+                    true => format!("{username}: authenticator app and recovery codes removed"),
+                    false => format!("{username}: had no authenticator app; nothing changed"),
+                },
+            );
         }
     }
     Ok(())

@@ -36,9 +36,10 @@ use crate::realm::{self, User};
 use crate::sessions::{self, Session};
 use crate::state::AppState;
 use crate::throttle::{self, AuthEvent};
+use crate::totp;
 
 /// The CSRF token's purpose (see [`cookies::session_csrf`]).
-const FORM: &str = "account";
+pub(super) const FORM: &str = "account";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -60,18 +61,24 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "password" => Some("Your password was changed. Every other session was signed out."),
         "session" => Some("The session was signed out."),
         "others" => Some("Every other session was signed out."),
+        "authenticator-removed" => {
+            Some("Your authenticator app was removed: signing in asks for your password only.")
+        }
         _ => None,
     }
 }
 
 /// The person behind this browser's session cookie.
-struct SignedIn {
-    cookie: String,
-    session: Session,
-    user: User,
+pub(super) struct SignedIn {
+    pub cookie: String,
+    pub session: Session,
+    pub user: User,
 }
 
-async fn signed_in(state: &AppState, jar: &CookieJar) -> Result<Option<SignedIn>, PageError> {
+pub(super) async fn signed_in(
+    state: &AppState,
+    jar: &CookieJar,
+) -> Result<Option<SignedIn>, PageError> {
     let Some(cookie) = cookies::session_value(&state.config, jar) else {
         return Ok(None);
     };
@@ -98,7 +105,7 @@ async fn show(State(state): State<AppState>, jar: CookieJar, Query(q): Query<Don
     }
 }
 
-fn signed_out_page() -> Response {
+pub(super) fn signed_out_page() -> Response {
     pages::render(StatusCode::OK, &AccountSignedOutPage, None)
 }
 
@@ -124,7 +131,11 @@ async fn page(
         })
         .collect();
     let csrf = cookies::session_csrf(FORM, &me.cookie);
+    let authenticator = totp::authenticator_of(&state.db, me.user.id)
+        .await?
+        .is_some();
     let page = AccountPage {
+        authenticator,
         username: &me.user.username,
         name: &me.user.name,
         csrf: &csrf,
@@ -137,7 +148,7 @@ async fn page(
 
 /// Reads a form of the account page: the person behind the cookie and the
 /// fields, once the CSRF token matched. `None`: nobody is signed in.
-async fn form(
+pub(super) async fn form(
     state: &AppState,
     jar: &CookieJar,
     req: Request,
@@ -157,7 +168,7 @@ async fn form(
     Ok(Some((me, params, addr)))
 }
 
-fn event<'a>(kind: &'static str, me: &'a SignedIn, addr: &'a str) -> AuthEvent<'a> {
+pub(super) fn event<'a>(kind: &'static str, me: &'a SignedIn, addr: &'a str) -> AuthEvent<'a> {
     AuthEvent {
         kind,
         username: Some(&me.user.username),
@@ -302,7 +313,8 @@ async fn change_password(State(state): State<AppState>, jar: CookieJar, req: Req
         realm::set_password(&state.db, me.user.id, &hash).await?;
         // The password was just proven: a fresh auth_time and a new cookie
         // value for this browser (no fixation across the change).
-        let (session, cookie) = sessions::reauthenticate(&state.db, me.session.id).await?;
+        let (session, cookie) =
+            sessions::reauthenticate(&state.db, me.session.id, totp::amr::PASSWORD).await?;
         let ended = account::end_other_sessions(
             &state.db,
             me.user.id,

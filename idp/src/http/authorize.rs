@@ -14,13 +14,15 @@ use crate::config::CODE_TTL;
 use crate::error::{AuthorizeError, PageError};
 use crate::flow::{AuthRequest, LoginFlow};
 use crate::grants::{self, Code};
-use crate::http::cookies;
 use crate::http::pages::{self, LoginPage};
 use crate::http::params::{Params, read_form};
+use crate::http::{cookies, second_factor};
 use crate::realm::Client;
 use crate::sessions::{self, Session};
 use crate::state::AppState;
 use crate::tokens::{self, IdTokenHint};
+use crate::totp;
+use guard::claims::acr;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/authorize", get(authorize_get).post(authorize_post))
@@ -136,6 +138,12 @@ async fn authorize(
                 .sub,
         ),
     };
+    // OIDC Core §3.1.2.1: `acr_values` is voluntary. A second factor asked
+    // for is asked of a person who has one; the `acr` the tokens carry says
+    // what was done, and the service that needs more refuses (RFC 9470).
+    let wants_second_factor = params
+        .get("acr_values")
+        .is_some_and(|v| v.split(' ').any(|a| a == acr::SECOND_FACTOR));
     let session = match cookies::session_value(&state.config, &jar) {
         Some(value) => sessions::find(&state.db, &value).await?,
         None => None,
@@ -154,7 +162,31 @@ async fn authorize(
     };
     match session {
         Some(s) if !prompts.contains(&"login") && fresh_enough(&s) => {
-            Ok(issue_code(state, &request, &s).await?)
+            let second_factor_due = wants_second_factor
+                && totp::acr_of(&s.amr) != acr::SECOND_FACTOR
+                && totp::authenticator_of(&state.db, s.user_id)
+                    .await?
+                    .is_some();
+            if !second_factor_due {
+                return Ok(issue_code(state, &request, &s).await?);
+            }
+            if prompt_none {
+                return Err(fail(
+                    "interaction_required",
+                    "the requested acr needs the user's second factor",
+                ));
+            }
+            // Step-up: the session's password sign-in stands for the first
+            // factor; only the second is asked for.
+            let flow = LoginFlow::new(request).second_factor_due(s.user_id, Some(s.id));
+            Ok(second_factor::ask(
+                state,
+                jar,
+                &flow,
+                &client,
+                StatusCode::OK,
+                None,
+            ))
         }
         _ if prompt_none => Err(fail(
             "login_required",
@@ -299,7 +331,7 @@ pub fn normalise_scope(scope: &str) -> String {
     seen.join(" ")
 }
 
-pub(super) fn display_name(client: &Client) -> &str {
+pub(crate) fn display_name(client: &Client) -> &str {
     if client.name.is_empty() {
         &client.id
     } else {
@@ -335,6 +367,7 @@ pub(super) async fn create_code(
             code_challenge: request.code_challenge.clone(),
             auth_time: session.auth_time,
             expires_at: OffsetDateTime::now_utc() + CODE_TTL,
+            amr: session.amr.clone(),
         },
     )
     .await?)

@@ -48,8 +48,9 @@ pub fn document(state: &AppState, scopes: &[String]) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "dpop_signing_alg_values_supported": guard::dpop::ALGORITHM_NAMES,
         "prompt_values_supported": ["none", "login"],
+        "acr_values_supported": [guard::claims::acr::PASSWORD, guard::claims::acr::SECOND_FACTOR],
         "claims_supported": [
-            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash", "sid",
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "azp", "at_hash", "sid",
             "name", "preferred_username", "email", "email_verified"
         ],
         "claims_parameter_supported": false,

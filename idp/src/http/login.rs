@@ -7,6 +7,8 @@
 //! that queue is full it is answered at once with the form and a "try again"
 //! message (503, `Retry-After`) instead of waiting without bound.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -17,16 +19,18 @@ use axum_extra::extract::cookie::CookieJar;
 use crate::blocking::Priority;
 use crate::config::CODE_TTL;
 use crate::error::{AuthorizeError, PageError};
-use crate::flow::LoginFlow;
+use crate::flow::{AuthRequest, LoginFlow};
 use crate::http::authorize::{MAX_USERNAME, create_code, display_name, redirect_with_code};
-use crate::http::cookies;
 use crate::http::pages::{self, LoginPage};
-use crate::http::params::read_form;
+use crate::http::params::{Params, read_form};
 use crate::http::peer::peer_addr;
+use crate::http::{cookies, second_factor};
 use crate::in_flight::{self, Admission};
 use crate::password::Passwords;
+use crate::realm::{Client, User};
+use crate::sessions::NewSession;
 use crate::state::AppState;
-use crate::{realm, sessions, throttle};
+use crate::{realm, sessions, throttle, totp};
 use platform::crypto::ct_eq;
 
 pub fn router() -> Router<AppState> {
@@ -72,24 +76,7 @@ async fn login_inner(
     let (parts, body) = req.into_parts();
     let params = read_form(&parts.headers, body).await?;
     params.check()?;
-    let flow = cookies::flow_value(&state.config, &jar)
-        .and_then(|c| LoginFlow::open(&state.flow_sealer, &c))
-        .ok_or_else(|| {
-            PageError::bad_request("Your sign-in request has expired or was started elsewhere. Go back to the application and try again.")
-        })?;
-    if !params
-        .get("csrf_token")
-        .is_some_and(|t| ct_eq(t.as_bytes(), flow.csrf.as_bytes()))
-    {
-        return Err(PageError::bad_request(
-            "The form could not be verified (CSRF check failed). Please try again.",
-        ));
-    }
-    let client = state
-        .auth_cache
-        .client_or_load(&state.db, &flow.request.client_id)
-        .await?
-        .ok_or_else(|| PageError::bad_request("The application is no longer registered here."))?;
+    let (flow, client) = open_flow(state, &jar, &params).await?;
     let username = params
         .get("username")
         .filter(|u| u.len() <= MAX_USERNAME)
@@ -201,6 +188,79 @@ async fn login_inner(
         };
         return Ok((cookies::clear_flow(&state.config, jar), refused).into_response());
     }
+    // A person with an authenticator app: the password was right, the
+    // second factor is next (the account's failures are cleared only once
+    // the sign-in is complete).
+    if totp::authenticator_of(&state.db, user.id).await?.is_some() {
+        reservation.succeeded().await?;
+        tracing::info!(user = %user.id, client_id = %client.id, "password accepted; second factor asked for");
+        let flow = flow.second_factor_due(user.id, None);
+        return Ok(second_factor::ask(
+            state,
+            jar,
+            &flow,
+            &client,
+            StatusCode::OK,
+            None,
+        ));
+    }
+    let done = finish(
+        state,
+        jar,
+        &flow.request,
+        &user,
+        totp::amr::PASSWORD,
+        &addr,
+        &[&account_key],
+    )
+    .await?;
+    // The account's counter is gone with its row; the address's place is given back.
+    reservation.succeeded().await?;
+    Ok(done)
+}
+
+/// What a form posted from the sign-in pages needs first: the sealed flow
+/// cookie, opened, with its CSRF token matched, and the client it is for.
+pub(super) async fn open_flow(
+    state: &AppState,
+    jar: &CookieJar,
+    params: &Params,
+) -> Result<(LoginFlow, Arc<Client>), PageError> {
+    let flow = cookies::flow_value(&state.config, jar)
+        .and_then(|c| LoginFlow::open(&state.flow_sealer, &c))
+        .ok_or_else(|| PageError::bad_request(FLOW_GONE))?;
+    if !params
+        .get("csrf_token")
+        .is_some_and(|t| ct_eq(t.as_bytes(), flow.csrf.as_bytes()))
+    {
+        return Err(PageError::bad_request(
+            "The form could not be verified (CSRF check failed). Please try again.",
+        ));
+    }
+    let client = state
+        .auth_cache
+        .client_or_load(&state.db, &flow.request.client_id)
+        .await?
+        .ok_or_else(|| PageError::bad_request("The application is no longer registered here."))?;
+    Ok((flow, client))
+}
+
+/// The answer when the flow cookie is missing, expired or not ours.
+pub const FLOW_GONE: &str = "Your sign-in request has expired or was started elsewhere. Go back to the application and try again.";
+
+/// Completes a sign-in of `user` by methods `amr`: the SSO session (the same
+/// person's refreshed, anyone else's ended and a new one started), the
+/// throttle counters `cleared` reset, the audit line, the code and the
+/// redirect back to the client.
+pub(super) async fn finish(
+    state: &AppState,
+    jar: CookieJar,
+    request: &AuthRequest,
+    user: &User,
+    amr: &[&str],
+    addr: &str,
+    cleared: &[&str],
+) -> Result<Response, PageError> {
     // Same person again: a fresh auth_time and cookie, same sid. Someone else:
     // the previous session ends and a new one starts.
     let previous = match cookies::session_value(&state.config, &jar) {
@@ -208,12 +268,17 @@ async fn login_inner(
         None => None,
     };
     sign_in("succeeded");
-    let succeeded = event("login_succeeded");
+    let succeeded = throttle::AuthEvent {
+        kind: "login_succeeded",
+        username: Some(&user.username),
+        client_id: Some(&request.client_id),
+        addr,
+    };
     let (session, token, code) = match previous {
         Some(p) if p.user_id == user.id => {
-            throttle::succeeded(&state.db, &account_key, succeeded).await?;
-            let (session, token) = sessions::reauthenticate(&state.db, p.id).await?;
-            let code = create_code(state, &flow.request, &session).await?;
+            throttle::succeeded(&state.db, cleared, succeeded).await?;
+            let (session, token) = sessions::reauthenticate(&state.db, p.id, amr).await?;
+            let code = create_code(state, request, &session).await?;
             (session, token, code)
         }
         other => {
@@ -227,23 +292,17 @@ async fn login_inner(
                 .await?;
             }
             // The common case: every write of the sign-in in one statement.
-            sessions::sign_in(
-                &state.db,
-                user.id,
-                state.config.session_ttl,
-                &flow.request,
-                CODE_TTL,
-                &account_key,
-                succeeded,
-            )
-            .await?
+            let new = NewSession {
+                user: user.id,
+                amr,
+                ttl: state.config.session_ttl,
+            };
+            sessions::sign_in(&state.db, new, request, CODE_TTL, cleared, succeeded).await?
         }
     };
-    // The account's counter is gone with its row; the address's place is given back.
-    reservation.succeeded().await?;
-    tracing::info!(user = %user.id, sid = %session.id, client_id = %client.id, "signed in");
+    tracing::info!(user = %user.id, sid = %session.id, client_id = %request.client_id, "signed in");
     let jar = cookies::clear_flow(&state.config, jar);
     let jar = cookies::set_session(&state.config, jar, token);
-    let redirect = redirect_with_code(state, &flow.request, &session, &code)?;
+    let redirect = redirect_with_code(state, request, &session, &code)?;
     Ok((jar, redirect).into_response())
 }

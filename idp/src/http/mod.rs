@@ -3,6 +3,7 @@
 //! security headers, HSTS behind an https issuer).
 
 pub mod account;
+pub mod authenticator;
 pub mod authorization;
 pub mod authorize;
 pub mod client_auth;
@@ -19,6 +20,7 @@ pub mod peer;
 mod properties;
 pub mod revocations;
 pub mod revoke;
+pub mod second_factor;
 pub mod token;
 pub mod userinfo;
 
@@ -53,7 +55,9 @@ pub fn router(state: AppState) -> Router {
         .merge(revoke::introspection_router())
         .merge(revocations::router())
         .merge(logout::router())
+        .merge(second_factor::router())
         .merge(account::router())
+        .merge(authenticator::router())
         .merge(health::router(&state))
         .route("/static/idp.css", get(pages::stylesheet))
         .route("/static/favicon.svg", get(pages::favicon))

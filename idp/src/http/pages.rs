@@ -13,6 +13,15 @@ pub struct LoginPage<'a> {
     pub error: Option<&'a str>,
 }
 
+/// The second step of a sign-in ([`super::second_factor`]).
+#[derive(Template)]
+#[template(path = "second_factor.html")]
+pub struct SecondFactorPage<'a> {
+    pub client_name: &'a str,
+    pub csrf: &'a str,
+    pub error: Option<&'a str>,
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage<'a> {
@@ -37,6 +46,8 @@ pub struct SignedOutPage;
 #[derive(Template)]
 #[template(path = "account.html")]
 pub struct AccountPage<'a> {
+    /// Whether the person has an authenticator app.
+    pub authenticator: bool,
     pub username: &'a str,
     pub name: &'a str,
     pub csrf: &'a str,
@@ -53,6 +64,30 @@ pub struct SessionRow {
     pub authenticated: String,
     pub expires: String,
     pub apps: String,
+}
+
+/// `GET /account/authenticator` ([`super::authenticator`]): set one up, or
+/// the one the person has.
+#[derive(Template)]
+#[template(path = "authenticator.html")]
+pub struct AuthenticatorPage<'a> {
+    pub csrf: &'a str,
+    /// Setting one up: the secret to scan, sealed for the confirming form.
+    pub setup: Option<AuthenticatorSetup>,
+    /// Just confirmed: the recovery codes, shown this once.
+    pub recovery_codes: Vec<String>,
+    /// The person has one: how many recovery codes are left.
+    pub recovery_codes_left: Option<i64>,
+    pub error: Option<&'static str>,
+}
+
+/// The secret of an authenticator being set up.
+pub struct AuthenticatorSetup {
+    /// The `otpauth://` URI as an inline SVG QR code (drawn by
+    /// [`crate::totp::provisioning`], never from input).
+    pub qr_svg: String,
+    pub base32: String,
+    pub sealed: String,
 }
 
 /// `GET /account` without a session.

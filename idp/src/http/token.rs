@@ -187,6 +187,7 @@ async fn authorization_code(
         roles,
         sid: Some(code.session_id),
         auth_time: Some(code.auth_time),
+        amr: code.amr.clone(),
     };
     revocations::wait_out_subject_revocation(&state.db, &subject.sub).await?;
     let access = tokens::issue_access(state, client, subject, &code.scope, jkt).await?;
@@ -197,6 +198,7 @@ async fn authorization_code(
             user: &user,
             sid: code.session_id,
             auth_time: code.auth_time,
+            amr: &code.amr,
             nonce: code.nonce.as_deref(),
             scope: &code.scope,
         },
@@ -217,6 +219,7 @@ async fn authorization_code(
                 session_id: code.session_id,
                 scope: &code.scope,
                 auth_time: code.auth_time,
+                amr: &code.amr,
                 access_jti: &access.jti,
                 access_expires_at: access.expires_at,
                 ttl: state.config.refresh_token_ttl,
@@ -316,6 +319,7 @@ async fn refresh_token(
         roles,
         sid: Some(old.session_id),
         auth_time: Some(old.auth_time),
+        amr: old.amr.clone(),
     };
     let access = tokens::issue_access(state, client, subject, &scope, jkt).await?;
     let id_token = if scope.split(' ').any(|s| s == "openid") {
@@ -323,6 +327,7 @@ async fn refresh_token(
             user: &user,
             sid: old.session_id,
             auth_time: old.auth_time,
+            amr: &old.amr,
             nonce: None,
             scope: &scope,
         };
@@ -339,6 +344,7 @@ async fn refresh_token(
         // The family keeps the original grant; a narrower request narrows only this access token.
         scope: &old.scope,
         auth_time: old.auth_time,
+        amr: &old.amr,
         access_jti: &access.jti,
         access_expires_at: access.expires_at,
         ttl: state.config.refresh_token_ttl,
@@ -434,6 +440,7 @@ async fn client_credentials(
         roles: Vec::new(),
         sid: None,
         auth_time: None,
+        amr: Vec::new(),
     };
     let access = tokens::issue_access(state, client, subject, &scope, jkt).await?;
     tracing::info!(client_id = %client.id, jti = %access.jti, "client credentials token issued");

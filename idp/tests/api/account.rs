@@ -67,15 +67,6 @@ async fn signed_in(t: &TestIdp, user: &str) -> Browser {
     signed_in_with_tokens(t, user).await.0
 }
 
-async fn post(b: &Browser, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-    b.http
-        .post(format!("{}{path}", b.base))
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn is_signed_out(b: &Browser) -> bool {
     let html = b.get("/account", &[]).await.text().await.unwrap();
     html.contains("You are not signed in here")
@@ -132,12 +123,12 @@ async fn signing_out_another_session_ends_it_everywhere(pool: PgPool) {
     let phone_sid = account(&phone).await.current();
 
     let view = account(&laptop).await;
-    let r = post(
-        &laptop,
-        "/account/sessions/end",
-        &[("csrf_token", &view.csrf()), ("session", &phone_sid)],
-    )
-    .await;
+    let r = laptop
+        .post_form(
+            "/account/sessions/end",
+            &[("csrf_token", &view.csrf()), ("session", &phone_sid)],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/account?done=session");
 
@@ -153,12 +144,12 @@ async fn signing_out_another_session_ends_it_everywhere(pool: PgPool) {
 
     // This browser's own session: signed out here, cookie cleared.
     let here = after.current();
-    let r = post(
-        &laptop,
-        "/account/sessions/end",
-        &[("csrf_token", &after.csrf()), ("session", &here)],
-    )
-    .await;
+    let r = laptop
+        .post_form(
+            "/account/sessions/end",
+            &[("csrf_token", &after.csrf()), ("session", &here)],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(is_signed_out(&laptop).await);
     assert!(sid_revoked(&t, &here).await);
@@ -172,12 +163,12 @@ async fn sign_out_every_other_session_keeps_this_one(pool: PgPool) {
     let tablet = signed_in(&t, "alice").await;
     let view = account(&laptop).await;
     assert_eq!(view.sessions.len(), 3);
-    let r = post(
-        &laptop,
-        "/account/sessions/end-others",
-        &[("csrf_token", &view.csrf())],
-    )
-    .await;
+    let r = laptop
+        .post_form(
+            "/account/sessions/end-others",
+            &[("csrf_token", &view.csrf())],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(is_signed_out(&phone).await);
     assert!(is_signed_out(&tablet).await);
@@ -192,24 +183,24 @@ async fn another_users_session_cannot_be_ended(pool: PgPool) {
     let bobs = account(&bob).await.current();
 
     let view = account(&alice).await;
-    let r = post(
-        &alice,
-        "/account/sessions/end",
-        &[("csrf_token", &view.csrf()), ("session", &bobs)],
-    )
-    .await;
+    let r = alice
+        .post_form(
+            "/account/sessions/end",
+            &[("csrf_token", &view.csrf()), ("session", &bobs)],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(r.text().await.unwrap().contains("not one of yours"));
     assert!(!is_signed_out(&bob).await, "bob's session lives on");
     assert!(!sid_revoked(&t, &bobs).await);
 
     // A made-up or malformed id: the same answer, or a clear refusal.
-    let r = post(
-        &alice,
-        "/account/sessions/end",
-        &[("csrf_token", &view.csrf()), ("session", "not-a-uuid")],
-    )
-    .await;
+    let r = alice
+        .post_form(
+            "/account/sessions/end",
+            &[("csrf_token", &view.csrf()), ("session", "not-a-uuid")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -223,25 +214,25 @@ async fn account_forms_refuse_a_missing_or_foreign_csrf_token(pool: PgPool) {
     let foreign = account(&phone).await.csrf();
 
     for csrf in ["", "forged", foreign.as_str()] {
-        let r = post(
-            &alice,
-            "/account/sessions/end",
-            &[("csrf_token", csrf), ("session", &phone_sid)],
-        )
-        .await;
+        let r = alice
+            .post_form(
+                "/account/sessions/end",
+                &[("csrf_token", csrf), ("session", &phone_sid)],
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "csrf {csrf:?}");
         assert!(r.text().await.unwrap().contains("CSRF check failed"));
-        let r = post(
-            &alice,
-            "/account/password",
-            &[
-                ("csrf_token", csrf),
-                ("current_password", "alice-password"),
-                ("new_password", "a-new-password"),
-                ("new_password_again", "a-new-password"),
-            ],
-        )
-        .await;
+        let r = alice
+            .post_form(
+                "/account/password",
+                &[
+                    ("csrf_token", csrf),
+                    ("current_password", "alice-password"),
+                    ("new_password", "a-new-password"),
+                    ("new_password_again", "a-new-password"),
+                ],
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "csrf {csrf:?}");
     }
     assert!(!is_signed_out(&phone).await);
@@ -249,12 +240,9 @@ async fn account_forms_refuse_a_missing_or_foreign_csrf_token(pool: PgPool) {
 
     // No session at all: nothing happens, the signed-out page says so.
     let nobody = t.browser();
-    let r = post(
-        &nobody,
-        "/account/sessions/end-others",
-        &[("csrf_token", &foreign)],
-    )
-    .await;
+    let r = nobody
+        .post_form("/account/sessions/end-others", &[("csrf_token", &foreign)])
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(
         r.text()
@@ -267,8 +255,7 @@ async fn account_forms_refuse_a_missing_or_foreign_csrf_token(pool: PgPool) {
 
 async fn change_password(b: &Browser, current: &str, new: &str, again: &str) -> reqwest::Response {
     let csrf = account(b).await.csrf();
-    post(
-        b,
+    b.post_form(
         "/account/password",
         &[
             ("csrf_token", csrf.as_str()),

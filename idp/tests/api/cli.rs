@@ -251,3 +251,31 @@ async fn clients_and_users_are_managed_from_the_cli(pool: PgPool) {
     let missing = idp(&t, &["users", "delete", "dave"], "").await.unwrap_err();
     assert!(missing.contains("no user"), "{missing}");
 }
+
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn an_administrator_resets_a_lost_second_factor(pool: PgPool) {
+    let t = spawn(pool).await;
+    let b = t.browser();
+    b.sign_in_gateway("alice", "alice-password", "openid").await;
+    crate::second_factor::enrol(&b).await;
+
+    let out = idp(&t, &["users", "reset-second-factor", "alice"], "")
+        .await
+        .unwrap();
+    assert_eq!(out["second_factor_removed"], true);
+    assert_eq!(t.audit_lines("alice", "second_factor_reset").await, 1);
+    // The password alone signs her in again; she can set up a new app.
+    t.browser()
+        .sign_in_gateway("alice", "alice-password", "openid")
+        .await;
+    let again = idp(&t, &["users", "reset-second-factor", "alice"], "")
+        .await
+        .unwrap();
+    assert_eq!(again["second_factor_removed"], false);
+    assert!(
+        idp(&t, &["users", "reset-second-factor", "nobody"], "")
+            .await
+            .unwrap_err()
+            .contains("no user")
+    );
+}

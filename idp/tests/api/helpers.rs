@@ -334,6 +334,16 @@ impl Browser {
             .unwrap()
     }
 
+    /// Posts `form` to `path` (a page's form, as the browser submits it).
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Opens the gateway's sign-in (scope `openid`): the login form's CSRF token.
     pub async fn login_csrf(&self) -> String {
         csrf_of(

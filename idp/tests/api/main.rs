@@ -24,6 +24,7 @@ mod realm;
 mod refresh_tokens;
 mod revocations;
 mod revoke;
+mod second_factor;
 mod spec;
 mod throttle;
 mod token;

@@ -430,6 +430,7 @@ impl Stack {
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             sid: None,
             auth_time: None,
+            amr: vec!["pwd".to_owned()],
         };
         let token = idp::tokens::issue_access(
             &self.idp.state,
