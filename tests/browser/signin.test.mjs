@@ -1,6 +1,7 @@
 // A person's first visit, in a real browser: open the gateway, click Sign in,
 // fill the IdP's login page, place an order, see it listed, open the IdP's
-// account page and come back, sign out. It
+// account page and come back, sign out; and bob stepping up with an
+// authenticator app to refund a large order. It
 // runs on a fresh stack (the e2e suite) and on one already used (`make up`).
 // Any console error or uncaught exception on any page fails the test.
 //
@@ -8,6 +9,7 @@
 // and passes its URLs; by hand: BATON_GATEWAY_URL=http://localhost:8080 node --test
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { chromium } from 'playwright-core';
 
 const gateway = process.env.BATON_GATEWAY_URL ?? 'http://localhost:8080';
@@ -116,4 +118,112 @@ test('alice signs in, places an order, sees it listed and signs out', { timeout:
     await browser.close();
   }
   assert.deepEqual(problems, [], 'no console errors');
+});
+
+// RFC 6238 code of a base32 `secret`, `steps` time steps from now (the test's
+// own authenticator app).
+function totp(secret, steps = 0) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '')) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30) + steps));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+test('bob sets up an authenticator app, steps up to refund a large order, and it is refunded once', { timeout: 120_000 }, async (t) => {
+  const browser = await launch();
+  const problems = [];
+  // Chromium logs every 401 as a console error: the one expected 401 is the
+  // refund's step-up answer, counted apart.
+  let unauthorized = 0;
+  const watch = (page) => {
+    page.setDefaultTimeout(15_000);
+    page.on('console', (msg) => {
+      if (msg.type() !== 'error') return;
+      if (/status of 401/.test(msg.text())) unauthorized += 1;
+      else problems.push(`console error on ${page.url()}: ${msg.text()}`);
+    });
+    page.on('pageerror', (err) => problems.push(`uncaught exception on ${page.url()}: ${err.message}`));
+    return page;
+  };
+  const signIn = async (page, user) => {
+    await page.goto(gateway);
+    await page.locator('#sign-in').click();
+    await page.waitForURL((url) => url.href.startsWith(idp));
+    await page.getByLabel('Username').fill(user);
+    await page.getByLabel('Password').fill(`${user}-password`);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+  };
+  try {
+    // alice orders 9 T-shirts: 225.00, above payment's 200.00 step-up threshold.
+    const alice = watch(await (await browser.newContext()).newPage());
+    await signIn(alice, 'alice');
+    await alice.locator('#user-name').filter({ hasText: /alice/i }).waitFor();
+    await alice.getByLabel('Quantity of Baton T-shirt').fill('9');
+    const [placed] = await Promise.all([
+      alice.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/api/orders'),
+      alice.getByRole('button', { name: 'Place order' }).click(),
+    ]);
+    assert.equal(placed.status(), 201, 'the order was placed');
+    const { order } = await placed.json();
+
+    // bob, the admin, signs in with his password and sets up an app at the IdP.
+    const bob = watch(await (await browser.newContext()).newPage());
+    await signIn(bob, 'bob');
+    await bob.waitForURL((url) => url.href.startsWith(gateway) || url.pathname === '/login');
+    if (!bob.url().startsWith(gateway)) {
+      t.skip('bob already has an authenticator app on this stack (a reused `make up` stack)');
+      return;
+    }
+    await bob.locator('#user-name').filter({ hasText: /bob/i }).waitFor();
+    await bob.getByRole('link', { name: 'Your account' }).click();
+    await bob.getByRole('link', { name: 'Set up an authenticator app' }).click();
+    assert.equal(await bob.locator('.qr svg').count(), 1, 'the QR code is drawn in the page');
+    const secret = (await bob.locator('code.secret').innerText()).trim();
+    await bob.getByLabel('Code from the app').fill(totp(secret));
+    await bob.getByRole('button', { name: 'Turn on' }).click();
+    const recovery = (await bob.locator('.recovery-codes code').first().innerText()).trim();
+
+    // The refund asks for a second factor: the page offers the step-up.
+    await bob.goto(gateway);
+    const row = bob.locator('#orders table.orders tbody tr').filter({ hasText: String(order.id).slice(-8) });
+    const [refused] = await Promise.all([
+      bob.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/refund')),
+      row.getByRole('button', { name: 'Refund' }).click(),
+    ]);
+    assert.equal(refused.status(), 401);
+    await bob.getByRole('link', { name: 'Confirm with your authenticator app' }).click();
+
+    // The IdP asks for the code only (the password stands), then back: the
+    // refund is sent again by itself, once.
+    await bob.waitForURL((url) => url.href.startsWith(idp));
+    assert.equal(await bob.getByLabel('Password').count(), 0, 'no password asked again');
+    await bob.getByLabel('Code').fill(totp(secret, 1));
+    const [replayed] = await Promise.all([
+      bob.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/refund')),
+      bob.getByRole('button', { name: 'Continue' }).click(),
+    ]);
+    assert.equal(replayed.status(), 201, 'refunded after the step-up');
+    await bob.locator('#trace-action').filter({ hasText: /after the step-up.*HTTP 201/ }).waitFor();
+    await row.filter({ hasText: 'refunded' }).waitFor();
+    const charge = await bob.evaluate(async (id) => {
+      const { charges } = await (await fetch('/api/payments')).json();
+      return charges.find((c) => c.id === id);
+    }, order.charge_id);
+    assert.equal(charge.refunded_cents, 22_500, 'charged back once');
+
+    // Leave the stack as it was: remove the app with a recovery code.
+    await bob.goto(`${idp}/account/authenticator`);
+    await bob.getByLabel('Code').fill(recovery);
+    await bob.getByRole('button', { name: 'Remove authenticator app' }).click();
+    await bob.waitForURL((url) => url.search.includes('done=authenticator-removed'));
+  } finally {
+    await browser.close();
+  }
+  assert.deepEqual(problems, [], 'no console errors');
+  assert.equal(unauthorized, 1, 'one 401: the step-up answer');
 });

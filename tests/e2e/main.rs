@@ -23,5 +23,6 @@ mod revocation;
 mod revocation_guarantees;
 mod revocation_paths;
 mod rotation;
+mod step_up;
 mod traces;
 mod zero_trust;

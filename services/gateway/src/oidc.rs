@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
 
-use guard::{IdTokenClaims, IdTokenError, IdTokenVerifier, unix_now};
+use guard::{IdTokenClaims, IdTokenError, IdTokenVerifier, StepUpChallenge, unix_now};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use url::Url;
@@ -224,7 +224,12 @@ impl Oidc {
     }
 
     /// The authorization request URL with fresh `state`, `nonce` and PKCE verifier.
-    pub async fn authorization_request(&self) -> Result<AuthorizationRequest, IdpError> {
+    /// A new authorization request; with `step_up`, one that asks the IdP
+    /// for that sign-in (`acr_values`, `max_age`; RFC 9470 §4).
+    pub async fn authorization_request(
+        &self,
+        step_up: Option<&StepUpChallenge>,
+    ) -> Result<AuthorizationRequest, IdpError> {
         let metadata = self.metadata().await?;
         let state = platform::crypto::random_token(32);
         let nonce = platform::crypto::random_token(32);
@@ -240,6 +245,14 @@ impl Oidc {
             .append_pair("nonce", &nonce)
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256");
+        if let Some(step_up) = step_up {
+            url.query_pairs_mut()
+                .append_pair("acr_values", &step_up.acr_values);
+            if let Some(max_age) = step_up.max_age {
+                url.query_pairs_mut()
+                    .append_pair("max_age", &max_age.to_string());
+            }
+        }
         Ok(AuthorizationRequest {
             url,
             state,

@@ -38,11 +38,14 @@ function randomKey() {
 
 // ---- API --------------------------------------------------------------------
 
-async function api(method, path, body) {
+// `key`: the request's Idempotency-Key (a new one for each order; a refund
+// sent again after a step-up keeps its own).
+async function api(method, path, body, key) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET" && state.session?.csrf_token) headers["X-CSRF-Token"] = state.session.csrf_token;
   if (method === "POST" && path === "/api/orders") headers["Idempotency-Key"] = randomKey();
+  if (key) headers["Idempotency-Key"] = key;
   let response;
   try {
     response = await fetch(path, {
@@ -72,6 +75,8 @@ async function api(method, path, body) {
     body: json,
     relay,
     deniedByGateway: response.headers.get("x-baton-denied-by") === "gateway",
+    // A service asked for a stronger sign-in (RFC 9470): the gateway names it.
+    stepUp: response.headers.get("x-baton-step-up"),
   };
   if (result.status === 401 && result.deniedByGateway && json?.sign_in) {
     showBanner("Your session has ended.", json.sign_in);
@@ -101,12 +106,45 @@ async function loadSession() {
   $("orders-title").textContent = has("support") || has("admin") ? "All orders" : "Your orders";
   $("dashboard-inventory").hidden = !has("admin");
   await Promise.all([loadDashboard(), loadProducts(), loadOrders()]);
+  await replayAfterStepUp();
 }
 
-function showBanner(text, signIn) {
+function showBanner(text, signIn, action = "Sign in again") {
   $("banner-text").textContent = text;
   $("banner-action").href = signIn || "/auth/login";
+  $("banner-action").textContent = action;
   $("banner").hidden = false;
+}
+
+// ---- Step-up (RFC 9470) ---------------------------------------------------------
+
+// A request a service refused for want of a stronger sign-in waits here
+// (this tab only) while the person takes the step-up sign-in; back on the
+// page it is sent once more with the same Idempotency-Key, so however often
+// it arrives it is carried out once.
+const PENDING = "baton.pending-step-up";
+const PENDING_FOR_MS = 10 * 60 * 1000;
+
+function askForStepUp(title, method, path, body, key, link) {
+  sessionStorage.setItem(PENDING, JSON.stringify({ title, method, path, body, key, at: Date.now() }));
+  const back = `${link}&return_to=${encodeURIComponent(location.pathname)}`;
+  showBanner(`${title} needs a recent second factor.`, back, "Confirm with your authenticator app");
+}
+
+// Sends the waiting request once, if there is one (and it is recent).
+async function replayAfterStepUp() {
+  const saved = sessionStorage.getItem(PENDING);
+  sessionStorage.removeItem(PENDING);
+  if (!saved) return;
+  const pending = JSON.parse(saved);
+  if (Date.now() - pending.at > PENDING_FOR_MS) return;
+  const result = await api(pending.method, pending.path, pending.body, pending.key);
+  trace(`${pending.title} (after the step-up)`, `${pending.method} ${pending.path}`, result, ["payment"]);
+  if (result.stepUp) {
+    // Stepping up did not give the service what it asks for: no loop.
+    showBanner("A second factor is needed, and your account has none yet: set up an authenticator app, then try again.", state.session.account_url, "Your account");
+  }
+  if (result.ok) await Promise.all([loadDashboard(), loadOrders()]);
 }
 
 // ---- Dashboard ----------------------------------------------------------------
@@ -359,10 +397,13 @@ async function loadOrders(traced = false) {
 }
 
 async function refund(order) {
-  const result = await api("POST", `/api/payments/${encodeURIComponent(order.charge_id)}/refund`, {
-    reason: `Refund of order ${short(order.id)} from the demo page`,
-  });
-  trace(`Refund order ${short(order.id)}`, `POST /api/payments/…${short(order.charge_id)}/refund`, result, ["payment"]);
+  const path = `/api/payments/${encodeURIComponent(order.charge_id)}/refund`;
+  const body = { reason: `Refund of order ${short(order.id)} from the demo page` };
+  const key = randomKey();
+  const title = `Refund order ${short(order.id)}`;
+  const result = await api("POST", path, body, key);
+  trace(title, `POST /api/payments/…${short(order.charge_id)}/refund`, result, ["payment"]);
+  if (result.stepUp) askForStepUp(title, "POST", path, body, key, result.stepUp);
   if (result.ok) await Promise.all([loadDashboard(), loadOrders()]);
 }
 

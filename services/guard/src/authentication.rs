@@ -102,9 +102,137 @@ impl InsufficientAuthentication {
     }
 }
 
+/// An RFC 9470 challenge as a client reads it from a resource's
+/// `WWW-Authenticate` answer: the sign-in to ask the IdP for before trying
+/// again (what the gateway turns into a step-up sign-in for a browser).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUpChallenge {
+    /// Space-separated `acr` values, as the resource sent them.
+    pub acr_values: String,
+    pub max_age: Option<u32>,
+}
+
+impl StepUpChallenge {
+    /// The challenge in a `WWW-Authenticate` value, if it is a `Bearer` (or
+    /// `DPoP`) challenge with `error="insufficient_user_authentication"` and
+    /// plain `acr_values`; `None` for anything else. Hand-written: the auth
+    /// parameters of one challenge (RFC 9110 §11.2) are a short grammar, and
+    /// no maintained crate reads them.
+    pub fn from_www_authenticate(value: &str) -> Option<Self> {
+        let (scheme, params) = value.trim().split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") && !scheme.eq_ignore_ascii_case("dpop") {
+            return None;
+        }
+        let params = auth_params(params)?;
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        if get("error") != Some("insufficient_user_authentication") {
+            return None;
+        }
+        Self::new(get("acr_values")?, get("max_age"))
+    }
+
+    /// A challenge of `acr_values` (at most 256 characters of `[A-Za-z0-9:._-]`
+    /// and spaces) and `max_age` (seconds, if given); `None` when either is
+    /// not that.
+    pub fn new(acr_values: &str, max_age: Option<&str>) -> Option<Self> {
+        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '_' | '-' | ' ');
+        if acr_values.trim().is_empty() || acr_values.len() > 256 || !acr_values.chars().all(plain)
+        {
+            return None;
+        }
+        let max_age = match max_age {
+            None => None,
+            Some(v) => Some(v.parse().ok()?),
+        };
+        Some(Self {
+            acr_values: acr_values.to_owned(),
+            max_age,
+        })
+    }
+}
+
+/// `name=value` or `name="quoted \" value"` pairs separated by commas;
+/// `None` when the text is not that.
+fn auth_params(text: &str) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let (name, after) = rest.split_once('=')?;
+        let name = name.trim();
+        if name.is_empty() || name.contains([' ', ',', '"']) {
+            return None;
+        }
+        let after = after.trim_start();
+        let (value, tail) = if let Some(quoted) = after.strip_prefix('"') {
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let end = loop {
+                match chars.next()? {
+                    (i, '"') => break i,
+                    (_, '\\') => value.push(chars.next()?.1),
+                    (_, c) => value.push(c),
+                }
+            };
+            (value, &quoted[end + 1..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim().to_owned(), &after[end..])
+        };
+        out.push((name.to_owned(), value));
+        let tail = tail.trim_start();
+        rest = match tail.strip_prefix(',') {
+            Some(next) => next.trim_start(),
+            None if tail.is_empty() => tail,
+            None => return None,
+        };
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_up_challenge_is_read_from_what_guard_answers() {
+        let header = "Bearer realm=\"baton\", error=\"insufficient_user_authentication\", \
+             error_description=\"a stronger sign-in, \\\"please\\\"\", \
+             acr_values=\"urn:baton:acr:mfa\", max_age=\"300\"";
+        assert_eq!(
+            StepUpChallenge::from_www_authenticate(header),
+            Some(StepUpChallenge {
+                acr_values: acr::SECOND_FACTOR.to_owned(),
+                max_age: Some(300),
+            })
+        );
+        let no_age = "DPoP error=insufficient_user_authentication, acr_values=\"a b\"";
+        assert_eq!(
+            StepUpChallenge::from_www_authenticate(no_age)
+                .unwrap()
+                .max_age,
+            None
+        );
+        for other in [
+            "Bearer realm=\"baton\", error=\"invalid_token\"",
+            "Basic realm=\"x\"",
+            "Bearer error=\"insufficient_user_authentication\"",
+            "Bearer error=\"insufficient_user_authentication\", acr_values=\"<script>\"",
+            "Bearer error=\"insufficient_user_authentication\", acr_values=\"a\", max_age=\"-1\"",
+            "Bearer error=\"insufficient_user_authentication, acr_values=\"a\"",
+            "",
+        ] {
+            assert_eq!(
+                StepUpChallenge::from_www_authenticate(other),
+                None,
+                "{other}"
+            );
+        }
+    }
 
     fn claims(acr: Option<&str>, auth_time: Option<i64>) -> AccessClaims {
         let mut c: AccessClaims = serde_json::from_value(serde_json::json!({

@@ -126,7 +126,7 @@ pub mod testing;
 mod validate;
 mod validator;
 
-pub use authentication::AuthenticationRequirement;
+pub use authentication::{AuthenticationRequirement, StepUpChallenge};
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
 pub use config::{ClientCredentials, GuardArgs, GuardConfig, StalePolicy};
 pub use derivation::Derivation;

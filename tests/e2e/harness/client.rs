@@ -128,6 +128,18 @@ impl Browser {
         path: &str,
         body: Option<&Value>,
     ) -> (StatusCode, Value) {
+        json_answer(self.send(method, path, body, &[]).await).await
+    }
+
+    /// [`call`](Self::call) with `headers` added (an `Idempotency-Key`),
+    /// answering the whole response.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Response {
         let mut req = self.http.request(
             method.clone(),
             self.gateway
@@ -140,10 +152,88 @@ impl Browser {
                 req = req.header("x-csrf-token", token);
             }
         }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(body) = body {
             req = req.json(body);
         }
-        json_answer(req.send().await.expect("call the gateway")).await
+        req.send().await.expect("call the gateway")
+    }
+
+    /// Takes the CSRF token of a new session (after a sign-in elsewhere).
+    pub fn set_csrf(&mut self, token: &str) {
+        self.csrf_token = Some(token.to_owned());
+    }
+
+    /// Sets up an authenticator app at the IdP's account page (this browser
+    /// holds the IdP session): answers its secret. The confirming code's
+    /// time step counts as used.
+    pub async fn set_up_authenticator(&self, stack: &Stack) -> Vec<u8> {
+        let page_url = stack.idp.join("account/authenticator").expect("url");
+        let page = self
+            .http
+            .get(page_url.clone())
+            .send()
+            .await
+            .expect("setup page");
+        assert_eq!(page.status(), StatusCode::OK);
+        let body = page.text().await.expect("setup page");
+        let marker = r#"<code class="secret">"#;
+        let start = body.find(marker).expect("the secret, for typing in") + marker.len();
+        let base32 = body[start..].split('<').next().expect("secret").to_owned();
+        let secret = totp_rs::Secret::Encoded(base32)
+            .to_bytes()
+            .expect("a base32 secret");
+        let mut form = html::forms(&body)
+            .into_iter()
+            .find(|f| f.fields.iter().any(|(n, _)| n == "setup"))
+            .expect("the setup form");
+        form.set("code", &totp_code(&secret, 0));
+        let answer = submit(&self.http, &page_url, &form).await.expect("confirm");
+        assert_eq!(answer.status(), StatusCode::OK, "the app is set up");
+        secret
+    }
+
+    /// Follows the gateway's step-up link (`x-baton-step-up`) as the page
+    /// does: the IdP asks for the second factor only, the code of the next
+    /// time step is entered, and the browser is back on the gateway with a
+    /// new session (whose CSRF token it takes).
+    pub async fn step_up(&mut self, link: &str, secret: &[u8]) {
+        let page = self
+            .http
+            .get(
+                self.gateway
+                    .join(link.trim_start_matches('/'))
+                    .expect("link"),
+            )
+            .send()
+            .await
+            .expect("follow the step-up link");
+        let page_url = page.url().clone();
+        let body = page.text().await.expect("second-factor page");
+        assert!(
+            html::login_form(&body).is_none(),
+            "no password asked again: {body}"
+        );
+        let mut form = html::forms(&body)
+            .into_iter()
+            .find(|f| f.action == "/login/otp")
+            .unwrap_or_else(|| {
+                panic!(
+                    "the second-factor form at {page_url}:
+{body}"
+                )
+            });
+        form.set("code", &totp_code(secret, 1));
+        let back = submit(&self.http, &page_url, &form).await.expect("code");
+        assert_eq!(
+            back.url().port(),
+            self.gateway.port(),
+            "back on the gateway"
+        );
+        let (_, session) = self.get("/auth/session").await;
+        self.csrf_token = session["csrf_token"].as_str().map(str::to_owned);
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -153,6 +243,15 @@ impl Browser {
     pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(body)).await
     }
+}
+
+/// The TOTP code of `secret` `steps` time steps from now.
+pub fn totp_code(secret: &[u8], steps: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    idp::totp::code_at(secret, now.saturating_add_signed(steps * 30))
 }
 
 /// Status and JSON body (`Null` when the body is not JSON).

@@ -14,7 +14,12 @@
 //!    token), or the caller's as is;
 //! 8. relay to the next instance whose circuit lets it through ([`crate::proxy`]):
 //!    its answer passes through; unreachable 502, timeout 504; every circuit
-//!    open: the route's fallback, else 503 `circuit_open` with `Retry-After`.
+//!    open: the route's fallback, else 503 `circuit_open` with `Retry-After`;
+//! 9. a service's step-up answer (RFC 9470: 401 `insufficient_user_authentication`)
+//!    passes through as is, and for a browser session it also names the
+//!    step-up sign-in that would meet it (`x-baton-step-up: /auth/login?acr_values=…`):
+//!    the page sends the person there and, back with the stronger session,
+//!    sends the request again with the same `Idempotency-Key`.
 
 use std::net::SocketAddr;
 
@@ -23,13 +28,14 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum_extra::extract::CookieJar;
-use guard::{Principal, RelayMode};
+use guard::{Principal, RelayMode, StepUpChallenge};
 use http::{HeaderValue, Uri};
 use platform::TraceContext;
 
 use crate::AppState;
 use crate::caller::{Credentials, TokenSource};
 use crate::error::GatewayError;
+use crate::http::auth::step_up_link;
 use crate::http::request_trace;
 use crate::proxy::Forwarding;
 use crate::relay_token;
@@ -115,7 +121,29 @@ async fn relay(
     if let Some(value) = relay_header(&route_name, &principal, source, &relayed, &trace) {
         response.headers_mut().insert("x-baton-relay", value);
     }
+    if source == TokenSource::Session
+        && let Some(link) = step_up(&response)
+    {
+        response.headers_mut().insert(STEP_UP_HEADER, link);
+    }
     Ok(response.into_response())
+}
+
+/// Where the page finds the step-up sign-in a service asked for.
+pub const STEP_UP_HEADER: &str = "x-baton-step-up";
+
+/// The step-up sign-in link for a service's RFC 9470 answer, if it is one.
+fn step_up(response: &Response) -> Option<HeaderValue> {
+    if response.status() != http::StatusCode::UNAUTHORIZED {
+        return None;
+    }
+    let challenge = response
+        .headers()
+        .get_all(http::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(StepUpChallenge::from_www_authenticate)?;
+    HeaderValue::from_str(&step_up_link(&challenge)).ok()
 }
 
 /// What went on to the upstream.

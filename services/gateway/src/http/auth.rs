@@ -3,6 +3,9 @@
 //! * `GET /auth/login?return_to=/path` — starts the authorization code flow
 //!   (PKCE S256, `state`, `nonce`). The flow's secrets travel in a short-lived
 //!   sealed cookie, not in a database row (Hydra's lesson: less database traffic).
+//!   With `acr_values` (and `max_age`) it is a step-up sign-in (RFC 9470): the
+//!   link the relay hands the page when a service answered
+//!   `insufficient_user_authentication` ([`super::api`]).
 //! * `GET /auth/callback` — checks `state`, redeems the code, validates the ID
 //!   token, and creates a new session (new id: any previous one is ended).
 //! * `POST /auth/logout` — CSRF-checked; ends the session, revokes the refresh
@@ -24,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::csrf::{self, CSRF_HEADER};
 use crate::error::{GatewayError, SIGN_IN_PATH};
-use guard::unix_now;
+use guard::{StepUpChallenge, unix_now};
 use platform::crypto::ct_eq;
 
 use crate::oidc::IdpError;
@@ -41,6 +44,17 @@ pub fn router() -> Router<AppState> {
         .route("/auth/callback", get(callback))
         .route("/auth/logout", post(logout))
         .route("/auth/session", get(session_info))
+}
+
+/// The step-up sign-in for `challenge` (a service's RFC 9470 answer), as a
+/// link the page follows: `/auth/login?acr_values=…&max_age=…`.
+pub fn step_up_link(challenge: &StepUpChallenge) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("acr_values", &challenge.acr_values);
+    if let Some(max_age) = challenge.max_age {
+        query.append_pair("max_age", &max_age.to_string());
+    }
+    format!("{SIGN_IN_PATH}?{}", query.finish())
 }
 
 /// The cookie names: `__Host-` prefixed (which requires `Secure`, `Path=/`
@@ -104,6 +118,8 @@ fn local_path(candidate: Option<&str>) -> String {
 #[derive(Deserialize)]
 struct LoginQuery {
     return_to: Option<String>,
+    acr_values: Option<String>,
+    max_age: Option<String>,
 }
 
 async fn login(
@@ -112,10 +128,24 @@ async fn login(
     Query(q): Query<LoginQuery>,
 ) -> Result<(CookieJar, Redirect), GatewayError> {
     let secure = app.config.secure_cookies();
-    let request = app.oidc.authorization_request().await.map_err(|e| {
-        tracing::warn!(error = %e, "cannot start sign-in");
-        GatewayError::SignInUnavailable
-    })?;
+    let step_up = match q.acr_values.as_deref() {
+        None => None,
+        Some(acr_values) => Some(
+            StepUpChallenge::new(acr_values, q.max_age.as_deref()).ok_or_else(|| {
+                GatewayError::SignIn(
+                    "The step-up request is not valid (acr_values, max_age).".into(),
+                )
+            })?,
+        ),
+    };
+    let request = app
+        .oidc
+        .authorization_request(step_up.as_ref())
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot start sign-in");
+            GatewayError::SignInUnavailable
+        })?;
     let flow = LoginFlow {
         state: request.state,
         nonce: request.nonce,

@@ -438,3 +438,53 @@ async fn a_token_revoked_by_the_idp_ends_the_session_with_a_sign_in_hint(
     assert_eq!(body["sign_in"], "/auth/login?return_to=%2Fapi%2Forders");
     assert_eq!(browser.session().await["authenticated"], false);
 }
+
+/// `/auth/login` with `acr_values` and `max_age` (the step-up link the relay
+/// hands the page) asks the IdP for that sign-in; anything else in them is
+/// refused, never passed on.
+#[sqlx::test(migrations = false)]
+async fn a_step_up_sign_in_asks_the_idp_for_the_acr_and_max_age(
+    pool: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let stack = Stack::start(pool, connect).await;
+    let browser = stack.browser();
+    let authorize_query = |path: &str| {
+        let client = browser.client.clone();
+        let url = stack.url(path);
+        async move {
+            let start = client.get(url).send().await.unwrap();
+            let status = start.status();
+            let query: std::collections::HashMap<String, String> = start
+                .headers()
+                .get(header::LOCATION)
+                .map(|l| {
+                    url::Url::parse(l.to_str().unwrap())
+                        .unwrap()
+                        .query_pairs()
+                        .into_owned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            (status, query)
+        }
+    };
+    let (status, q) =
+        authorize_query("/auth/login?acr_values=urn%3Abaton%3Aacr%3Amfa&max_age=300&return_to=/")
+            .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(q["acr_values"], "urn:baton:acr:mfa");
+    assert_eq!(q["max_age"], "300");
+    let (_, plain) = authorize_query("/auth/login").await;
+    assert!(!plain.contains_key("acr_values") && !plain.contains_key("max_age"));
+    for bad in [
+        "/auth/login?acr_values=%22%3E%3Cscript%3E",
+        "/auth/login?acr_values=",
+        "/auth/login?acr_values=urn%3Abaton%3Aacr%3Amfa&max_age=-1",
+        "/auth/login?acr_values=urn%3Abaton%3Aacr%3Amfa&max_age=soon",
+    ] {
+        let (status, q) = authorize_query(bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(q.is_empty(), "{bad}: no redirect");
+    }
+}

@@ -238,7 +238,7 @@ async fn a_provider_naming_another_issuer_in_discovery_is_not_trusted() {
         ),
     }
     assert!(
-        oidc.authorization_request().await.is_err(),
+        oidc.authorization_request(None).await.is_err(),
         "no sign-in against it either"
     );
 }
