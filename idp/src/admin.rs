@@ -249,13 +249,9 @@ async fn revoke_client_tokens(
     reason: &str,
     access_ttl: Duration,
 ) -> sqlx::Result<u64> {
-    let revoked = crate::grants::revoke_refresh_where(
-        &mut *tx,
-        "client_id = $1 AND revoked_at IS NULL",
-        id,
-        reason,
-    )
-    .await?;
+    let revoked =
+        crate::grants::revoke_refresh(&mut *tx, crate::grants::RefreshTokens::OfClient(id), reason)
+            .await?;
     // A client_credentials token names the client as its subject.
     crate::revocations::record_subject(tx, id, reason, access_ttl + Duration::from_secs(60))
         .await?;

@@ -10,7 +10,7 @@ use crate::realm::User;
 use platform::crypto::{random_token, sha256};
 
 /// What a code stands for, as stored at `/authorize`.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Code {
     pub client_id: String,
     pub user_id: Uuid,
@@ -29,22 +29,22 @@ pub struct Code {
 #[tracing::instrument(name = "db.grants.create_code", skip_all)]
 pub async fn create_code(db: &PgPool, code: &Code) -> sqlx::Result<String> {
     let secret = random_token(32);
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO authorization_codes
             (code_hash, client_id, user_id, session_id, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at, amr)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        &sha256(secret.as_bytes())[..],
+        &code.client_id,
+        code.user_id,
+        code.session_id,
+        &code.redirect_uri,
+        &code.scope,
+        code.nonce.as_deref(),
+        code.code_challenge.as_deref(),
+        code.auth_time,
+        code.expires_at,
+        &code.amr,
     )
-    .bind(&sha256(secret.as_bytes())[..])
-    .bind(&code.client_id)
-    .bind(code.user_id)
-    .bind(code.session_id)
-    .bind(&code.redirect_uri)
-    .bind(&code.scope)
-    .bind(&code.nonce)
-    .bind(&code.code_challenge)
-    .bind(code.auth_time)
-    .bind(code.expires_at)
-    .bind(&code.amr)
     .execute(db)
     .await?;
     Ok(secret)
@@ -71,23 +71,25 @@ pub async fn consume_code(
     client_id: &str,
 ) -> sqlx::Result<Redeem> {
     let hash = sha256(code.as_bytes());
-    let fresh: Option<Code> = sqlx::query_as(
+    let fresh = sqlx::query_as!(
+        Code,
         "UPDATE authorization_codes SET consumed_at = now()
          WHERE code_hash = $1 AND client_id = $2 AND consumed_at IS NULL
          RETURNING client_id, user_id, session_id, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at, amr",
+        &hash[..],
+        client_id,
     )
-    .bind(&hash[..])
-    .bind(client_id)
     .fetch_optional(&mut *db)
     .await?;
     if let Some(code) = fresh {
         return Ok(Redeem::Fresh(Box::new(code)));
     }
-    let owner: Option<String> =
-        sqlx::query_scalar("SELECT client_id FROM authorization_codes WHERE code_hash = $1")
-            .bind(&hash[..])
-            .fetch_optional(&mut *db)
-            .await?;
+    let owner = sqlx::query_scalar!(
+        "SELECT client_id FROM authorization_codes WHERE code_hash = $1",
+        &hash[..],
+    )
+    .fetch_optional(&mut *db)
+    .await?;
     Ok(match owner {
         Some(owner) if owner == client_id => Redeem::Replayed,
         Some(_) => Redeem::OtherClient,
@@ -106,14 +108,14 @@ pub async fn record_code_issue(
     access_expires_at: OffsetDateTime,
     family: Option<Uuid>,
 ) -> sqlx::Result<bool> {
-    let replayed: Option<bool> = sqlx::query_scalar(
-        "UPDATE authorization_codes SET issued_jti = $2, issued_access_expires_at = $3, issued_family = $4
-         WHERE code_hash = $1 RETURNING replayed_at IS NOT NULL",
+    let replayed = sqlx::query_scalar!(
+        r#"UPDATE authorization_codes SET issued_jti = $2, issued_access_expires_at = $3, issued_family = $4
+         WHERE code_hash = $1 RETURNING replayed_at IS NOT NULL AS "replayed!""#,
+        &sha256(code.as_bytes())[..],
+        jti,
+        access_expires_at,
+        family,
     )
-    .bind(&sha256(code.as_bytes())[..])
-    .bind(jti)
-    .bind(access_expires_at)
-    .bind(family)
     .fetch_optional(db)
     .await?;
     Ok(replayed == Some(false))
@@ -124,25 +126,25 @@ pub async fn record_code_issue(
 #[tracing::instrument(name = "db.grants.revoke_code_issue", skip_all)]
 pub async fn revoke_code_issue(db: &PgPool, code: &str) -> sqlx::Result<()> {
     let mut tx = db.begin().await?;
-    let issued: Option<(Option<String>, Option<OffsetDateTime>, Option<Uuid>)> = sqlx::query_as(
+    let issued = sqlx::query!(
         "UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, now()) WHERE code_hash = $1
          RETURNING issued_jti, issued_access_expires_at, issued_family",
+        &sha256(code.as_bytes())[..],
     )
-    .bind(&sha256(code.as_bytes())[..])
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some((jti, exp, family)) = issued {
-        if let (Some(jti), Some(exp)) = (jti, exp) {
+    if let Some(issued) = issued {
+        if let (Some(jti), Some(exp)) = (issued.issued_jti, issued.issued_access_expires_at) {
             crate::revocations::record(&mut tx, "jti", &jti, "code replay", exp).await?;
         }
-        if let Some(family) = family {
-            revoke_refresh_where(&mut tx, "family_id = $1", family, "code replay").await?;
+        if let Some(family) = issued.issued_family {
+            revoke_refresh(&mut tx, RefreshTokens::OfFamily(family), "code replay").await?;
         }
     }
     tx.commit().await
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Refresh {
     pub id: Uuid,
     pub family_id: Uuid,
@@ -158,8 +160,6 @@ pub struct Refresh {
     /// The DPoP key (RFC 7638 thumbprint) a public client's family is bound to.
     pub dpop_jkt: Option<String>,
 }
-
-const REFRESH_COLUMNS: &str = "id, family_id, client_id, user_id, session_id, scope, auth_time, amr, expires_at, rotated_at, revoked_at, dpop_jkt";
 
 /// What a new refresh token records.
 pub struct NewRefresh<'a> {
@@ -184,45 +184,61 @@ pub struct NewRefresh<'a> {
 /// the token itself (returned to the client once).
 #[tracing::instrument(name = "db.grants.create_refresh", skip_all)]
 pub async fn create_refresh(db: &mut PgConnection, r: &NewRefresh<'_>) -> sqlx::Result<String> {
+    store_refresh(db, r, None)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)
+}
+
+/// Rotates refresh token `old` into `next` in one statement (one commit):
+/// marks `old` used and stores `next`, only if `old` was still unused and
+/// unrevoked. `None` when another request used or revoked it first.
+#[tracing::instrument(name = "db.grants.rotate_refresh", skip_all)]
+pub async fn rotate_refresh(
+    db: &PgPool,
+    old: Uuid,
+    next: &NewRefresh<'_>,
+) -> sqlx::Result<Option<String>> {
+    store_refresh(db, next, Some(old)).await
+}
+
+/// Stores `r`, in place of `rotating` when given (only if that one was still
+/// unused and unrevoked); answers the new token, or `None` when the rotation
+/// lost the race.
+async fn store_refresh(
+    db: impl sqlx::PgExecutor<'_>,
+    r: &NewRefresh<'_>,
+    rotating: Option<Uuid>,
+) -> sqlx::Result<Option<String>> {
     let secret = random_token(32);
-    let hash = sha256(secret.as_bytes());
-    bind_new(
-        sqlx::query(&format!(
-            "INSERT INTO refresh_tokens ({NEW_REFRESH_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        )),
-        r,
-        &hash,
+    let stored = sqlx::query!(
+        "WITH old AS (
+             UPDATE refresh_tokens SET rotated_at = now()
+             WHERE id = $15 AND rotated_at IS NULL AND revoked_at IS NULL
+             RETURNING id)
+         INSERT INTO refresh_tokens
+             (id, token_hash, family_id, parent_id, client_id, user_id, session_id, scope,
+              auth_time, access_jti, access_expires_at, expires_at, dpop_jkt, amr)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
+         WHERE $15::uuid IS NULL OR EXISTS (SELECT 1 FROM old)",
+        Uuid::new_v4(),
+        &sha256(secret.as_bytes())[..],
+        r.family_id,
+        r.parent_id,
+        r.client_id,
+        r.user_id,
+        r.session_id,
+        r.scope,
+        r.auth_time,
+        r.access_jti,
+        r.access_expires_at,
+        (OffsetDateTime::now_utc() + r.ttl).min(r.session_expires_at),
+        r.dpop_jkt,
+        r.amr,
+        rotating,
     )
     .execute(db)
     .await?;
-    Ok(secret)
-}
-
-const NEW_REFRESH_COLUMNS: &str =
-    "id, token_hash, family_id, parent_id, client_id, user_id, session_id, scope,
-     auth_time, access_jti, access_expires_at, expires_at, dpop_jkt, amr";
-
-/// Binds `$1`..`$14` in the order of [`NEW_REFRESH_COLUMNS`].
-fn bind_new<'q>(
-    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    r: &'q NewRefresh<'q>,
-    hash: &'q [u8],
-) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    q.bind(Uuid::new_v4())
-        .bind(hash)
-        .bind(r.family_id)
-        .bind(r.parent_id)
-        .bind(r.client_id)
-        .bind(r.user_id)
-        .bind(r.session_id)
-        .bind(r.scope)
-        .bind(r.auth_time)
-        .bind(r.access_jti)
-        .bind(r.access_expires_at)
-        .bind((OffsetDateTime::now_utc() + r.ttl).min(r.session_expires_at))
-        .bind(r.dpop_jkt)
-        .bind(r.amr)
+    Ok((stored.rows_affected() == 1).then_some(secret))
 }
 
 #[tracing::instrument(name = "db.grants.find_refresh", skip_all)]
@@ -230,10 +246,13 @@ pub async fn find_refresh(
     db: impl sqlx::PgExecutor<'_>,
     token: &str,
 ) -> sqlx::Result<Option<Refresh>> {
-    sqlx::query_as(&format!(
-        "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"
-    ))
-    .bind(&sha256(token.as_bytes())[..])
+    sqlx::query_as!(
+        Refresh,
+        "SELECT id, family_id, client_id, user_id, session_id, scope, auth_time, amr, expires_at,
+                rotated_at, revoked_at, dpop_jkt
+         FROM refresh_tokens WHERE token_hash = $1",
+        &sha256(token.as_bytes())[..],
+    )
     .fetch_optional(db)
     .await
 }
@@ -257,36 +276,24 @@ pub async fn find_redeemable(
     token: &str,
     client_id: &str,
 ) -> sqlx::Result<Option<Redeemable>> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        token: Refresh,
-        session_expires_at: OffsetDateTime,
-        username: String,
-        password_hash: String,
-        name: String,
-        email: Option<String>,
-        email_verified: bool,
-        roles: Vec<String>,
-    }
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT r.id, r.family_id, r.client_id, r.user_id, r.session_id, r.scope, r.auth_time, r.amr,
-                r.expires_at, r.rotated_at, r.revoked_at, r.dpop_jkt, s.expires_at AS session_expires_at,
-                u.username, u.password_hash, u.name, u.email, u.email_verified,
-                ARRAY(SELECT role FROM user_roles WHERE user_id = u.id ORDER BY role) AS roles
-         FROM refresh_tokens r
-         JOIN sso_sessions s ON s.id = r.session_id AND s.ended_at IS NULL AND s.expires_at > now()
-         JOIN users u ON u.id = r.user_id AND NOT u.disabled
-         WHERE r.token_hash = $1 AND r.client_id = $2
-           AND r.rotated_at IS NULL AND r.revoked_at IS NULL AND r.expires_at > now()",
+    let row = sqlx::query!(
+        r#"SELECT r.id, r.family_id, r.client_id, r.user_id, r.session_id, r.scope, r.auth_time, r.amr,
+                  r.expires_at, r.rotated_at, r.revoked_at, r.dpop_jkt, s.expires_at AS session_expires_at,
+                  u.username, u.password_hash, u.name, u.email, u.email_verified,
+                  ARRAY(SELECT role FROM user_roles WHERE user_id = u.id ORDER BY role) AS "roles!"
+           FROM refresh_tokens r
+           JOIN sso_sessions s ON s.id = r.session_id AND s.ended_at IS NULL AND s.expires_at > now()
+           JOIN users u ON u.id = r.user_id AND NOT u.disabled
+           WHERE r.token_hash = $1 AND r.client_id = $2
+             AND r.rotated_at IS NULL AND r.revoked_at IS NULL AND r.expires_at > now()"#,
+        &sha256(token.as_bytes())[..],
+        client_id,
     )
-    .bind(&sha256(token.as_bytes())[..])
-    .bind(client_id)
     .fetch_optional(db)
     .await?;
     Ok(row.map(|r| Redeemable {
         user: User {
-            id: r.token.user_id,
+            id: r.user_id,
             username: r.username,
             password_hash: r.password_hash,
             name: r.name,
@@ -294,64 +301,86 @@ pub async fn find_redeemable(
             email_verified: r.email_verified,
             disabled: false,
         },
-        token: r.token,
+        token: Refresh {
+            id: r.id,
+            family_id: r.family_id,
+            client_id: r.client_id,
+            user_id: r.user_id,
+            session_id: r.session_id,
+            scope: r.scope,
+            auth_time: r.auth_time,
+            amr: r.amr,
+            expires_at: r.expires_at,
+            rotated_at: r.rotated_at,
+            revoked_at: r.revoked_at,
+            dpop_jkt: r.dpop_jkt,
+        },
         session_expires_at: r.session_expires_at,
         roles: r.roles,
     }))
 }
 
-/// Rotates refresh token `old` into `next` in one statement (one commit):
-/// marks `old` used and stores `next`, only if `old` was still unused and
-/// unrevoked. `None` when another request used or revoked it first.
-#[tracing::instrument(name = "db.grants.rotate_refresh", skip_all)]
-pub async fn rotate_refresh(
-    db: &PgPool,
-    old: Uuid,
-    next: &NewRefresh<'_>,
-) -> sqlx::Result<Option<String>> {
-    let secret = random_token(32);
-    let hash = sha256(secret.as_bytes());
-    let stored = bind_new(
-        sqlx::query(&format!(
-            "WITH old AS (
-                 UPDATE refresh_tokens SET rotated_at = now()
-                 WHERE id = $15 AND rotated_at IS NULL AND revoked_at IS NULL
-                 RETURNING id)
-             INSERT INTO refresh_tokens ({NEW_REFRESH_COLUMNS})
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM old"
-        )),
-        next,
-        &hash,
-    )
-    .bind(old)
-    .execute(db)
-    .await?;
-    Ok((stored.rows_affected() == 1).then_some(secret))
+/// Which refresh tokens [`revoke_refresh`] revokes.
+#[derive(Debug, Clone, Copy)]
+pub enum RefreshTokens<'a> {
+    /// One family (reuse detected, a code replayed, RFC 7009 revocation).
+    OfFamily(Uuid),
+    /// Every one of an SSO session (it ended).
+    OfSession(Uuid),
+    /// Every live one of a client (disabled or deleted).
+    OfClient(&'a str),
 }
 
-/// Revokes refresh tokens matching `condition` (on `$1`) and records a `jti`
-/// revocation for each access token issued with them that may still be valid.
-#[tracing::instrument(name = "db.grants.revoke_refresh_where", skip_all)]
-pub async fn revoke_refresh_where<V>(
+/// Revokes the refresh tokens `which` names and records a `jti` revocation
+/// for each access token issued with them that may still be valid; answers
+/// how many refresh tokens it touched.
+#[tracing::instrument(name = "db.grants.revoke_refresh", skip_all)]
+pub async fn revoke_refresh(
     db: &mut PgConnection,
-    condition: &'static str,
-    value: V,
+    which: RefreshTokens<'_>,
     reason: &str,
-) -> sqlx::Result<u64>
-where
-    V: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
-{
-    let revoked: Vec<(String, OffsetDateTime)> = sqlx::query_as(&format!(
-        "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, now())
-         WHERE {condition} RETURNING access_jti, access_expires_at"
-    ))
-    .bind(value)
-    .fetch_all(&mut *db)
-    .await?;
+) -> sqlx::Result<u64> {
+    struct Issued {
+        access_jti: String,
+        access_expires_at: OffsetDateTime,
+    }
+    let revoked = match which {
+        RefreshTokens::OfFamily(family) => {
+            sqlx::query_as!(
+                Issued,
+                "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, now())
+                 WHERE family_id = $1 RETURNING access_jti, access_expires_at",
+                family,
+            )
+            .fetch_all(&mut *db)
+            .await?
+        }
+        RefreshTokens::OfSession(session) => {
+            sqlx::query_as!(
+                Issued,
+                "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, now())
+                 WHERE session_id = $1 RETURNING access_jti, access_expires_at",
+                session,
+            )
+            .fetch_all(&mut *db)
+            .await?
+        }
+        RefreshTokens::OfClient(client) => {
+            sqlx::query_as!(
+                Issued,
+                "UPDATE refresh_tokens SET revoked_at = now()
+                 WHERE client_id = $1 AND revoked_at IS NULL RETURNING access_jti, access_expires_at",
+                client,
+            )
+            .fetch_all(&mut *db)
+            .await?
+        }
+    };
     let now = OffsetDateTime::now_utc();
-    for (jti, exp) in &revoked {
-        if *exp > now {
-            crate::revocations::record(db, "jti", jti, reason, *exp).await?;
+    for issued in &revoked {
+        if issued.access_expires_at > now {
+            let (jti, exp) = (&issued.access_jti, issued.access_expires_at);
+            crate::revocations::record(db, "jti", jti, reason, exp).await?;
         }
     }
     Ok(revoked.len() as u64)
@@ -361,6 +390,6 @@ where
 #[tracing::instrument(name = "db.grants.revoke_family", skip_all)]
 pub async fn revoke_family(db: &PgPool, family: Uuid, reason: &str) -> sqlx::Result<()> {
     let mut tx = db.begin().await?;
-    revoke_refresh_where(&mut tx, "family_id = $1", family, reason).await?;
+    revoke_refresh(&mut tx, RefreshTokens::OfFamily(family), reason).await?;
     tx.commit().await
 }

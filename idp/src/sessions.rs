@@ -10,10 +10,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::flow::AuthRequest;
+use crate::grants::RefreshTokens;
 use crate::throttle::AuthEvent;
 use platform::crypto::{random_token, sha256};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Session {
     pub id: Uuid,
     pub user_id: Uuid,
@@ -26,11 +27,12 @@ pub struct Session {
 /// The live session behind a cookie value, if any (not ended, not expired, user enabled).
 #[tracing::instrument(name = "db.sessions.find", skip_all)]
 pub async fn find(db: &PgPool, cookie: &str) -> sqlx::Result<Option<Session>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Session,
         "SELECT s.id, s.user_id, s.auth_time, s.expires_at, s.amr FROM sso_sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.expires_at > now() AND NOT u.disabled",
+        &sha256(cookie.as_bytes())[..],
     )
-    .bind(&sha256(cookie.as_bytes())[..])
     .fetch_optional(db)
     .await
 }
@@ -41,10 +43,10 @@ pub async fn live_until(
     db: impl sqlx::PgExecutor<'_>,
     id: Uuid,
 ) -> sqlx::Result<Option<OffsetDateTime>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT expires_at FROM sso_sessions WHERE id = $1 AND ended_at IS NULL AND expires_at > now()",
+        id,
     )
-    .bind(id)
     .fetch_optional(db)
     .await
 }
@@ -74,8 +76,11 @@ pub async fn sign_in(
     event: AuthEvent<'_>,
 ) -> sqlx::Result<(Session, String, String)> {
     let (token, code) = (random_token(32), random_token(32));
-    let session = sqlx::query_as(
-        "WITH cleared AS (DELETE FROM auth_throttle WHERE key = ANY($1)),
+    let cleared: Vec<String> = cleared.iter().map(|k| (*k).to_owned()).collect();
+    let amr: Vec<String> = new.amr.iter().map(|m| (*m).to_owned()).collect();
+    let session = sqlx::query_as!(
+        Session,
+        r#"WITH cleared AS (DELETE FROM auth_throttle WHERE key = ANY($1)),
          audit AS (INSERT INTO auth_events (kind, username, client_id, addr) VALUES ($2, $3, $4, $5)),
          s AS (INSERT INTO sso_sessions (id, token_hash, user_id, auth_time, expires_at, amr)
                VALUES ($6, $7, $8, now(), now() + make_interval(secs => $9), $17)
@@ -84,25 +89,25 @@ pub async fn sign_in(
                    (code_hash, client_id, user_id, session_id, redirect_uri, scope, nonce, code_challenge, auth_time, expires_at, amr)
                SELECT $10, $11, s.user_id, s.id, $12, $13, $14, $15, s.auth_time, now() + make_interval(secs => $16), s.amr
                FROM s)
-         SELECT id, user_id, auth_time, expires_at, amr FROM s",
+         SELECT id AS "id!", user_id AS "user_id!", auth_time AS "auth_time!", expires_at AS "expires_at!", amr AS "amr!" FROM s"#,
+        &cleared,
+        event.kind,
+        event.username,
+        event.client_id,
+        event.addr,
+        Uuid::new_v4(),
+        &sha256(token.as_bytes())[..],
+        new.user,
+        new.ttl.as_secs_f64(),
+        &sha256(code.as_bytes())[..],
+        &request.client_id,
+        &request.redirect_uri,
+        &request.scope,
+        request.nonce.as_deref(),
+        request.code_challenge.as_deref(),
+        code_ttl.as_secs_f64(),
+        &amr,
     )
-    .bind(cleared)
-    .bind(event.kind)
-    .bind(event.username)
-    .bind(event.client_id)
-    .bind(event.addr)
-    .bind(Uuid::new_v4())
-    .bind(&sha256(token.as_bytes())[..])
-    .bind(new.user)
-    .bind(new.ttl.as_secs_f64())
-    .bind(&sha256(code.as_bytes())[..])
-    .bind(&request.client_id)
-    .bind(&request.redirect_uri)
-    .bind(&request.scope)
-    .bind(&request.nonce)
-    .bind(&request.code_challenge)
-    .bind(code_ttl.as_secs_f64())
-    .bind(new.amr)
     .fetch_one(db)
     .await?;
     crate::throttle::log_event(&event);
@@ -119,13 +124,15 @@ pub async fn reauthenticate(
     amr: &[&str],
 ) -> sqlx::Result<(Session, String)> {
     let token = random_token(32);
-    let session = sqlx::query_as(
+    let amr: Vec<String> = amr.iter().map(|m| (*m).to_owned()).collect();
+    let session = sqlx::query_as!(
+        Session,
         "UPDATE sso_sessions SET token_hash = $2, auth_time = now(), amr = $3 WHERE id = $1
          RETURNING id, user_id, auth_time, expires_at, amr",
+        id,
+        &sha256(token.as_bytes())[..],
+        &amr,
     )
-    .bind(id)
-    .bind(&sha256(token.as_bytes())[..])
-    .bind(amr)
     .fetch_one(db)
     .await?;
     Ok((session, token))
@@ -138,17 +145,18 @@ pub async fn reauthenticate(
 #[tracing::instrument(name = "db.sessions.end", skip_all)]
 pub async fn end(db: &PgPool, id: Uuid, reason: &str, access_ttl: Duration) -> sqlx::Result<bool> {
     let mut tx = db.begin().await?;
-    let ended =
-        sqlx::query("UPDATE sso_sessions SET ended_at = now() WHERE id = $1 AND ended_at IS NULL")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
+    let ended = sqlx::query!(
+        "UPDATE sso_sessions SET ended_at = now() WHERE id = $1 AND ended_at IS NULL",
+        id,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
     if ended {
         crate::backchannel::enqueue(&mut tx, id).await?;
     }
-    crate::grants::revoke_refresh_where(&mut tx, "session_id = $1", id, reason).await?;
+    crate::grants::revoke_refresh(&mut tx, RefreshTokens::OfSession(id), reason).await?;
     crate::revocations::record(
         &mut tx,
         "sid",
@@ -170,11 +178,12 @@ pub async fn end_all_for_user(
     reason: &str,
     access_ttl: Duration,
 ) -> sqlx::Result<usize> {
-    let ids: Vec<Uuid> =
-        sqlx::query_scalar("SELECT id FROM sso_sessions WHERE user_id = $1 AND ended_at IS NULL")
-            .bind(user)
-            .fetch_all(db)
-            .await?;
+    let ids = sqlx::query_scalar!(
+        "SELECT id FROM sso_sessions WHERE user_id = $1 AND ended_at IS NULL",
+        user,
+    )
+    .fetch_all(db)
+    .await?;
     for id in &ids {
         end(db, *id, reason, access_ttl).await?;
     }
