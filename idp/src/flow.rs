@@ -29,6 +29,29 @@ pub struct AuthRequest {
     pub expected_sub: Option<String>,
 }
 
+impl AuthRequest {
+    /// This request again, as a path on the IdP (`/authorize?…`): where a
+    /// person continues once their session can answer it without a form.
+    pub fn authorize_path(&self) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &self.client_id)
+            .append_pair("redirect_uri", &self.redirect_uri)
+            .append_pair("scope", &self.scope);
+        if let Some(state) = &self.state {
+            q.append_pair("state", state);
+        }
+        if let Some(nonce) = &self.nonce {
+            q.append_pair("nonce", nonce);
+        }
+        if let Some(challenge) = &self.code_challenge {
+            q.append_pair("code_challenge", challenge)
+                .append_pair("code_challenge_method", "S256");
+        }
+        format!("/authorize?{}", q.finish())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginFlow {
     pub csrf: String,
@@ -50,6 +73,11 @@ pub struct SecondFactorDue {
     /// `None` after a password typed in this flow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<Uuid>,
+    /// A person who must have a second factor and has none sets one up
+    /// here: the new secret (base64url), kept in this sealed flow until a
+    /// code of it is entered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<String>,
 }
 
 const AAD: &[u8] = b"baton-idp login flow v1";
@@ -69,7 +97,11 @@ impl LoginFlow {
     /// the live `session`): the second is asked for next.
     pub fn second_factor_due(self, user: Uuid, session: Option<Uuid>) -> Self {
         Self {
-            pending: Some(SecondFactorDue { user, session }),
+            pending: Some(SecondFactorDue {
+                user,
+                session,
+                setup: None,
+            }),
             ..self
         }
     }

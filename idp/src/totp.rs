@@ -244,6 +244,64 @@ pub async fn prove<'a>(
     }
 }
 
+/// What a sign-in of a person to a client needs of the second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// The person has an authenticator app: it is always asked for.
+    pub enrolled: bool,
+    /// The person, or the client, requires one: without an app, the person
+    /// sets one up during the sign-in.
+    pub required: bool,
+}
+
+/// The second-factor [`Policy`] of `user` signing in to `client_id`, in one read.
+#[tracing::instrument(name = "db.totp.policy", skip_all)]
+pub async fn policy(db: &PgPool, user: Uuid, client_id: &str) -> sqlx::Result<Policy> {
+    let row = sqlx::query!(
+        r#"SELECT EXISTS (SELECT 1 FROM totp_authenticators WHERE user_id = $1) AS "enrolled!",
+                  (COALESCE((SELECT second_factor_required FROM users WHERE id = $1), false)
+                   OR COALESCE((SELECT second_factor_required FROM clients WHERE id = $2), false)) AS "required!""#,
+        user,
+        client_id,
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(Policy {
+        enrolled: row.enrolled,
+        required: row.required,
+    })
+}
+
+/// Requires (or no longer requires) a second factor of `user`.
+pub async fn require_for_user(db: &PgPool, user: Uuid, required: bool) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE users SET second_factor_required = $2, updated_at = now() WHERE id = $1",
+        user,
+        required,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Requires (or no longer requires) a second factor of everyone signing in
+/// to `client_id`; `false` when there is no such client.
+pub async fn require_for_client(
+    db: &PgPool,
+    client_id: &str,
+    required: bool,
+) -> sqlx::Result<bool> {
+    let updated = sqlx::query!(
+        "UPDATE clients SET second_factor_required = $2, updated_at = now() WHERE id = $1",
+        client_id,
+        required,
+    )
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
 /// A person's authenticator, as stored.
 pub struct Authenticator {
     pub secret_sealed: Vec<u8>,

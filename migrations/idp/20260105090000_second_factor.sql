@@ -28,3 +28,10 @@ CREATE TABLE recovery_codes (
 ALTER TABLE sso_sessions ADD COLUMN amr text[] NOT NULL DEFAULT '{pwd}';
 ALTER TABLE authorization_codes ADD COLUMN amr text[] NOT NULL DEFAULT '{pwd}';
 ALTER TABLE refresh_tokens ADD COLUMN amr text[] NOT NULL DEFAULT '{pwd}';
+
+-- Who must sign in with a second factor whatever the client asks: a person
+-- (`idp users require-second-factor`), or everyone signing in to a client
+-- (`idp clients require-second-factor`). Someone without an authenticator
+-- app yet sets one up during that sign-in.
+ALTER TABLE users ADD COLUMN second_factor_required boolean NOT NULL DEFAULT false;
+ALTER TABLE clients ADD COLUMN second_factor_required boolean NOT NULL DEFAULT false;

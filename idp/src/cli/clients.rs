@@ -32,6 +32,13 @@ pub enum ClientsCommand {
     Delete { id: String },
     /// Give a confidential client a new secret (printed once); the old one stops working.
     RotateSecret { id: String },
+    /// Require a second factor of everyone signing in to this client (`--off`: no longer);
+    /// someone without an authenticator app sets one up at that sign-in.
+    RequireSecondFactor {
+        id: String,
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 #[derive(Args)]
@@ -309,6 +316,19 @@ pub async fn clients(
                 json,
                 &json!({"client_id": id, "client_secret": secret}),
                 || format!("client {id}: new client_secret (shown once, store it now): {secret}"),
+            );
+        }
+        ClientsCommand::RequireSecondFactor { id, off } => {
+            if !idp::totp::require_for_client(pool, &id, !off).await? {
+                anyhow::bail!("no client {id:?}");
+            }
+            emit(
+                json,
+                &json!({"client_id": id, "second_factor_required": !off}),
+                || match off {
+                    false => format!("client {id}: a second factor is required at sign-in"),
+                    true => format!("client {id}: a second factor is no longer required"),
+                },
             );
         }
     }

@@ -48,6 +48,13 @@ pub enum UsersCommand {
     /// Remove a user's authenticator app and recovery codes (a lost phone):
     /// they sign in with the password alone until they set up a new one.
     ResetSecondFactor { username: String },
+    /// Require a second factor of a user at every sign-in (`--off`: no longer); without an
+    /// authenticator app, they set one up at their next sign-in.
+    RequireSecondFactor {
+        username: String,
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 fn read_password() -> anyhow::Result<String> {
@@ -176,6 +183,18 @@ pub async fn users(state: AppState, cmd: UsersCommand, json: bool) -> anyhow::Re
                 || match removed {
                     true => format!("{username}: authenticator app and recovery codes removed"),
                     false => format!("{username}: had no authenticator app; nothing changed"),
+                },
+            );
+        }
+        UsersCommand::RequireSecondFactor { username, off } => {
+            let u = user(&state, &username).await?;
+            idp::totp::require_for_user(&state.db, u.id, !off).await?;
+            emit(
+                json,
+                &json!({"username": username, "second_factor_required": !off}),
+                || match off {
+                    false => format!("{username}: a second factor is required at sign-in"),
+                    true => format!("{username}: a second factor is no longer required"),
                 },
             );
         }

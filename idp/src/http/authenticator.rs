@@ -24,7 +24,7 @@ use crate::http::account::{FORM, SignedIn, event, form, signed_in, signed_out_pa
 use crate::http::cookies;
 use crate::http::login::LOGIN_LOCKED;
 use crate::http::pages::{self, AuthenticatorPage, AuthenticatorSetup};
-use crate::http::second_factor::CODE_REFUSED;
+use crate::http::second_factor::{CODE_REFUSED, ISSUER_LABEL, NOT_YET};
 use crate::state::AppState;
 use crate::totp::Proof;
 use crate::{throttle, totp};
@@ -36,8 +36,6 @@ pub fn router() -> Router<AppState> {
         .route("/account/authenticator/remove", post(remove))
 }
 
-/// The name authenticator apps list the account under.
-const ISSUER_LABEL: &str = "Baton";
 const ALREADY: &str = "You already have an authenticator app. Remove it first to set up another.";
 const SETUP_EXPIRED: &str =
     "This setup page has expired. A new code is shown below: scan it again.";
@@ -175,9 +173,6 @@ async fn confirm(State(state): State<AppState>, jar: CookieJar, req: Request) ->
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
 }
-
-const NOT_YET: &str =
-    "That code does not match. Check the app's clock and enter the code it shows now.";
 
 /// `POST /account/authenticator/remove`: `code` (current, or a recovery code).
 async fn remove(State(state): State<AppState>, jar: CookieJar, req: Request) -> Response {

@@ -17,7 +17,7 @@ use crate::grants::{self, Code};
 use crate::http::pages::{self, LoginPage};
 use crate::http::params::{Params, read_form};
 use crate::http::{cookies, second_factor};
-use crate::realm::Client;
+use crate::realm::{self, Client};
 use crate::sessions::{self, Session};
 use crate::state::AppState;
 use crate::tokens::{self, IdTokenHint};
@@ -162,30 +162,31 @@ async fn authorize(
     };
     match session {
         Some(s) if !prompts.contains(&"login") && fresh_enough(&s) => {
-            let second_factor_due = wants_second_factor
-                && totp::acr_of(&s.amr) != acr::SECOND_FACTOR
-                && totp::authenticator_of(&state.db, s.user_id)
-                    .await?
-                    .is_some();
-            if !second_factor_due {
+            // A session made with the password alone, for a request or a
+            // client (or person) that needs a second factor: step up.
+            let policy = if totp::acr_of(&s.amr) == acr::SECOND_FACTOR {
+                None
+            } else {
+                Some(totp::policy(&state.db, s.user_id, &client.id).await?)
+            };
+            let Some(policy) = policy.filter(|p| p.required || (wants_second_factor && p.enrolled))
+            else {
                 return Ok(issue_code(state, &request, &s).await?);
-            }
+            };
             if prompt_none {
                 return Err(fail(
                     "interaction_required",
-                    "the requested acr needs the user's second factor",
+                    "a second factor is needed, which takes the user's interaction",
                 ));
             }
             // Step-up: the session's password sign-in stands for the first
-            // factor; only the second is asked for.
+            // factor; only the second is asked for (or set up).
             let flow = LoginFlow::new(request).second_factor_due(s.user_id, Some(s.id));
-            Ok(second_factor::ask(
-                state,
-                jar,
-                &flow,
-                &client,
-                StatusCode::OK,
-                None,
+            let user = realm::user_by_id(&state.db, s.user_id)
+                .await?
+                .ok_or_else(|| PageError::bad_request("This account is no longer here."))?;
+            Ok(second_factor::next_step(
+                state, jar, flow, &client, &user, policy,
             ))
         }
         _ if prompt_none => Err(fail(

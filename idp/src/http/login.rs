@@ -28,7 +28,7 @@ use crate::http::{cookies, second_factor};
 use crate::in_flight::{self, Admission};
 use crate::password::Passwords;
 use crate::realm::{Client, User};
-use crate::sessions::NewSession;
+use crate::sessions::{NewSession, Session};
 use crate::state::AppState;
 use crate::{realm, sessions, throttle, totp};
 use platform::crypto::ct_eq;
@@ -188,20 +188,16 @@ async fn login_inner(
         };
         return Ok((cookies::clear_flow(&state.config, jar), refused).into_response());
     }
-    // A person with an authenticator app: the password was right, the
-    // second factor is next (the account's failures are cleared only once
-    // the sign-in is complete).
-    if totp::authenticator_of(&state.db, user.id).await?.is_some() {
+    // A person with an authenticator app, or who must have one: the password
+    // was right, the second factor (or setting one up) is next (the
+    // account's failures are cleared only once the sign-in is complete).
+    let policy = totp::policy(&state.db, user.id, &client.id).await?;
+    if policy.enrolled || policy.required {
         reservation.succeeded().await?;
         tracing::info!(user = %user.id, client_id = %client.id, "password accepted; second factor asked for");
         let flow = flow.second_factor_due(user.id, None);
-        return Ok(second_factor::ask(
-            state,
-            jar,
-            &flow,
-            &client,
-            StatusCode::OK,
-            None,
+        return Ok(second_factor::next_step(
+            state, jar, flow, &client, &user, policy,
         ));
     }
     let done = finish(
@@ -261,6 +257,22 @@ pub(super) async fn finish(
     addr: &str,
     cleared: &[&str],
 ) -> Result<Response, PageError> {
+    let (jar, session, code) = establish(state, jar, request, user, amr, addr, cleared).await?;
+    let redirect = redirect_with_code(state, request, &session, &code)?;
+    Ok((jar, redirect).into_response())
+}
+
+/// [`finish`] but the redirect: the session (and its cookie in the answered
+/// jar, the flow cookie cleared) and the code.
+pub(super) async fn establish(
+    state: &AppState,
+    jar: CookieJar,
+    request: &AuthRequest,
+    user: &User,
+    amr: &[&str],
+    addr: &str,
+    cleared: &[&str],
+) -> Result<(CookieJar, Session, String), PageError> {
     // Same person again: a fresh auth_time and cookie, same sid. Someone else:
     // the previous session ends and a new one starts.
     let previous = match cookies::session_value(&state.config, &jar) {
@@ -303,6 +315,5 @@ pub(super) async fn finish(
     tracing::info!(user = %user.id, sid = %session.id, client_id = %request.client_id, "signed in");
     let jar = cookies::clear_flow(&state.config, jar);
     let jar = cookies::set_session(&state.config, jar, token);
-    let redirect = redirect_with_code(state, request, &session, &code)?;
-    Ok((jar, redirect).into_response())
+    Ok((jar, session, code))
 }

@@ -19,6 +19,11 @@ pub struct LoginPage<'a> {
 pub struct SecondFactorPage<'a> {
     pub client_name: &'a str,
     pub csrf: &'a str,
+    /// Setting an app up at sign-in (the person must have one).
+    pub setup: Option<AuthenticatorSetup>,
+    /// Just set up: the recovery codes, shown once, and the way on.
+    pub recovery_codes: Vec<String>,
+    pub continue_to: Option<&'a str>,
     pub error: Option<&'a str>,
 }
 

@@ -278,4 +278,33 @@ async fn an_administrator_resets_a_lost_second_factor(pool: PgPool) {
             .unwrap_err()
             .contains("no user")
     );
+    // Requiring one, per user and per client, and no longer.
+    let required = idp(&t, &["users", "require-second-factor", "carol"], "")
+        .await
+        .unwrap();
+    assert_eq!(required["second_factor_required"], true);
+    let off = idp(
+        &t,
+        &["users", "require-second-factor", "carol", "--off"],
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(off["second_factor_required"], false);
+    let client = idp(&t, &["clients", "require-second-factor", "gateway"], "")
+        .await
+        .unwrap();
+    assert_eq!(client["second_factor_required"], true);
+    let gateway_required: bool =
+        sqlx::query_scalar("SELECT second_factor_required FROM clients WHERE id = 'gateway'")
+            .fetch_one(&t.pool)
+            .await
+            .unwrap();
+    assert!(gateway_required);
+    assert!(
+        idp(&t, &["clients", "require-second-factor", "nobody"], "")
+            .await
+            .unwrap_err()
+            .contains("no client")
+    );
 }
