@@ -147,7 +147,7 @@ fn aad(user: Uuid) -> Vec<u8> {
     format!("baton-idp totp v1 {user}").into_bytes()
 }
 
-pub fn seal(sealer: &SealKey, user: Uuid, secret: &[u8]) -> Vec<u8> {
+fn seal(sealer: &SealKey, user: Uuid, secret: &[u8]) -> Vec<u8> {
     sealer.seal(secret, &aad(user))
 }
 
@@ -157,7 +157,7 @@ pub fn open(sealer: &SealKey, user: Uuid, sealed: &[u8]) -> Option<Vec<u8>> {
 
 /// New recovery codes as the person sees them, `xxxxx-xxxxx` (lowercase
 /// base32, 50 bits).
-pub fn new_recovery_codes() -> Vec<String> {
+fn new_recovery_codes() -> Vec<String> {
     const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
     (0..RECOVERY_CODES)
         .map(|_| {
@@ -319,19 +319,26 @@ pub async fn authenticator_of(db: &PgPool, user: Uuid) -> sqlx::Result<Option<Au
     .await
 }
 
-/// Stores a confirmed authenticator (its first code was for `step`) with the
-/// hashes of its recovery codes, and the audit line. `false` when the person
-/// already has one (two enrolments raced): nothing is changed.
+/// Stores a confirmed authenticator of `secret` (its first code was for
+/// `step`), sealed with `sealer`, with ten new recovery codes (hashed), and
+/// the audit line `event`. Answers the recovery codes, to show once; `None`
+/// when the person already has one (two enrolments raced): nothing is changed.
 #[tracing::instrument(name = "db.totp.enrol", skip_all)]
 pub async fn enrol(
     db: &PgPool,
+    sealer: &SealKey,
     user: Uuid,
-    sealed: &[u8],
+    secret: &[u8],
     step: i64,
-    recovery: &[[u8; 32]],
     event: AuthEvent<'_>,
-) -> sqlx::Result<bool> {
-    let hashes: Vec<Vec<u8>> = recovery.iter().map(|h| h.to_vec()).collect();
+) -> sqlx::Result<Option<Vec<String>>> {
+    let codes = new_recovery_codes();
+    let sealed = seal(sealer, user, secret);
+    let hashes: Vec<Vec<u8>> = codes
+        .iter()
+        .filter_map(|c| recovery_code_hash(c))
+        .map(|h| h.to_vec())
+        .collect();
     let stored = sqlx::query_scalar!(
         r#"WITH a AS (INSERT INTO totp_authenticators (user_id, secret_sealed, last_step)
                       VALUES ($1, $2, $3) ON CONFLICT (user_id) DO NOTHING RETURNING user_id),
@@ -341,7 +348,7 @@ pub async fn enrol(
                       SELECT $5, $6, $7, $8 FROM a)
            SELECT count(*) AS "stored!" FROM a"#,
         user,
-        sealed,
+        &sealed,
         step,
         &hashes,
         event.kind,
@@ -351,10 +358,11 @@ pub async fn enrol(
     )
     .fetch_one(db)
     .await?;
-    if stored == 1 {
-        crate::throttle::log_event(&event);
+    if stored != 1 {
+        return Ok(None);
     }
-    Ok(stored == 1)
+    crate::throttle::log_event(&event);
+    Ok(Some(codes))
 }
 
 /// Accepts time step `step` for `user` if it is newer than every step

@@ -135,22 +135,16 @@ async fn confirm(State(state): State<AppState>, jar: CookieJar, req: Request) ->
             let again = Shown::SetupAgain(secret);
             return page(&state, &me, StatusCode::BAD_REQUEST, Some(NOT_YET), again).await;
         };
-        let codes = totp::new_recovery_codes();
-        let hashes: Vec<[u8; 32]> = codes
-            .iter()
-            .filter_map(|c| totp::recovery_code_hash(c))
-            .collect();
-        let sealed = totp::seal(&state.totp_sealer, me.user.id, &secret);
         let enrolled = totp::enrol(
             &state.db,
+            &state.totp_sealer,
             me.user.id,
-            &sealed,
+            &secret,
             step,
-            &hashes,
             event("totp_enrolled", &me, &addr),
         )
         .await?;
-        if !enrolled {
+        let Some(codes) = enrolled else {
             return page(
                 &state,
                 &me,
@@ -159,7 +153,7 @@ async fn confirm(State(state): State<AppState>, jar: CookieJar, req: Request) ->
                 Shown::Current,
             )
             .await;
-        }
+        };
         tracing::info!(user = %me.user.id, "authenticator app set up");
         page(
             &state,

@@ -240,22 +240,17 @@ async fn set_up_with(
             Some(NOT_YET),
         ));
     };
-    let codes = totp::new_recovery_codes();
-    let hashes: Vec<[u8; 32]> = codes
-        .iter()
-        .filter_map(|c| totp::recovery_code_hash(c))
-        .collect();
     let event = throttle::AuthEvent {
         kind: "totp_enrolled",
         username: Some(&user.username),
         client_id: Some(&client.id),
         addr,
     };
-    let sealed = totp::seal(&state.totp_sealer, user.id, secret);
-    if !totp::enrol(&state.db, user.id, &sealed, step, &hashes, event).await? {
+    let enrolled = totp::enrol(&state.db, &state.totp_sealer, user.id, secret, step, event);
+    let Some(codes) = enrolled.await? else {
         // Set up meanwhile elsewhere: its code is what counts now.
         return Ok(ask(state, jar, &flow, client, StatusCode::OK, None));
-    }
+    };
     tracing::info!(user = %user.id, client_id = %client.id, "authenticator app set up at sign-in");
     let cleared = cleared_keys(user);
     let (jar, _, _) = establish(
