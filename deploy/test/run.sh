@@ -27,7 +27,8 @@ cd "$ROOT"
 HERE="deploy/test"
 WORK="$ROOT/target/deploy-test"
 BIN_DIR="${BATON_BIN_DIR:-$ROOT/target/debug}"
-BASE_IMAGE=localhost/baton-ci-base:bookworm
+# The tag names what the base holds (libssl3: the IdP's passkeys verify with OpenSSL).
+BASE_IMAGE=localhost/baton-ci-base:bookworm-libssl3
 PARTS=(idp gateway order payment inventory)
 KUBERNETES_VALIDATE_VERSION=1.37.0
 # Two replicas behind one name: sessions shared in PostgreSQL, orders in one database.
@@ -99,7 +100,7 @@ build_images() {
     if ! podman image exists "$BASE_IMAGE"; then
         step "debootstrap: Debian bookworm base image"
         rm -rf "$WORK/rootfs"
-        debootstrap --variant=minbase --include=ca-certificates bookworm "$WORK/rootfs" \
+        debootstrap --variant=minbase --include=ca-certificates,libssl3 bookworm "$WORK/rootfs" \
             http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1 \
             || die "debootstrap failed, see $WORK/debootstrap.log"
         tar -C "$WORK/rootfs" -c . | podman import --quiet - "$BASE_IMAGE" >/dev/null

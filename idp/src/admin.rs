@@ -68,10 +68,12 @@ pub async fn set_user_disabled(
     crate::sessions::end_all_for_user(db, user.id, "user disabled", access_ttl).await
 }
 
-/// Removes a user's second factor (authenticator app and recovery codes),
-/// audited as `second_factor_reset`; answers whether they had one.
+/// Removes a user's second factors (authenticator app, recovery codes and
+/// passkeys), audited as `second_factor_reset`; answers whether they had any.
 pub async fn reset_second_factor(db: &PgPool, user: &User) -> sqlx::Result<bool> {
-    let removed = crate::totp::remove(db, user.id).await?;
+    let app = crate::totp::remove(db, user.id).await?;
+    let passkeys = crate::passkeys::remove_all(db, user.id).await?;
+    let removed = app || passkeys > 0;
     if removed {
         audit_user(db, "second_factor_reset", &user.username).await?;
     }

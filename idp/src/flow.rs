@@ -78,6 +78,12 @@ pub struct SecondFactorDue {
     /// code of it is entered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup: Option<String>,
+    /// The person has an authenticator app (the code form is shown).
+    #[serde(default)]
+    pub app: bool,
+    /// The person has passkeys ("Use a passkey" is offered).
+    #[serde(default)]
+    pub passkeys: bool,
 }
 
 const AAD: &[u8] = b"baton-idp login flow v1";
@@ -101,6 +107,8 @@ impl LoginFlow {
                 user,
                 session,
                 setup: None,
+                app: false,
+                passkeys: false,
             }),
             ..self
         }

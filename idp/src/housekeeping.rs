@@ -7,7 +7,8 @@
 //! tokens: reuse of any of them must still be detected. Throttle counters go
 //! once their window is long over and no lock-out or live attempt holds them
 //! (a flood of random names or addresses leaves one row each). DPoP proofs
-//! go once their acceptance window has passed. `auth_events`
+//! go once their acceptance window has passed, passkey ceremonies once their
+//! challenge has expired. `auth_events`
 //! is an audit trail and is left to the operator's retention policy.
 
 use std::time::Duration;
@@ -36,6 +37,10 @@ pub async fn purge(db: &PgPool) -> sqlx::Result<u64> {
         .await?,
         // A proof past its acceptance window is refused by its `iat` alone.
         sqlx::query!("DELETE FROM dpop_proofs WHERE expires_at < now()")
+            .execute(db)
+            .await?,
+        // A ceremony past its expiry can no longer be finished.
+        sqlx::query!("DELETE FROM passkey_ceremonies WHERE expires_at < now()")
             .execute(db)
             .await?,
     ];

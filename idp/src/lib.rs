@@ -8,6 +8,8 @@
 pub mod account;
 /// Administrative changes to users and clients (the `idp users …` and `idp clients …` commands).
 pub mod admin;
+/// How a sign-in was made: `amr` methods and the `acr` they reach.
+pub mod amr;
 /// OpenID Connect Back-Channel Logout, the provider's side.
 pub mod backchannel;
 /// A bounded pool for CPU-heavy work (argon2, RSA signing).
@@ -40,6 +42,8 @@ pub mod in_flight;
 pub mod keys;
 /// The key-encryption key that seals the signing keys at rest.
 pub mod master_key;
+/// Passkeys (WebAuthn): the relying party, ceremonies and stored credentials.
+pub mod passkeys;
 /// Human passwords: argon2id hashing.
 pub mod password;
 /// The realm in PostgreSQL: users, roles, scopes and clients.

@@ -70,6 +70,7 @@ pub async fn build_state(config: Config, pool: PgPool) -> Result<AppState, Start
     Ok(AppState::new(Inner {
         flow_sealer: master.derive("login-flow"),
         totp_sealer: master.derive("totp-secrets"),
+        webauthn: crate::passkeys::relying_party(&config.issuer),
         config,
         db: pool,
         keys,

@@ -24,6 +24,9 @@ pub struct Inner {
     pub flow_sealer: SealKey,
     /// Seals TOTP secrets at rest ([`crate::totp`]; derived from the master key).
     pub totp_sealer: SealKey,
+    /// The WebAuthn relying party of the issuer ([`crate::passkeys`]); `None`
+    /// when the issuer is at an IP address (no passkeys).
+    pub webauthn: Option<webauthn_rs::Webauthn>,
     /// Fans revocations out to the open revocation streams.
     pub revocation_hub: crate::revocations::Hub,
     /// Open revocation streams per client (capped).

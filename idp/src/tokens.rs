@@ -54,7 +54,7 @@ pub async fn issue_access(
         jti: Uuid::now_v7().to_string(),
         sid: subject.sid.map(|s| s.to_string()),
         auth_time: subject.auth_time.map(|t| t.unix_timestamp()),
-        acr: (!subject.amr.is_empty()).then(|| crate::totp::acr_of(&subject.amr).to_owned()),
+        acr: (!subject.amr.is_empty()).then(|| crate::amr::acr_of(&subject.amr).to_owned()),
         amr: subject.amr,
         act: None,
         cnf: confirmation(jkt),
@@ -179,7 +179,7 @@ pub async fn issue_id(
         exp: (now + state.config.id_token_ttl).unix_timestamp(),
         iat: now.unix_timestamp(),
         auth_time: ctx.auth_time.unix_timestamp(),
-        acr: crate::totp::acr_of(ctx.amr),
+        acr: crate::amr::acr_of(ctx.amr),
         amr: ctx.amr,
         nonce: ctx.nonce,
         // OIDC Core §3.1.3.6: the hash of the ID token's own algorithm.

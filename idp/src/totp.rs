@@ -36,22 +36,6 @@ const SKEW: i64 = 1;
 /// Recovery codes handed out at enrolment.
 pub const RECOVERY_CODES: usize = 10;
 
-/// The methods (RFC 8176 `amr`) of a sign-in with the password alone, and
-/// with the password and a second factor.
-pub mod amr {
-    pub const PASSWORD: &[&str] = &["pwd"];
-    pub const WITH_SECOND_FACTOR: &[&str] = &["pwd", "otp", "mfa"];
-}
-
-/// The `acr` a sign-in with methods `amr` reached (see [`guard::claims::acr`]).
-pub fn acr_of(amr: &[String]) -> &'static str {
-    if amr.iter().any(|m| m == "mfa") {
-        guard::claims::acr::SECOND_FACTOR
-    } else {
-        guard::claims::acr::PASSWORD
-    }
-}
-
 /// The server-side failure when a stored secret does not open: the master
 /// key changed without its previous value (see `IDP_KEY_ENCRYPTION_KEY`).
 pub const UNSEALABLE: &str = "a TOTP secret does not open under this master key";
@@ -247,18 +231,28 @@ pub async fn prove<'a>(
 /// What a sign-in of a person to a client needs of the second factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
-    /// The person has an authenticator app: it is always asked for.
-    pub enrolled: bool,
-    /// The person, or the client, requires one: without an app, the person
-    /// sets one up during the sign-in.
+    /// The person has an authenticator app.
+    pub app: bool,
+    /// The person has passkeys ([`crate::passkeys`]).
+    pub passkeys: bool,
+    /// The person, or the client, requires one: without any, the person
+    /// sets up an app during the sign-in.
     pub required: bool,
+}
+
+impl Policy {
+    /// The person has a second factor: after a password it is always asked for.
+    pub fn enrolled(&self) -> bool {
+        self.app || self.passkeys
+    }
 }
 
 /// The second-factor [`Policy`] of `user` signing in to `client_id`, in one read.
 #[tracing::instrument(name = "db.totp.policy", skip_all)]
 pub async fn policy(db: &PgPool, user: Uuid, client_id: &str) -> sqlx::Result<Policy> {
     let row = sqlx::query!(
-        r#"SELECT EXISTS (SELECT 1 FROM totp_authenticators WHERE user_id = $1) AS "enrolled!",
+        r#"SELECT EXISTS (SELECT 1 FROM totp_authenticators WHERE user_id = $1) AS "app!",
+                  EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1) AS "passkeys!",
                   (COALESCE((SELECT second_factor_required FROM users WHERE id = $1), false)
                    OR COALESCE((SELECT second_factor_required FROM clients WHERE id = $2), false)) AS "required!""#,
         user,
@@ -267,7 +261,8 @@ pub async fn policy(db: &PgPool, user: Uuid, client_id: &str) -> sqlx::Result<Po
     .fetch_one(db)
     .await?;
     Ok(Policy {
-        enrolled: row.enrolled,
+        app: row.app,
+        passkeys: row.passkeys,
         required: row.required,
     })
 }
@@ -497,15 +492,5 @@ mod tests {
         );
         assert!(p.uri.contains(&format!("secret={}", p.base32)));
         assert!(p.qr_svg.starts_with("<svg") && p.qr_svg.ends_with("</svg>"));
-    }
-
-    #[test]
-    fn acr_follows_the_methods() {
-        let owned = |m: &[&str]| m.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert_eq!(acr_of(&owned(amr::PASSWORD)), guard::claims::acr::PASSWORD);
-        assert_eq!(
-            acr_of(&owned(amr::WITH_SECOND_FACTOR)),
-            guard::claims::acr::SECOND_FACTOR
-        );
     }
 }

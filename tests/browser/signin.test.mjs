@@ -1,7 +1,8 @@
 // A person's first visit, in a real browser: open the gateway, click Sign in,
 // fill the IdP's login page, place an order, see it listed, open the IdP's
 // account page and come back, sign out; and bob stepping up with an
-// authenticator app to refund a large order. It
+// authenticator app to refund a large order; alice adding a passkey and
+// signing in with it alone (the browser's virtual authenticator). It
 // runs on a fresh stack (the e2e suite) and on one already used (`make up`).
 // Any console error or uncaught exception on any page fails the test.
 //
@@ -28,29 +29,38 @@ async function launch() {
   });
 }
 
+// Records every console error and uncaught exception of `page` in `problems`.
+function watchProblems(page, problems) {
+  page.setDefaultTimeout(15_000);
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') {
+      const source = msg.location()?.url;
+      problems.push(`console error on ${page.url()}: ${msg.text()}${source ? ` (${source})` : ''}`);
+    }
+  });
+  page.on('pageerror', (err) => problems.push(`uncaught exception on ${page.url()}: ${err.message}`));
+  return page;
+}
+
+// From the gateway's signed-out page through the IdP's login form, as `user`
+// with the demo password.
+async function signIn(page, user) {
+  await page.goto(gateway);
+  await page.locator('#sign-in').click();
+  await page.waitForURL((url) => url.href.startsWith(idp));
+  await page.getByLabel('Username').fill(user);
+  await page.getByLabel('Password').fill(`${user}-password`);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
 test('alice signs in, places an order, sees it listed and signs out', { timeout: 90_000 }, async () => {
   const browser = await launch();
   const problems = [];
   try {
-    const page = await browser.newPage();
-    page.setDefaultTimeout(15_000);
-    page.on('console', (msg) => {
-      if (msg.type() === 'error') {
-        const source = msg.location()?.url;
-        problems.push(`console error on ${page.url()}: ${msg.text()}${source ? ` (${source})` : ''}`);
-      }
-    });
-    page.on('pageerror', (err) => problems.push(`uncaught exception on ${page.url()}: ${err.message}`));
+    const page = watchProblems(await browser.newPage(), problems);
 
-    // Signed out: the gateway offers to sign in.
-    await page.goto(gateway);
-    await page.locator('#sign-in').click();
-
-    // The IdP's own login page.
-    await page.waitForURL((url) => url.href.startsWith(idp));
-    await page.getByLabel('Username').fill('alice');
-    await page.getByLabel('Password').fill('alice-password');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    // Signed out: the gateway offers to sign in, on the IdP's own login page.
+    await signIn(page, 'alice');
 
     // Back on the gateway, signed in as alice the customer, with the products.
     await page.waitForURL((url) => url.href.startsWith(gateway));
@@ -150,14 +160,6 @@ test('bob sets up an authenticator app, steps up to refund a large order, and it
     page.on('pageerror', (err) => problems.push(`uncaught exception on ${page.url()}: ${err.message}`));
     return page;
   };
-  const signIn = async (page, user) => {
-    await page.goto(gateway);
-    await page.locator('#sign-in').click();
-    await page.waitForURL((url) => url.href.startsWith(idp));
-    await page.getByLabel('Username').fill(user);
-    await page.getByLabel('Password').fill(`${user}-password`);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-  };
   try {
     // alice orders 9 T-shirts: 225.00, above payment's 200.00 step-up threshold.
     const alice = watch(await (await browser.newContext()).newPage());
@@ -226,4 +228,58 @@ test('bob sets up an authenticator app, steps up to refund a large order, and it
   }
   assert.deepEqual(problems, [], 'no console errors');
   assert.equal(unauthorized, 1, 'one 401: the step-up answer');
+});
+
+test('alice adds a passkey, signs in with it alone, and removes it', { timeout: 90_000 }, async () => {
+  const browser = await launch();
+  const problems = [];
+  try {
+    const page = watchProblems(await (await browser.newContext()).newPage(), problems);
+    // The browser's own virtual authenticator (DevTools protocol): a
+    // platform authenticator that keeps discoverable credentials and
+    // verifies its user (as a fingerprint or a PIN would), answering at once.
+    const devtools = await page.context().newCDPSession(page);
+    await devtools.send('WebAuthn.enable');
+    const { authenticatorId } = await devtools.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
+        hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true,
+      },
+    });
+
+    // Signed in with the password, alice adds a passkey on her IdP account page.
+    await signIn(page, 'alice');
+    await page.locator('#user-name').filter({ hasText: /alice/i }).waitFor();
+    await page.getByRole('link', { name: 'Your account' }).click();
+    await page.getByRole('link', { name: /passkey/i }).click();
+    await page.getByLabel('A name for it').fill('Test laptop');
+    await page.getByRole('button', { name: 'Add a passkey' }).click();
+    await page.waitForURL((url) => url.search.includes('done=added'));
+    await page.locator('li.session').filter({ hasText: 'Test laptop' }).filter({ hasText: 'not used yet' }).waitFor();
+    const { credentials } = await devtools.send('WebAuthn.getCredentials', { authenticatorId });
+    assert.equal(credentials.filter((c) => c.isResidentCredential).length >= 1, true, 'a discoverable credential');
+
+    // Signed out everywhere, she signs in again with the passkey alone: no
+    // username, no password.
+    await page.goto(gateway);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.locator('#sign-in').waitFor();
+    await page.locator('#sign-in').click();
+    await page.waitForURL((url) => url.href.startsWith(idp));
+    await page.getByRole('button', { name: 'Use a passkey' }).click();
+    await page.waitForURL((url) => url.href.startsWith(gateway));
+    await page.locator('#user-name').filter({ hasText: /alice/i }).waitFor();
+
+    // Leave the stack as it was: remove the passkey (it takes the password).
+    await page.goto(`${idp}/account/passkeys`);
+    const row = page.locator('li.session').filter({ hasText: 'Test laptop' }).filter({ hasText: 'last used' });
+    await row.waitFor();
+    await row.getByLabel('Your password, to remove it').fill('alice-password');
+    await row.getByRole('button', { name: 'Remove Test laptop' }).click();
+    await page.waitForURL((url) => url.search.includes('done=removed'));
+    assert.equal(await page.locator('li.session').filter({ hasText: 'Test laptop' }).count(), 0);
+  } finally {
+    await browser.close();
+  }
+  assert.deepEqual(problems, [], 'no console errors');
 });

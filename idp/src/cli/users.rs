@@ -181,8 +181,10 @@ pub async fn users(state: AppState, cmd: UsersCommand, json: bool) -> anyhow::Re
                 json,
                 &json!({"username": username, "second_factor_removed": removed}),
                 || match removed {
-                    true => format!("{username}: authenticator app and recovery codes removed"),
-                    false => format!("{username}: had no authenticator app; nothing changed"),
+                    true => format!(
+                        "{username}: authenticator app, recovery codes and passkeys removed"
+                    ),
+                    false => format!("{username}: had no second factor; nothing changed"),
                 },
             );
         }

@@ -19,8 +19,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
-use time::OffsetDateTime;
-use time::macros::format_description;
 use uuid::Uuid;
 
 use crate::account;
@@ -116,17 +114,15 @@ async fn page(
     error: Option<&'static str>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let when = format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    let at = |t: OffsetDateTime| t.format(&when).unwrap_or_default();
     let sessions = account::sessions_of(&state.db, me.user.id)
         .await?
         .into_iter()
         .map(|s| SessionRow {
             id: s.id.to_string(),
             current: s.id == me.session.id,
-            signed_in: at(s.created_at),
-            authenticated: at(s.auth_time),
-            expires: at(s.expires_at),
+            signed_in: pages::when(s.created_at),
+            authenticated: pages::when(s.auth_time),
+            expires: pages::when(s.expires_at),
             apps: s.clients.join(", "),
         })
         .collect();
@@ -134,8 +130,10 @@ async fn page(
     let authenticator = totp::authenticator_of(&state.db, me.user.id)
         .await?
         .is_some();
+    let passkeys = crate::passkeys::list(&state.db, me.user.id).await?.len();
     let page = AccountPage {
         authenticator,
+        passkeys: i64::try_from(passkeys).unwrap_or(i64::MAX),
         username: &me.user.username,
         name: &me.user.name,
         csrf: &csrf,
@@ -235,6 +233,59 @@ async fn end_other_sessions(
 }
 
 const WRONG_PASSWORD: &str = "Your current password is not right.";
+
+/// Checks `typed` against the signed-in person's password, for a change
+/// that needs it: in the same lock-outs as sign-in, so a stolen session
+/// cookie does not become a free password oracle. A wrong one is counted
+/// and audited as `failed`. `Err((status, message))`: refused.
+pub(super) async fn check_password(
+    state: &AppState,
+    me: &SignedIn,
+    addr: &str,
+    typed: &str,
+    failed: &'static str,
+) -> Result<Result<(), (StatusCode, &'static str)>, PageError> {
+    if typed.len() > password::MAX_BYTES {
+        return Ok(Err((StatusCode::BAD_REQUEST, WRONG_PASSWORD)));
+    }
+    let account_key = throttle::account_key(&me.user.username);
+    let addr_key = throttle::addr_key(addr);
+    let keys = [
+        (account_key.as_str(), throttle::ACCOUNT),
+        (addr_key.as_str(), throttle::ADDRESS),
+    ];
+    let reservation = match in_flight::reserve(&state.db, &keys).await? {
+        Admission::Admitted(r) => r,
+        Admission::Refused => {
+            throttle::audit(&state.db, event("login_locked", me, addr)).await?;
+            return Ok(Err((StatusCode::BAD_REQUEST, LOGIN_LOCKED)));
+        }
+    };
+    let checked = state
+        .passwords
+        .verify(
+            typed.to_owned(),
+            Some(me.user.password_hash.clone()),
+            reservation.priority(),
+        )
+        .await;
+    match checked {
+        Ok(true) => {
+            reservation.succeeded().await?;
+            Ok(Ok(()))
+        }
+        Ok(false) => {
+            reservation.failed(event(failed, me, addr)).await?;
+            tracing::info!(user = %me.user.id, %addr, "change refused: wrong current password");
+            Ok(Err((StatusCode::BAD_REQUEST, WRONG_PASSWORD)))
+        }
+        Err(e) if Passwords::is_busy(&e) => {
+            reservation.busy().await?;
+            Ok(Err((StatusCode::SERVICE_UNAVAILABLE, LOGIN_BUSY)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
 const TOO_SHORT: &str = "The new password must have at least 8 characters.";
 const TOO_LONG: &str = "The new password is too long.";
 const MISMATCH: &str = "The two new passwords are not the same.";
@@ -263,50 +314,10 @@ async fn change_password(State(state): State<AppState>, jar: CookieJar, req: Req
             return refused(UNCHANGED).await;
         }
 
-        // The same lock-outs as sign-in: a stolen session cookie must not
-        // become a free password oracle.
-        let account_key = throttle::account_key(&me.user.username);
-        let addr_key = throttle::addr_key(&addr);
-        let keys = [
-            (account_key.as_str(), throttle::ACCOUNT),
-            (addr_key.as_str(), throttle::ADDRESS),
-        ];
-        let reservation = match in_flight::reserve(&state.db, &keys).await? {
-            Admission::Admitted(r) => r,
-            Admission::Refused => {
-                throttle::audit(&state.db, event("login_locked", &me, &addr)).await?;
-                return refused(LOGIN_LOCKED).await;
-            }
-        };
-        let checked = state
-            .passwords
-            .verify(
-                current.to_owned(),
-                Some(me.user.password_hash.clone()),
-                reservation.priority(),
-            )
-            .await;
-        match checked {
-            Ok(true) => reservation.succeeded().await?,
-            Ok(false) => {
-                reservation
-                    .failed(event("password_change_failed", &me, &addr))
-                    .await?;
-                tracing::info!(user = %me.user.id, %addr, "password change refused: wrong current password");
-                return refused(WRONG_PASSWORD).await;
-            }
-            Err(e) if Passwords::is_busy(&e) => {
-                reservation.busy().await?;
-                return page(
-                    &state,
-                    &me,
-                    None,
-                    Some(LOGIN_BUSY),
-                    StatusCode::SERVICE_UNAVAILABLE,
-                )
-                .await;
-            }
-            Err(e) => return Err(e.into()),
+        if let Err((status, message)) =
+            check_password(&state, &me, &addr, current, "password_change_failed").await?
+        {
+            return page(&state, &me, None, Some(message), status).await;
         }
 
         let hash = state.passwords.hash(new.to_owned()).await?;
@@ -314,7 +325,7 @@ async fn change_password(State(state): State<AppState>, jar: CookieJar, req: Req
         // The password was just proven: a fresh auth_time and a new cookie
         // value for this browser (no fixation across the change).
         let (session, cookie) =
-            sessions::reauthenticate(&state.db, me.session.id, totp::amr::PASSWORD).await?;
+            sessions::reauthenticate(&state.db, me.session.id, crate::amr::PASSWORD).await?;
         let ended = account::end_other_sessions(
             &state.db,
             me.user.id,

@@ -164,12 +164,13 @@ async fn authorize(
         Some(s) if !prompts.contains(&"login") && fresh_enough(&s) => {
             // A session made with the password alone, for a request or a
             // client (or person) that needs a second factor: step up.
-            let policy = if totp::acr_of(&s.amr) == acr::SECOND_FACTOR {
+            let policy = if crate::amr::acr_of(&s.amr) == acr::SECOND_FACTOR {
                 None
             } else {
                 Some(totp::policy(&state.db, s.user_id, &client.id).await?)
             };
-            let Some(policy) = policy.filter(|p| p.required || (wants_second_factor && p.enrolled))
+            let Some(policy) =
+                policy.filter(|p| p.required || (wants_second_factor && p.enrolled()))
             else {
                 return Ok(issue_code(state, &request, &s).await?);
             };
@@ -204,6 +205,7 @@ async fn authorize(
                 csrf: &flow.csrf,
                 username: hint,
                 error: None,
+                passkeys: state.webauthn.is_some(),
             };
             let jar = cookies::set_flow(&state.config, jar, flow.seal(&state.flow_sealer));
             let origin = pages::origin_of(redirect_uri);

@@ -92,6 +92,7 @@ async fn login_inner(
             csrf: &flow.csrf,
             username,
             error: Some(error),
+            passkeys: state.webauthn.is_some(),
         };
         let origin = pages::origin_of(&flow.request.redirect_uri);
         pages::render(status, &page, origin.as_deref())
@@ -168,31 +169,17 @@ async fn login_inner(
             return Ok(form_again(StatusCode::OK, LOGIN_FAILED));
         }
     };
-    // The client asked for another user (id_token_hint): the password was
-    // right, so this is no failure, but this user gets no code and no session
-    // (OIDC Core §3.1.2.1: login_required).
-    if flow
-        .request
-        .expected_sub
-        .as_deref()
-        .is_some_and(|sub| sub != user.id.to_string())
-    {
+    // The password was right, so another user than the hinted one is no
+    // failure, but gets no code and no session.
+    if let Some(refused) = other_user_than_hinted(state, &jar, &flow, &user) {
         reservation.succeeded().await?;
-        tracing::info!(client_id = %client.id, "signed in as another user than the id_token_hint names");
-        let refused = AuthorizeError::Redirect {
-            redirect_uri: flow.request.redirect_uri.clone(),
-            error: "login_required",
-            description: "the user who signed in is not the id_token_hint's user".into(),
-            state: flow.request.state.clone(),
-            issuer: state.config.issuer.clone(),
-        };
-        return Ok((cookies::clear_flow(&state.config, jar), refused).into_response());
+        return Ok(refused);
     }
     // A person with an authenticator app, or who must have one: the password
     // was right, the second factor (or setting one up) is next (the
     // account's failures are cleared only once the sign-in is complete).
     let policy = totp::policy(&state.db, user.id, &client.id).await?;
-    if policy.enrolled || policy.required {
+    if policy.enrolled() || policy.required {
         reservation.succeeded().await?;
         tracing::info!(user = %user.id, client_id = %client.id, "password accepted; second factor asked for");
         let flow = flow.second_factor_due(user.id, None);
@@ -205,7 +192,7 @@ async fn login_inner(
         jar,
         &flow.request,
         &user,
-        totp::amr::PASSWORD,
+        crate::amr::PASSWORD,
         &addr,
         &[&account_key],
     )
@@ -213,6 +200,30 @@ async fn login_inner(
     // The account's counter is gone with its row; the address's place is given back.
     reservation.succeeded().await?;
     Ok(done)
+}
+
+/// The answer when the client asked for another user (`id_token_hint`) than
+/// `user`, who signed in: `login_required` back to the client, the flow
+/// ended, no code and no session (OIDC Core §3.1.2.1). `None`: the right user.
+pub(super) fn other_user_than_hinted(
+    state: &AppState,
+    jar: &CookieJar,
+    flow: &LoginFlow,
+    user: &User,
+) -> Option<Response> {
+    let hinted = flow.request.expected_sub.as_deref()?;
+    if hinted == user.id.to_string() {
+        return None;
+    }
+    tracing::info!(client_id = %flow.request.client_id, "signed in as another user than the id_token_hint names");
+    let refused = AuthorizeError::Redirect {
+        redirect_uri: flow.request.redirect_uri.clone(),
+        error: "login_required",
+        description: "the user who signed in is not the id_token_hint's user".into(),
+        state: flow.request.state.clone(),
+        issuer: state.config.issuer.clone(),
+    };
+    Some((cookies::clear_flow(&state.config, jar.clone()), refused).into_response())
 }
 
 /// What a form posted from the sign-in pages needs first: the sealed flow

@@ -15,6 +15,8 @@ pub mod login;
 pub mod logout;
 pub mod pages;
 pub mod params;
+pub mod passkey_login;
+pub mod passkeys;
 pub mod peer;
 #[cfg(test)]
 mod properties;
@@ -58,9 +60,12 @@ pub fn router(state: AppState) -> Router {
         .merge(second_factor::router())
         .merge(account::router())
         .merge(authenticator::router())
+        .merge(passkeys::router())
+        .merge(passkey_login::router())
         .merge(health::router(&state))
         .route("/static/idp.css", get(pages::stylesheet))
         .route("/static/favicon.svg", get(pages::favicon))
+        .route("/static/passkey.js", get(pages::passkey_script))
         .route("/favicon.ico", get(pages::favicon))
         .fallback(not_found)
         .with_state(state);

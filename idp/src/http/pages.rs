@@ -11,6 +11,8 @@ pub struct LoginPage<'a> {
     pub csrf: &'a str,
     pub username: &'a str,
     pub error: Option<&'a str>,
+    /// Passkeys are on: the page offers "Use a passkey".
+    pub passkeys: bool,
 }
 
 /// The second step of a sign-in ([`super::second_factor`]).
@@ -19,6 +21,10 @@ pub struct LoginPage<'a> {
 pub struct SecondFactorPage<'a> {
     pub client_name: &'a str,
     pub csrf: &'a str,
+    /// The person has an authenticator app: the code form.
+    pub code: bool,
+    /// The person has passkeys: "Use a passkey".
+    pub passkey: bool,
     /// Setting an app up at sign-in (the person must have one).
     pub setup: Option<AuthenticatorSetup>,
     /// Just set up: the recovery codes, shown once, and the way on.
@@ -53,6 +59,8 @@ pub struct SignedOutPage;
 pub struct AccountPage<'a> {
     /// Whether the person has an authenticator app.
     pub authenticator: bool,
+    /// How many passkeys the person has.
+    pub passkeys: i64,
     pub username: &'a str,
     pub name: &'a str,
     pub csrf: &'a str,
@@ -95,13 +103,34 @@ pub struct AuthenticatorSetup {
     pub sealed: String,
 }
 
+/// `GET /account/passkeys` ([`super::passkeys`]).
+#[derive(Template)]
+#[template(path = "passkeys.html")]
+pub struct PasskeysPage<'a> {
+    pub csrf: &'a str,
+    /// The issuer is at a domain name: passkeys can be added.
+    pub available: bool,
+    pub passkeys: Vec<PasskeyRow>,
+    pub notice: Option<&'static str>,
+    pub error: Option<&'static str>,
+}
+
+/// One passkey on its page, its times already written out.
+pub struct PasskeyRow {
+    pub id: String,
+    pub name: String,
+    pub added: String,
+    pub last_used: Option<String>,
+}
+
 /// `GET /account` without a session.
 #[derive(Template)]
 #[template(path = "account_signed_out.html")]
 pub struct AccountSignedOutPage;
 
 /// An HTML response with a strict Content-Security-Policy: our stylesheet,
-/// no scripts, no framing. `form_target` is the origin a form on the page
+/// our one script file (passkeys: it calls back to us only), no inline
+/// script or style, no framing. `form_target` is the origin a form on the page
 /// ends up redirecting to (CSP `form-action` covers redirects too).
 pub fn html(status: StatusCode, body: String, form_target: Option<&str>) -> Response {
     let form_action = match form_target {
@@ -109,7 +138,8 @@ pub fn html(status: StatusCode, body: String, form_target: Option<&str>) -> Resp
         None => "'self'".to_owned(),
     };
     let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
+        "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; \
+         connect-src 'self'; form-action {form_action}; \
          frame-ancestors 'none'; base-uri 'none'"
     );
     let mut response = (
@@ -154,6 +184,14 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
     }
 }
 
+/// A time as the account pages write it (`2026-12-04 09:30 UTC`).
+pub fn when(t: time::OffsetDateTime) -> String {
+    t.format(time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute] UTC"
+    ))
+    .unwrap_or_default()
+}
+
 /// The origin of a URL, for CSP (`https://app.example:8443`).
 pub fn origin_of(url: &str) -> Option<String> {
     let u = url::Url::parse(url).ok()?;
@@ -168,6 +206,14 @@ pub async fn stylesheet() -> Response {
     asset(
         "text/css; charset=utf-8",
         include_str!("../../static/idp.css"),
+    )
+}
+
+/// `GET /static/passkey.js`: the one script of the pages (passkeys).
+pub async fn passkey_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/passkey.js"),
     )
 }
 
@@ -198,6 +244,7 @@ mod tests {
             csrf: "t\"",
             username: "a&b",
             error: Some("<script>"),
+            passkeys: true,
         };
         let html = page.render().unwrap();
         assert!(!html.contains("<b>x</b>") && !html.contains("<script>"));
@@ -205,9 +252,13 @@ mod tests {
             html.contains("&#60;b&#62;x&#60;/b&#62;") || html.contains("&lt;b&gt;x&lt;/b&gt;"),
             "{html}"
         );
+        assert!(!html.contains("style="), "no inline style");
+        let scripts: Vec<&str> = html.split("<script").skip(1).collect();
         assert!(
-            !html.contains("style=") && !html.contains("<script"),
-            "no inline style or script"
+            scripts
+                .iter()
+                .all(|s| s.starts_with(r#" src="/static/passkey.js" defer></script>"#)),
+            "no script but our own file: {html}"
         );
     }
 

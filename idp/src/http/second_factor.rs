@@ -13,7 +13,8 @@
 //! factor ([`SecondFactorDue`]); the form carries the flow's CSRF token. A
 //! code counts only for a time step newer than the last one accepted, a
 //! recovery code only once; wrong codes count in the same lock-outs as
-//! passwords, on the person's second-factor key and the address.
+//! passwords, on the person's second-factor key and the address. A person
+//! with passkeys may use one instead ([`super::passkey_login`]).
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -50,12 +51,16 @@ pub const CODE_REFUSED: &str =
 pub fn next_step(
     state: &AppState,
     jar: CookieJar,
-    flow: LoginFlow,
+    mut flow: LoginFlow,
     client: &Client,
     user: &User,
     policy: totp::Policy,
 ) -> Response {
-    if policy.enrolled {
+    if let Some(due) = flow.pending.as_mut() {
+        due.app = policy.app;
+        due.passkeys = policy.passkeys;
+    }
+    if policy.enrolled() {
         ask(state, jar, &flow, client, StatusCode::OK, None)
     } else {
         set_up(state, jar, flow, client, user, StatusCode::OK, None)
@@ -72,9 +77,14 @@ pub fn ask(
     status: StatusCode,
     error: Option<&'static str>,
 ) -> Response {
+    let due = flow.pending.as_ref();
+    let passkey = state.webauthn.is_some() && due.is_some_and(|d| d.passkeys);
     let page = SecondFactorPage {
         client_name: display_name(client),
         csrf: &flow.csrf,
+        // The code form, unless passkeys are all the person has.
+        code: !passkey || due.is_some_and(|d| d.app),
+        passkey,
         setup: None,
         recovery_codes: Vec::new(),
         continue_to: None,
@@ -102,6 +112,8 @@ fn set_up(
     let page = SecondFactorPage {
         client_name: display_name(client),
         csrf: &flow.csrf,
+        code: true,
+        passkey: false,
         setup: Some(AuthenticatorSetup {
             qr_svg: p.qr_svg,
             base32: p.base32,
@@ -147,21 +159,7 @@ async fn verify_inner(
     params.check()?;
     let (flow, client) = open_flow(state, &jar, &params).await?;
     let gone = || PageError::bad_request(FLOW_GONE);
-    let due = flow.pending.clone().ok_or_else(gone)?;
-    let user = realm::user_by_id(&state.db, due.user)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or_else(gone)?;
-    // A step-up continues the session it started from, in this browser only.
-    if let Some(sid) = due.session {
-        let current = match cookies::session_value(&state.config, &jar) {
-            Some(v) => sessions::find(&state.db, &v).await?,
-            None => None,
-        };
-        if current.is_none_or(|s| s.id != sid) {
-            return Err(gone());
-        }
-    }
+    let user = pending_user(state, &jar, &flow).await?.ok_or_else(gone)?;
     let addr = peer_addr(&parts, &state.config.trusted_proxies);
     let typed = params.get("code").unwrap_or("");
     let Some(authenticator) = totp::authenticator_of(&state.db, user.id).await? else {
@@ -199,15 +197,44 @@ async fn verify_inner(
         jar,
         &flow.request,
         &user,
-        totp::amr::WITH_SECOND_FACTOR,
+        crate::amr::PASSWORD_AND_CODE,
         &addr,
         &[&cleared[0], &cleared[1]],
     )
     .await
 }
 
+/// The person whose first factor `flow` has done (not disabled), when this
+/// browser may finish it: a step-up continues the session it started from,
+/// in this browser only. `None`: start again.
+pub(super) async fn pending_user(
+    state: &AppState,
+    jar: &CookieJar,
+    flow: &LoginFlow,
+) -> Result<Option<User>, PageError> {
+    let Some(due) = flow.pending.as_ref() else {
+        return Ok(None);
+    };
+    let Some(user) = realm::user_by_id(&state.db, due.user)
+        .await?
+        .filter(|u| !u.disabled)
+    else {
+        return Ok(None);
+    };
+    if let Some(sid) = due.session {
+        let current = match cookies::session_value(&state.config, jar) {
+            Some(v) => sessions::find(&state.db, &v).await?,
+            None => None,
+        };
+        if current.is_none_or(|s| s.id != sid) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(user))
+}
+
 /// The failure counters a completed sign-in of `user` clears.
-fn cleared_keys(user: &User) -> [String; 2] {
+pub(super) fn cleared_keys(user: &User) -> [String; 2] {
     [
         throttle::account_key(&user.username),
         totp::throttle_key(user.id),
@@ -258,7 +285,7 @@ async fn set_up_with(
         jar,
         &flow.request,
         user,
-        totp::amr::WITH_SECOND_FACTOR,
+        crate::amr::PASSWORD_AND_CODE,
         addr,
         &[&cleared[0], &cleared[1]],
     )
@@ -269,6 +296,8 @@ async fn set_up_with(
     let page = SecondFactorPage {
         client_name: display_name(client),
         csrf: &flow.csrf,
+        code: false,
+        passkey: false,
         setup: None,
         recovery_codes: codes,
         continue_to: Some(&continue_to),

@@ -20,6 +20,7 @@ mod housekeeping;
 mod keys;
 mod login;
 mod logout;
+mod passkeys;
 mod realm;
 mod refresh_tokens;
 mod revocations;
