@@ -10,8 +10,9 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::catalog;
 use crate::keys::Alg;
-use crate::realm::{self, Client, RealmError, Registration, User};
+use crate::realm::{self, Client, NewClient, RealmError, Registration, User};
 use crate::throttle::{self, AuthEvent};
 use platform::crypto::{random_token, sha256};
 
@@ -293,4 +294,29 @@ pub async fn rotate_secret(db: &PgPool, id: &str) -> Result<String, RealmError> 
         ))),
         Some(false) => Ok(secret),
     }
+}
+
+/// Inserts or replaces a client; the secret is stored as SHA-256 only.
+pub async fn upsert_client(db: &PgPool, c: &NewClient) -> Result<(), RealmError> {
+    c.validate()?;
+    catalog::check(db, &c.scopes, &c.resources).await?;
+    let hash = c.secret.as_deref().map(|s| sha256(s.as_bytes()).to_vec());
+    sqlx::query!(
+        "INSERT INTO clients (id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris, grant_types, scopes, resources)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (id) DO UPDATE SET name = $2, secret_hash = $3, public = $4, redirect_uris = $5,
+             post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, resources = $9, updated_at = now()",
+        c.id,
+        c.name,
+        hash.as_deref(),
+        hash.is_none(),
+        &c.redirect_uris,
+        &c.post_logout_redirect_uris,
+        &c.grant_types,
+        &c.scopes,
+        &c.resources,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }

@@ -324,12 +324,7 @@ macro_rules! page_errors {
         }
     )*};
 }
-page_errors!(
-    PageError,
-    OAuthError,
-    sqlx::Error,
-    crate::http::params::ParamError
-);
+page_errors!(PageError, OAuthError, sqlx::Error);
 
 impl IntoResponse for AuthorizeError {
     fn into_response(self) -> Response {

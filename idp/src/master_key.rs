@@ -6,7 +6,15 @@ use std::path::Path;
 
 use crate::Config;
 use crate::crypto::MasterKey;
-use crate::startup::StartError;
+
+/// Why there is no key-encryption key.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterKeyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the development key's file: {0}")]
+    Io(#[from] std::io::Error),
+}
 
 /// The key-encryption key: `IDP_KEY_ENCRYPTION_KEY`, or else a development key.
 ///
@@ -16,10 +24,10 @@ use crate::startup::StartError;
 /// derived from a constant would be public the moment this code is). If that
 /// file is lost while the database survives, the old keys stay published but
 /// cannot sign, and a new key is created on start-up.
-pub fn master_key(config: &Config) -> Result<MasterKey, StartError> {
+pub fn master_key(config: &Config) -> Result<MasterKey, MasterKeyError> {
     if let Some(text) = &config.key_encryption_key {
         return MasterKey::parse(text.expose_secret()).ok_or_else(|| {
-            StartError::MasterKey("IDP_KEY_ENCRYPTION_KEY must be 32 bytes in base64".into())
+            MasterKeyError::Invalid("IDP_KEY_ENCRYPTION_KEY must be 32 bytes in base64".into())
         });
     }
     let path = config.data_dir.join("dev-key-encryption-key");
@@ -32,10 +40,10 @@ pub fn master_key(config: &Config) -> Result<MasterKey, StartError> {
     load_or_create_dev_key(&path)
 }
 
-fn load_or_create_dev_key(path: &Path) -> Result<MasterKey, StartError> {
+fn load_or_create_dev_key(path: &Path) -> Result<MasterKey, MasterKeyError> {
     match std::fs::read_to_string(path) {
         Ok(text) => MasterKey::parse(&text).ok_or_else(|| {
-            StartError::MasterKey(format!(
+            MasterKeyError::Invalid(format!(
                 "{} does not hold 32 bytes in base64",
                 path.display()
             ))

@@ -45,6 +45,9 @@ use platform::crypto::sha256;
 pub const CEREMONY_TTL: Duration = Duration::from_secs(300);
 /// Passkeys a person may have.
 pub const MAX_PER_USER: i64 = 20;
+/// The answer when the issuer is at an IP address.
+pub const UNAVAILABLE: &str =
+    "Passkeys need the identity provider at a domain name (its issuer is an IP address).";
 /// Characters of a passkey's name.
 pub const MAX_NAME: usize = 64;
 

@@ -204,7 +204,7 @@ pub enum RealmError {
 
 impl NewClient {
     /// Checks what the database constraints cannot express (scopes and
-    /// resources are checked against their tables by [`upsert_client`]).
+    /// resources are checked against their tables by [`crate::admin::upsert_client`]).
     pub fn validate(&self) -> Result<(), RealmError> {
         check_registration(&Registration {
             public: self.secret.is_none(),
@@ -270,31 +270,6 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
         s if s.contains('.') => Ok(()),
         _ => Err(format!("{uri:?} has an unsupported scheme")),
     }
-}
-
-/// Inserts or replaces a client; the secret is stored as SHA-256 only.
-pub async fn upsert_client(db: &PgPool, c: &NewClient) -> Result<(), RealmError> {
-    c.validate()?;
-    crate::catalog::check(db, &c.scopes, &c.resources).await?;
-    let hash = c.secret.as_deref().map(|s| sha256(s.as_bytes()).to_vec());
-    sqlx::query!(
-        "INSERT INTO clients (id, name, secret_hash, public, redirect_uris, post_logout_redirect_uris, grant_types, scopes, resources)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (id) DO UPDATE SET name = $2, secret_hash = $3, public = $4, redirect_uris = $5,
-             post_logout_redirect_uris = $6, grant_types = $7, scopes = $8, resources = $9, updated_at = now()",
-        c.id,
-        c.name,
-        hash.as_deref(),
-        hash.is_none(),
-        &c.redirect_uris,
-        &c.post_logout_redirect_uris,
-        &c.grant_types,
-        &c.scopes,
-        &c.resources,
-    )
-    .execute(db)
-    .await?;
-    Ok(())
 }
 
 pub async fn ensure_roles(db: impl PgExecutor<'_>, roles: &[&str]) -> sqlx::Result<()> {

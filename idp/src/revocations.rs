@@ -32,7 +32,8 @@
 //! The IdP itself consults the log in `/userinfo` and `/introspect`
 //! ([`is_revoked`]); services learn it from the stream (`http::revocations`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
@@ -385,4 +386,42 @@ async fn listen(db: &PgPool) -> Option<PgListener> {
     let mut l = PgListener::connect_with(db).await.ok()?;
     l.listen(CHANNEL).await.ok()?;
     Some(l)
+}
+/// Open revocation streams per client in this process, for the per-client
+/// cap (`IDP_REVOCATION_STREAMS_PER_CLIENT`); cheap to clone.
+#[derive(Clone, Default)]
+pub struct StreamCounts(Arc<Mutex<HashMap<String, usize>>>);
+
+/// One open stream, counted until dropped.
+pub struct StreamSlot {
+    counts: StreamCounts,
+    client: String,
+}
+
+impl StreamCounts {
+    /// A slot for one more stream of `client`, unless it has `limit` open.
+    pub fn open(&self, client: &str, limit: usize) -> Option<StreamSlot> {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let open = counts.entry(client.to_owned()).or_default();
+        if *open >= limit {
+            return None;
+        }
+        *open += 1;
+        Some(StreamSlot {
+            counts: self.clone(),
+            client: client.to_owned(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(open) = counts.get_mut(&self.client) {
+            *open -= 1;
+            if *open == 0 {
+                counts.remove(&self.client);
+            }
+        }
+    }
 }

@@ -258,7 +258,7 @@ pub async fn apply(
         realm::grant_roles(pool, id, roles).await?;
     }
     for client in demo_clients(seed) {
-        realm::upsert_client(pool, &client).await?;
+        crate::admin::upsert_client(pool, &client).await?;
     }
     // The gateway ends its sessions when the IdP says a person signed out.
     let gateway = ClientExtras {

@@ -36,7 +36,7 @@ pub enum StartError {
     #[error("passwords: {0}")]
     Password(#[from] password::PasswordError),
     #[error("key encryption key: {0}")]
-    MasterKey(String),
+    MasterKey(#[from] crate::master_key::MasterKeyError),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
     #[error("HTTP client: {0}")]
@@ -93,7 +93,8 @@ fn spawn_background(state: &AppState, tasks: &Tasks) {
         "back-channel logout delivery",
         backchannel::run(state.clone()),
     );
-    tasks.spawn("CORS origins reload", http::cors::reload(state.clone()));
+    let cors = http::cors::reload(state.cors.clone(), state.db.clone());
+    tasks.spawn("CORS origins reload", cors);
     let hub = state
         .revocation_hub
         .clone()

@@ -30,7 +30,7 @@ pub struct Inner {
     /// Fans revocations out to the open revocation streams.
     pub revocation_hub: crate::revocations::Hub,
     /// Open revocation streams per client (capped).
-    pub stream_counts: crate::http::revocations::StreamCounts,
+    pub stream_counts: crate::revocations::StreamCounts,
     /// Turns true when the server stops, so long-lived streams end.
     pub shutdown: watch::Sender<bool>,
     /// Client records and "not locked" verdicts, briefly (see [`crate::cache`]).

@@ -179,7 +179,7 @@ pub enum Proof {
 
 /// Checks `typed` (a current code or a recovery code) against `user`'s
 /// authenticator `secret`, within the lock-outs: a place is reserved on the
-/// person's second-factor key and the address first ([`crate::in_flight`]),
+/// person's second-factor key and the address `addr` first ([`crate::in_flight`]),
 /// so guesses sent at once are checked no more than the budget allows.
 /// Writes the audit lines (`login_locked`, `totp_failed`,
 /// `recovery_code_used`) through `event`, which names the person and address.
@@ -188,10 +188,11 @@ pub async fn prove<'a>(
     user: Uuid,
     secret: &[u8],
     typed: &str,
+    addr: &str,
     event: impl Fn(&'static str) -> AuthEvent<'a>,
 ) -> sqlx::Result<Proof> {
     let otp_key = throttle_key(user);
-    let addr_key = throttle::addr_key(event("").addr);
+    let addr_key = throttle::addr_key(addr);
     let keys = [
         (otp_key.as_str(), throttle::ACCOUNT),
         (addr_key.as_str(), throttle::ADDRESS),

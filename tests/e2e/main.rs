@@ -16,6 +16,7 @@ mod failures;
 mod happy_path;
 mod harness;
 mod metrics;
+mod module_cycles;
 mod per_hop;
 mod rbac;
 mod readme_examples;

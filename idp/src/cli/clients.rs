@@ -231,7 +231,7 @@ pub async fn clients(
                 scopes: split(a.scopes),
                 resources: split(a.resources),
             };
-            realm::upsert_client(pool, &client).await?;
+            idp::admin::upsert_client(pool, &client).await?;
             let changes = ClientChanges {
                 id_token_alg: Some(alg),
                 ..ClientChanges::default()

@@ -22,9 +22,9 @@ use uuid::Uuid;
 use crate::error::PageError;
 use crate::http::account::{FORM, SignedIn, event, form, signed_in, signed_out_page};
 use crate::http::cookies;
-use crate::http::login::LOGIN_LOCKED;
 use crate::http::pages::{self, AuthenticatorPage, AuthenticatorSetup};
 use crate::http::second_factor::{CODE_REFUSED, ISSUER_LABEL, NOT_YET};
+use crate::http::sign_in::LOGIN_LOCKED;
 use crate::state::AppState;
 use crate::totp::Proof;
 use crate::{throttle, totp};
@@ -180,7 +180,7 @@ async fn remove(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
         let secret = totp::open(&state.totp_sealer, me.user.id, &authenticator.secret_sealed)
             .ok_or_else(|| PageError::Server(totp::UNSEALABLE.into()))?;
         let typed = params.get("code").unwrap_or("");
-        let proof = totp::prove(&state.db, me.user.id, &secret, typed, |kind| {
+        let proof = totp::prove(&state.db, me.user.id, &secret, typed, &addr, |kind| {
             event(kind, &me, &addr)
         })
         .await?;

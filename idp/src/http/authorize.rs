@@ -5,17 +5,16 @@
 use axum::Router;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum_extra::extract::cookie::CookieJar;
 use time::OffsetDateTime;
 
-use crate::config::CODE_TTL;
 use crate::error::{AuthorizeError, PageError};
 use crate::flow::{AuthRequest, LoginFlow};
-use crate::grants::{self, Code};
 use crate::http::pages::{self, LoginPage};
 use crate::http::params::{Params, read_form};
+use crate::http::sign_in::{MAX_USERNAME, display_name, issue_code};
 use crate::http::{cookies, second_factor};
 use crate::realm::{self, Client};
 use crate::sessions::{self, Session};
@@ -30,7 +29,6 @@ pub fn router() -> Router<AppState> {
 
 const MAX_STATE: usize = 1024;
 const MAX_NONCE: usize = 512;
-pub(super) const MAX_USERNAME: usize = 128;
 
 async fn authorize_get(
     State(state): State<AppState>,
@@ -332,69 +330,6 @@ pub fn normalise_scope(scope: &str) -> String {
         }
     }
     seen.join(" ")
-}
-
-pub(crate) fn display_name(client: &Client) -> &str {
-    if client.name.is_empty() {
-        &client.id
-    } else {
-        &client.name
-    }
-}
-
-/// Stores a code for this request and session and sends the browser back.
-async fn issue_code(
-    state: &AppState,
-    request: &AuthRequest,
-    session: &Session,
-) -> Result<Response, PageError> {
-    let code = create_code(state, request, session).await?;
-    redirect_with_code(state, request, session, &code)
-}
-
-/// Stores a code for this request and session; answers the code.
-pub(super) async fn create_code(
-    state: &AppState,
-    request: &AuthRequest,
-    session: &Session,
-) -> Result<String, PageError> {
-    Ok(grants::create_code(
-        &state.db,
-        &Code {
-            client_id: request.client_id.clone(),
-            user_id: session.user_id,
-            session_id: session.id,
-            redirect_uri: request.redirect_uri.clone(),
-            scope: request.scope.clone(),
-            nonce: request.nonce.clone(),
-            code_challenge: request.code_challenge.clone(),
-            auth_time: session.auth_time,
-            expires_at: OffsetDateTime::now_utc() + CODE_TTL,
-            amr: session.amr.clone(),
-        },
-    )
-    .await?)
-}
-
-/// Sends the browser back to the client with `code`.
-pub(super) fn redirect_with_code(
-    state: &AppState,
-    request: &AuthRequest,
-    session: &Session,
-    code: &str,
-) -> Result<Response, PageError> {
-    let mut url = url::Url::parse(&request.redirect_uri)
-        .map_err(|_| PageError::bad_request("The application's redirect URI is invalid."))?;
-    {
-        let mut q = url.query_pairs_mut();
-        q.append_pair("code", code);
-        if let Some(s) = &request.state {
-            q.append_pair("state", s);
-        }
-        q.append_pair("iss", &state.config.issuer);
-    }
-    tracing::info!(client_id = %request.client_id, sid = %session.id, "authorization code issued");
-    Ok(Redirect::to(url.as_str()).into_response())
 }
 
 #[cfg(test)]

@@ -30,7 +30,6 @@ use sqlx::PgPool;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::OAuthError;
-use crate::state::AppState;
 
 /// How often a running IdP re-reads the registered origins (as its client cache).
 pub const RELOAD: Duration = Duration::from_secs(5);
@@ -100,13 +99,17 @@ pub fn layer(origins: Origins) -> CorsLayer {
 }
 
 /// A request from a browser page (it has an `Origin`) is served only when
-/// `client` registered that origin.
-pub fn check_client(state: &AppState, headers: &HeaderMap, client: &str) -> Result<(), OAuthError> {
+/// `client` registered that origin among `origins`.
+pub fn check_client(
+    origins: &Origins,
+    headers: &HeaderMap,
+    client: &str,
+) -> Result<(), OAuthError> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
     match origin.to_str() {
-        Ok(origin) if state.cors.allows(origin, client) => Ok(()),
+        Ok(origin) if origins.allows(origin, client) => Ok(()),
         _ => Err(OAuthError::AccessDenied(
             "this client has not registered the origin of the calling page".into(),
         )),
@@ -114,9 +117,9 @@ pub fn check_client(state: &AppState, headers: &HeaderMap, client: &str) -> Resu
 }
 
 /// Re-reads the registered origins every [`RELOAD`], for as long as the process runs.
-pub async fn reload(state: AppState) {
+pub async fn reload(origins: Origins, db: PgPool) {
     platform::db::every(RELOAD, "registered CORS origins changed", || async {
-        Ok(u64::from(state.cors.refresh(&state.db).await?))
+        Ok(u64::from(origins.refresh(&db).await?))
     })
     .await;
 }

@@ -23,6 +23,7 @@ mod properties;
 pub mod revocations;
 pub mod revoke;
 pub mod second_factor;
+pub mod sign_in;
 pub mod token;
 pub mod userinfo;
 

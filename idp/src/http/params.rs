@@ -8,7 +8,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
 
-use crate::error::{OAuthError, PageError};
+use crate::error::{AuthorizeError, OAuthError, PageError};
 
 /// Largest form body accepted (a few long tokens fit comfortably).
 pub const MAX_BODY: usize = 16 * 1024;
@@ -28,6 +28,12 @@ pub enum ParamError {
 impl From<ParamError> for OAuthError {
     fn from(e: ParamError) -> Self {
         OAuthError::invalid_request(e.to_string())
+    }
+}
+
+impl From<ParamError> for AuthorizeError {
+    fn from(e: ParamError) -> Self {
+        Self::Page(e.into())
     }
 }
 

@@ -25,14 +25,12 @@ use webauthn_rs::prelude::{DiscoverableKey, PublicKeyCredential};
 
 use crate::error::PageError;
 use crate::flow::LoginFlow;
-use crate::http::authorize::display_name;
-use crate::http::login::{self, FLOW_GONE, open_flow};
 use crate::http::pages::{self, LoginPage};
 use crate::http::params::read_form;
-use crate::http::passkeys::UNAVAILABLE;
 use crate::http::peer::peer_addr;
 use crate::http::second_factor;
-use crate::passkeys::{self, Ceremony};
+use crate::http::sign_in::{self, FLOW_GONE, display_name, open_flow};
+use crate::passkeys::{self, Ceremony, UNAVAILABLE};
 use crate::realm::{self, Client, User};
 use crate::state::AppState;
 use crate::{amr, throttle};
@@ -177,11 +175,11 @@ async fn verify(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
             tracing::info!(client_id = %client.id, %addr, "passkey sign-in refused");
             return Ok(refused_page(&state, jar, &flow, &client));
         };
-        if let Some(refused) = login::other_user_than_hinted(&state, &jar, &flow, &user) {
+        if let Some(refused) = sign_in::other_user_than_hinted(&state, &jar, &flow, &user) {
             return Ok(refused);
         }
         let cleared = second_factor::cleared_keys(&user);
-        login::finish(
+        sign_in::finish(
             &state,
             jar,
             &flow.request,

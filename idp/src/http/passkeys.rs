@@ -28,7 +28,7 @@ use crate::http::account::{
 use crate::http::cookies;
 use crate::http::pages::{self, PasskeyRow, PasskeysPage};
 use crate::http::passkey_login::{options_answer, refused_json};
-use crate::passkeys::{self, Added, Ceremony};
+use crate::passkeys::{self, Added, Ceremony, UNAVAILABLE};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -38,8 +38,6 @@ pub fn router() -> Router<AppState> {
         .route("/account/passkeys/remove", post(remove))
 }
 
-pub const UNAVAILABLE: &str =
-    "Passkeys need the identity provider at a domain name (its issuer is an IP address).";
 const NOT_REGISTERED: &str =
     "The passkey could not be registered. Start again with \"Add a passkey\".";
 const DUPLICATE: &str = "That passkey is registered already.";

@@ -41,9 +41,8 @@
 //! same log. A bridge that turns this stream into SETs for outside receivers
 //! can be added beside it without changing the services.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::Router;
@@ -59,53 +58,11 @@ use tokio::sync::{broadcast, watch};
 use crate::error::OAuthError;
 use crate::http::client_auth::{AuthenticatedClient, Method};
 use crate::realm::REVOCATIONS_READ;
-use crate::revocations::{self, HubItem, Resume, StreamEvent};
+use crate::revocations::{self, HubItem, Resume, StreamEvent, StreamSlot};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/revocations/stream", get(stream))
-}
-
-/// Open streams per client in this process, for the per-client cap.
-#[derive(Default)]
-pub struct StreamCounts(Mutex<HashMap<String, usize>>);
-
-/// One open stream, counted until dropped.
-struct Slot {
-    state: AppState,
-    client: String,
-}
-
-impl StreamCounts {
-    fn open(&self, state: &AppState, client: &str) -> Option<Slot> {
-        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let open = counts.entry(client.to_owned()).or_default();
-        if *open >= state.config.revocation_streams_per_client {
-            return None;
-        }
-        *open += 1;
-        Some(Slot {
-            state: state.clone(),
-            client: client.to_owned(),
-        })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut counts = self
-            .state
-            .stream_counts
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(open) = counts.get_mut(&self.client) {
-            *open -= 1;
-            if *open == 0 {
-                counts.remove(&self.client);
-            }
-        }
-    }
 }
 
 async fn stream(
@@ -118,7 +75,8 @@ async fn stream(
             format!("the revocation stream needs a confidential client with the scope {REVOCATIONS_READ}").into(),
         ));
     }
-    let Some(slot) = state.stream_counts.open(&state, &client.id) else {
+    let limit = state.config.revocation_streams_per_client;
+    let Some(slot) = state.stream_counts.open(&client.id, limit) else {
         return Err(OAuthError::TooManyConnections(
             "this client has as many revocation streams open as it may".into(),
         ));
@@ -177,7 +135,7 @@ struct Cursor {
     checkpoint: Option<i64>,
     live: broadcast::Receiver<HubItem>,
     stopping: watch::Receiver<bool>,
-    _slot: Slot,
+    _slot: StreamSlot,
 }
 
 impl Cursor {

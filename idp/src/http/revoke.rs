@@ -45,7 +45,7 @@ async fn revoke(
         },
     ): ClientForm,
 ) -> Result<Response, OAuthError> {
-    super::cors::check_client(&state, &headers, &client.id)?;
+    super::cors::check_client(&state.cors, &headers, &client.id)?;
     let token = params.require("token")?;
     if token.len() <= MAX_TOKEN_LEN {
         if looks_like_jwt(token) {

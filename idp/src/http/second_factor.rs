@@ -25,12 +25,11 @@ use axum_extra::extract::cookie::CookieJar;
 
 use crate::error::PageError;
 use crate::flow::LoginFlow;
-use crate::http::authorize::display_name;
 use crate::http::cookies;
-use crate::http::login::{FLOW_GONE, LOGIN_LOCKED, establish, finish, open_flow};
 use crate::http::pages::{self, AuthenticatorSetup, SecondFactorPage};
 use crate::http::params::read_form;
 use crate::http::peer::peer_addr;
+use crate::http::sign_in::{FLOW_GONE, LOGIN_LOCKED, display_name, establish, finish, open_flow};
 use crate::realm::{self, Client, User};
 use crate::state::AppState;
 use crate::totp::Proof;
@@ -176,7 +175,7 @@ async fn verify_inner(
         client_id: Some(&client.id),
         addr: &addr,
     };
-    let refused = match totp::prove(&state.db, user.id, &secret, typed, event).await? {
+    let refused = match totp::prove(&state.db, user.id, &secret, typed, &addr, event).await? {
         Proof::Accepted => None,
         Proof::Refused => Some(CODE_REFUSED),
         Proof::Locked => Some(LOGIN_LOCKED),

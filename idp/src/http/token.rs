@@ -89,7 +89,7 @@ async fn issue(
     let ClientRequest {
         headers, params, ..
     } = &request;
-    super::cors::check_client(&state, headers, &client.id)?;
+    super::cors::check_client(&state.cors, headers, &client.id)?;
     if !client.allows_grant(grant) {
         return Err(OAuthError::UnauthorizedClient(
             format!("this client may not use {grant}").into(),

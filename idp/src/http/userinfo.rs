@@ -76,7 +76,7 @@ async fn userinfo(
             claims
         }
     };
-    super::cors::check_client(&state, &headers, &claims.client_id)?;
+    super::cors::check_client(&state.cors, &headers, &claims.client_id)?;
     if !claims.scopes().any(|s| s == "openid") {
         return Err(OAuthError::InsufficientScope(
             "the openid scope is required".into(),

@@ -92,7 +92,7 @@ async fn deleting_a_user_revokes_everything_and_is_audited(pool: PgPool) {
 /// before (so no cached copy hides a change).
 async fn machine(t: &TestIdp, id: &str) -> String {
     let secret = format!("{id}-secret");
-    realm::upsert_client(
+    idp::admin::upsert_client(
         &t.pool,
         &NewClient {
             id: id.into(),

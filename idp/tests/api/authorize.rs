@@ -201,7 +201,7 @@ async fn public_clients_must_use_pkce_s256(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations/idp")]
 async fn a_client_without_the_code_grant_is_refused(pool: PgPool) {
     let t = spawn(pool).await;
-    idp::realm::upsert_client(
+    idp::admin::upsert_client(
         &t.pool,
         &idp::realm::NewClient {
             id: "machine".into(),

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::post;
+use idp::admin::upsert_client;
 use idp::client_extras::ClientExtras;
-use idp::realm::{NewClient, upsert_client};
+use idp::realm::NewClient;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;

@@ -174,7 +174,7 @@ async fn exchanges_cannot_widen_or_be_made_by_the_wrong_party(pool: PgPool) {
     assert_eq!(error_of(r).await, "unauthorized_client");
     // A token that was not sent to the exchanging service: the reporter's own
     // token names order, payment and inventory, but a client "audit" is none of them.
-    idp::realm::upsert_client(
+    idp::admin::upsert_client(
         &t.pool,
         &idp::realm::NewClient {
             id: "audit".into(),
@@ -213,7 +213,7 @@ async fn exchanges_cannot_widen_or_be_made_by_the_wrong_party(pool: PgPool) {
 async fn an_exchanged_token_can_be_exchanged_again_and_actors_nest(pool: PgPool) {
     let t = spawn(pool).await;
     // inventory may exchange tokens sent to it, toward payment.
-    idp::realm::upsert_client(
+    idp::admin::upsert_client(
         &t.pool,
         &idp::realm::NewClient {
             id: "inventory".into(),

@@ -61,6 +61,15 @@ impl TestIdp {
             .unwrap()
     }
 
+    /// The id (`sub`) of the demo user `username`.
+    pub async fn user_id(&self, username: &str) -> uuid::Uuid {
+        sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
     pub fn browser(&self) -> Browser {
         Browser {
             base: self.idp.issuer.clone(),

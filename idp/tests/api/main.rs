@@ -26,6 +26,7 @@ mod refresh_tokens;
 mod revocations;
 mod revoke;
 mod second_factor;
+mod second_factor_required;
 mod spec;
 mod throttle;
 mod token;

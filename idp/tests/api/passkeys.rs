@@ -266,18 +266,6 @@ async fn signed_in_claims(t: &TestIdp, r: reqwest::Response) -> Value {
     payload(tokens["access_token"].as_str().unwrap())
 }
 
-impl TestIdp {
-    /// The id (`sub`) of the demo user `username`.
-    async fn user_id(&self, username: &str) -> String {
-        let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_one(&self.pool)
-            .await
-            .unwrap();
-        id.to_string()
-    }
-}
-
 async fn refused(r: reqwest::Response) {
     assert_eq!(r.status(), StatusCode::OK);
     let html = r.text().await.unwrap();
@@ -312,7 +300,7 @@ async fn a_passkey_signs_in_alone_without_a_username(pool: PgPool) {
     assert_eq!(ceremony["publicKey"]["userVerification"], "required");
     let answer = key.get(&ceremony["publicKey"], &origin(&t));
     let claims = signed_in_claims(&t, post_assertion(&b, &csrf, &ceremony, &answer).await).await;
-    assert_eq!(claims["sub"], t.user_id("alice").await);
+    assert_eq!(claims["sub"], t.user_id("alice").await.to_string());
     assert_eq!(claims["acr"], MFA);
     assert_eq!(claims["amr"], json!(["hwk", "mfa"]));
     // The page lists its use.
@@ -430,7 +418,7 @@ async fn another_persons_passkey_is_refused(pool: PgPool) {
     let (_, ceremony) = options(&b, "/login/passkey/options", &csrf).await;
     let answer = alice_key.get(&ceremony["publicKey"], &origin(&t));
     let claims = signed_in_claims(&t, post_assertion(&b, &csrf, &ceremony, &answer).await).await;
-    assert_eq!(claims["sub"], t.user_id("alice").await);
+    assert_eq!(claims["sub"], t.user_id("alice").await.to_string());
     assert_eq!(claims["amr"], json!(["pwd", "hwk", "mfa"]));
     assert_eq!(claims["acr"], MFA);
 }

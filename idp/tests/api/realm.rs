@@ -59,7 +59,7 @@ async fn seeding_twice_gives_the_same_realm(pool: PgPool) {
 #[sqlx::test(migrations = "../migrations/idp")]
 async fn a_registered_client_and_user_can_sign_in(pool: PgPool) {
     let t = spawn(pool).await;
-    realm::upsert_client(
+    idp::admin::upsert_client(
         &t.pool,
         &realm::NewClient {
             id: "my-app".into(),
@@ -159,7 +159,7 @@ async fn invalid_registrations_are_refused(pool: PgPool) {
         resources: vec!["order".into()],
     };
     assert!(
-        realm::upsert_client(&t.pool, &bad).await.is_err(),
+        idp::admin::upsert_client(&t.pool, &bad).await.is_err(),
         "the database refuses ids with spaces"
     );
     let insecure = realm::NewClient {
@@ -167,5 +167,5 @@ async fn invalid_registrations_are_refused(pool: PgPool) {
         redirect_uris: vec!["http://x.example/cb".into()],
         ..bad
     };
-    assert!(realm::upsert_client(&t.pool, &insecure).await.is_err());
+    assert!(idp::admin::upsert_client(&t.pool, &insecure).await.is_err());
 }

@@ -40,7 +40,7 @@ async fn unknown_and_unregistered_scopes_are_left_out_at_authorize(pool: PgPool)
     let id = payload(tokens["id_token"].as_str().unwrap());
     assert_eq!(id["email"], "alice@example.com");
 
-    realm::upsert_client(
+    idp::admin::upsert_client(
         &t.pool,
         &NewClient {
             id: "machine".into(),

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 use moka::sync::Cache;
 
-use crate::jwks::unix_now;
+use crate::claims::unix_now;
 use crate::principal::Verified;
 use crate::revocation::Revocation;
 

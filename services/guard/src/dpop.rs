@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::jwks::unix_now;
+use crate::claims::unix_now;
 
 /// The request header that carries a proof.
 pub const HEADER: &str = "dpop";

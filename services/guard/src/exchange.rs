@@ -35,8 +35,8 @@ use serde::Deserialize;
 use tracing::Instrument;
 use url::Url;
 
+use crate::claims::unix_now;
 use crate::config::ClientCredentials;
-use crate::jwks::unix_now;
 use crate::relay::RelayError;
 use crate::{GuardConfig, Principal};
 pub use cache::SWEEP_FLOOR;

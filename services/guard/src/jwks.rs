@@ -20,6 +20,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::claims::unix_now;
 use crate::config::GuardConfig;
 use crate::error::{AuthError, TokenError};
 
@@ -499,14 +500,6 @@ fn verify_key(jwk: RawJwk, allowed: &[Algorithm]) -> Result<VerifyKey, &'static 
 /// Decoded length of unpadded base64url text.
 fn base64_len(text: &str) -> usize {
     text.trim_end_matches('=').len() * 3 / 4
-}
-
-/// Seconds since the Unix epoch, the unit of JWT time claims.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -127,6 +127,7 @@ mod validate;
 mod validator;
 
 pub use authentication::{AuthenticationRequirement, StepUpChallenge};
+pub use claims::unix_now;
 pub use claims::{ACCESS_TOKEN_TYP, AccessClaims, Actor};
 pub use config::{ClientCredentials, GuardArgs, GuardConfig, StalePolicy};
 pub use derivation::Derivation;
@@ -134,7 +135,7 @@ pub use error::{AuthError, TokenError, bearer_challenge, dpop_challenge};
 pub use exchange::{ExchangeError, Exchanger, RelayMode, Subject};
 pub use id_token::{IdTokenClaims, IdTokenError, IdTokenVerifier};
 pub use jsonwebtoken::Algorithm;
-pub use jwks::{JwksState, JwksStatus, unix_now};
+pub use jwks::{JwksState, JwksStatus};
 pub use logout_token::{LogoutClaims, LogoutTokenError, LogoutTokenVerifier};
 pub use principal::Principal;
 pub use relay::{RelayClient, RelayContext, RelayError, Upstream};

@@ -24,10 +24,11 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
+use crate::claims::unix_now;
 use crate::claims::{AccessClaims, Actor, Confirmation};
 use crate::config::GuardConfig;
 use crate::error::TokenError;
-use crate::jwks::{VerifyKey, unix_now};
+use crate::jwks::VerifyKey;
 
 /// What the header check yields: the algorithm and the key id.
 #[derive(Debug, PartialEq, Eq)]

@@ -20,6 +20,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::html::{self, Control};
+pub use super::stack::CLI_REDIRECT_URI;
 use super::stack::Stack;
 
 /// The demo users of `idp seed` (CONTRIBUTING.md).
@@ -429,9 +430,6 @@ async fn code_flow(
     assert_eq!(status, StatusCode::OK, "token response: {json}");
     (json, http)
 }
-
-/// The `cli` client's registered redirect URI (`idp seed`).
-pub const CLI_REDIRECT_URI: &str = "http://127.0.0.1:8976/callback";
 
 /// The `cli` client's DPoP key in this test process.
 pub fn cli_key() -> &'static DpopKey {

@@ -43,6 +43,9 @@ pub struct Options {
     pub stream_through_second_idp: bool,
 }
 
+/// The `cli` client's registered redirect URI (`idp seed`).
+pub const CLI_REDIRECT_URI: &str = "http://127.0.0.1:8976/callback";
+
 /// The running stack. Every URL uses `localhost`, as `make up` does, so the
 /// IdP and the gateway share a host name (cookie scoping is exercised as a
 /// person meets it).
@@ -164,7 +167,7 @@ impl Stack {
                 &key_encryption_key,
                 GATEWAY_CLIENT_SECRET,
             ))
-            .env("IDP_SEED_CLI_REDIRECT_URI", super::client::CLI_REDIRECT_URI)
+            .env("IDP_SEED_CLI_REDIRECT_URI", CLI_REDIRECT_URI)
             .envs(service_secrets.iter().map(|(name, secret)| {
                 (
                     format!("IDP_SEED_{}_SECRET", name.to_ascii_uppercase()),

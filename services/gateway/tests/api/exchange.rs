@@ -143,7 +143,7 @@ async fn an_api_clients_token_not_meant_for_the_gateway_is_not_exchanged(
     // A client registered without the gateway resource: its tokens name
     // order, payment and inventory only. The IdP refuses the gateway's
     // exchange, and the gateway never falls back to relaying it.
-    idp::realm::upsert_client(
+    idp::admin::upsert_client(
         &stack.idp.state.db,
         &idp::realm::NewClient {
             id: "direct".into(),

@@ -19,10 +19,10 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use super::issuer::Shared;
+use super::shared::Shared;
 use super::token::TokenBuilder;
+use crate::claims::unix_now;
 use crate::exchange::{ACCESS_TOKEN_TYPE, GRANT_TYPE};
-use crate::jwks::unix_now;
 
 #[derive(serde::Deserialize)]
 pub(super) struct Params {

@@ -24,6 +24,7 @@ mod exchange;
 mod issuer;
 mod keys;
 pub mod log;
+mod shared;
 mod stream;
 mod token;
 mod users;
@@ -38,7 +39,7 @@ pub use stream::{STREAM_CLIENT_ID, STREAM_CLIENT_SECRET};
 pub use token::TokenBuilder;
 pub use users::{ALICE, BOB, CAROL};
 
-use crate::jwks::unix_now;
+use crate::claims::unix_now;
 
 /// Seconds since the epoch, as in `exp`/`iat`/`nbf`.
 pub fn now() -> i64 {

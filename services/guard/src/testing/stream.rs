@@ -7,8 +7,8 @@ use axum::extract::State;
 use serde_json::json;
 use tokio::sync::broadcast;
 
-use super::issuer::Shared;
 use super::now;
+use super::shared::Shared;
 
 /// The client the test issuer's revocation stream lets in (HTTP Basic).
 pub const STREAM_CLIENT_ID: &str = "test-service";

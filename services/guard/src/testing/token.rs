@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::keys::TestKey;
-use crate::jwks::unix_now;
+use crate::claims::unix_now;
 
 /// Builds a token: start valid, then break exactly what the test is about.
 #[derive(Clone)]
