@@ -43,4 +43,4 @@ ALTER TABLE auth_events ADD CONSTRAINT auth_events_kind_check
                     'recovery_code_used', 'second_factor_reset',
                     'password_changed', 'password_change_failed', 'session_signed_out',
                     'passkey_registered', 'passkey_failed', 'passkey_removed',
-                    'passkey_removal_failed'));
+                    'passkey_change_refused'));

@@ -253,6 +253,7 @@ test('alice adds a passkey, signs in with it alone, and removes it', { timeout: 
     await page.getByRole('link', { name: 'Your account' }).click();
     await page.getByRole('link', { name: /passkey/i }).click();
     await page.getByLabel('A name for it').fill('Test laptop');
+    await page.getByLabel('Your password', { exact: true }).fill('alice-password');
     await page.getByRole('button', { name: 'Add a passkey' }).click();
     await page.waitForURL((url) => url.search.includes('done=added'));
     await page.locator('li.session').filter({ hasText: 'Test laptop' }).filter({ hasText: 'not used yet' }).waitFor();

@@ -6,9 +6,11 @@
 //! account CSRF token) for a ceremony bound to this session, the browser's
 //! authenticator creates the credential, and the form posts the answer to
 //! `POST /account/passkeys`, where webauthn-rs checks it against the stored
-//! challenge, origin and RP id. Removing one needs the current password
-//! (throttled like a sign-in), so a borrowed session cookie alone cannot
-//! take a second factor away. Both are `auth_events` rows.
+//! challenge, origin and RP id. Adding and removing one both need the
+//! current password (throttled like a sign-in): a passkey signs in on its
+//! own, so a borrowed session cookie alone must neither plant one (a way
+//! back in for whoever held the cookie) nor take a second factor away. Each
+//! is an `auth_events` row.
 
 use axum::Router;
 use axum::extract::{Query, Request, State};
@@ -147,7 +149,7 @@ async fn options(State(state): State<AppState>, jar: CookieJar, req: Request) ->
 }
 
 /// `POST /account/passkeys`: `ceremony`, `credential` (the browser's answer,
-/// JSON) and `name`.
+/// JSON), `name` and `current_password`.
 async fn register(State(state): State<AppState>, jar: CookieJar, req: Request) -> Response {
     let result = async {
         let Some((me, params, addr)) = form(&state, &jar, req).await? else {
@@ -157,6 +159,12 @@ async fn register(State(state): State<AppState>, jar: CookieJar, req: Request) -
         let Some(webauthn) = state.webauthn.as_ref() else {
             return refused(UNAVAILABLE).await;
         };
+        let typed = params.get("current_password").unwrap_or("");
+        if let Err((status, message)) =
+            check_password(&state, &me, &addr, typed, "passkey_change_refused").await?
+        {
+            return page(&state, &me, status, None, Some(message)).await;
+        }
         let credential = params
             .get("credential")
             .and_then(|c| serde_json::from_str::<RegisterPublicKeyCredential>(c).ok());
@@ -222,7 +230,7 @@ async fn remove(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
         };
         let typed = params.get("current_password").unwrap_or("");
         if let Err((status, message)) =
-            check_password(&state, &me, &addr, typed, "passkey_removal_failed").await?
+            check_password(&state, &me, &addr, typed, "passkey_change_refused").await?
         {
             return page(&state, &me, status, None, Some(message)).await;
         }

@@ -2,8 +2,8 @@
 //! signing in with one alone (username-less) or as the second step after
 //! the password, and the attacks: a replayed answer, an answer to another
 //! challenge, another person's passkey, another origin, no user
-//! verification, a registration finished by another session, a credential
-//! registered twice, removal without the password.
+//! verification, a registration finished by another session or without the
+//! password, a credential registered twice, removal without the password.
 //!
 //! The authenticator is [`SoftAuthenticator`], written here: a software
 //! authenticator as WebAuthn §6 describes one (ES256 key, `none`
@@ -195,13 +195,14 @@ async fn options(b: &Browser, path: &str, csrf: &str) -> (StatusCode, Value) {
     (status, r.json().await.unwrap())
 }
 
-/// Registers a passkey named `name` for the signed-in `b`.
-async fn register(t: &TestIdp, b: &Browser, name: &str) -> SoftAuthenticator {
+/// Registers a passkey named `name` for `user`, signed in in `b`.
+async fn register(t: &TestIdp, b: &Browser, user: &str, name: &str) -> SoftAuthenticator {
     let (csrf, _) = passkeys_page(b).await;
     let (status, started) = options(b, "/account/passkeys/options", &csrf).await;
     assert_eq!(status, StatusCode::OK, "{started}");
     let (authenticator, answer) = SoftAuthenticator::create(&started["publicKey"], &origin(t));
-    let r = finish_registration(b, &csrf, &started, &answer, name).await;
+    let password = format!("{user}-password");
+    let r = finish_registration(b, &csrf, &started, &answer, name, &password).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/account/passkeys?done=added");
     authenticator
@@ -213,6 +214,7 @@ async fn finish_registration(
     started: &Value,
     answer: &Value,
     name: &str,
+    password: &str,
 ) -> reqwest::Response {
     b.post_form(
         "/account/passkeys",
@@ -221,6 +223,7 @@ async fn finish_registration(
             ("ceremony", started["ceremony"].as_str().unwrap()),
             ("credential", &answer.to_string()),
             ("name", name),
+            ("current_password", password),
         ],
     )
     .await
@@ -279,7 +282,7 @@ async fn refused(r: reqwest::Response) {
 async fn a_passkey_signs_in_alone_without_a_username(pool: PgPool) {
     let t = spawn_at_localhost(pool).await;
     let alice = signed_in(&t, "alice").await;
-    let mut key = register(&t, &alice, "Alice's laptop").await;
+    let mut key = register(&t, &alice, "alice", "Alice's laptop").await;
     let (_, html) = passkeys_page(&alice).await;
     assert!(
         html.contains("Alice&#39;s laptop") || html.contains("Alice&#x27;s laptop"),
@@ -312,7 +315,7 @@ async fn a_passkey_signs_in_alone_without_a_username(pool: PgPool) {
 async fn an_answer_counts_once_and_only_for_its_own_challenge(pool: PgPool) {
     let t = spawn_at_localhost(pool).await;
     let alice = signed_in(&t, "alice").await;
-    let mut key = register(&t, &alice, "key").await;
+    let mut key = register(&t, &alice, "alice", "key").await;
     let b = t.browser();
     let csrf = login_page(&b).await;
 
@@ -355,7 +358,7 @@ async fn an_answer_counts_once_and_only_for_its_own_challenge(pool: PgPool) {
 async fn another_origin_or_no_user_verification_signs_in_nobody(pool: PgPool) {
     let t = spawn_at_localhost(pool).await;
     let alice = signed_in(&t, "alice").await;
-    let mut key = register(&t, &alice, "key").await;
+    let mut key = register(&t, &alice, "alice", "key").await;
     let b = t.browser();
     let csrf = login_page(&b).await;
     let own = origin(&t);
@@ -378,8 +381,8 @@ async fn another_origin_or_no_user_verification_signs_in_nobody(pool: PgPool) {
 #[sqlx::test(migrator = "idp::MIGRATOR")]
 async fn another_persons_passkey_is_refused(pool: PgPool) {
     let t = spawn_at_localhost(pool).await;
-    let mut alice_key = register(&t, &signed_in(&t, "alice").await, "alice's").await;
-    let mut bob_key = register(&t, &signed_in(&t, "bob").await, "bob's").await;
+    let mut alice_key = register(&t, &signed_in(&t, "alice").await, "alice", "alice's").await;
+    let mut bob_key = register(&t, &signed_in(&t, "bob").await, "bob", "bob's").await;
 
     // Username-less: bob's key claiming to be alice's (her user handle).
     let b = t.browser();
@@ -434,21 +437,34 @@ async fn a_registration_is_finished_by_its_own_session_once(pool: PgPool) {
 
     // Another session cannot finish alice's ceremony (nor plant a key on her).
     let (bob_csrf, _) = passkeys_page(&mallory).await;
-    let r = finish_registration(&mallory, &bob_csrf, &started, &answer, "planted").await;
+    let r = finish_registration(
+        &mallory,
+        &bob_csrf,
+        &started,
+        &answer,
+        "planted",
+        "bob-password",
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // Without the CSRF token, nothing is read.
-    let r = finish_registration(&alice, "forged", &started, &answer, "x").await;
+    let r = finish_registration(&alice, "forged", &started, &answer, "x", "alice-password").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // An answer from another origin is refused.
     let (_, other) = options(&alice, "/account/passkeys/options", &csrf).await;
     let (_, foreign) = SoftAuthenticator::create(&other["publicKey"], "http://localhost:1");
-    let r = finish_registration(&alice, &csrf, &other, &foreign, "x").await;
+    let r = finish_registration(&alice, &csrf, &other, &foreign, "x", "alice-password").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
-    let r = finish_registration(&alice, &csrf, &started, &answer, "ok").await;
+    // Not without her password: a borrowed session cookie plants no passkey.
+    let r = finish_registration(&alice, &csrf, &started, &answer, "x", "wrong").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(t.audit_lines("alice", "passkey_change_refused").await, 1);
+
+    let r = finish_registration(&alice, &csrf, &started, &answer, "ok", "alice-password").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     // Once: the same answer again finds no ceremony.
-    let r = finish_registration(&alice, &csrf, &started, &answer, "again").await;
+    let r = finish_registration(&alice, &csrf, &started, &answer, "again", "alice-password").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let held: i64 = sqlx::query_scalar("SELECT count(*) FROM passkeys")
         .fetch_one(&t.pool)
@@ -461,7 +477,7 @@ async fn a_registration_is_finished_by_its_own_session_once(pool: PgPool) {
 async fn removing_a_passkey_takes_the_password(pool: PgPool) {
     let t = spawn_at_localhost(pool).await;
     let alice = signed_in(&t, "alice").await;
-    let mut key = register(&t, &alice, "key").await;
+    let mut key = register(&t, &alice, "alice", "key").await;
     let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM passkeys")
         .fetch_one(&t.pool)
         .await
@@ -484,7 +500,7 @@ async fn removing_a_passkey_takes_the_password(pool: PgPool) {
     };
     let r = remove("wrong").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(t.audit_lines("alice", "passkey_removal_failed").await, 1);
+    assert_eq!(t.audit_lines("alice", "passkey_change_refused").await, 1);
     let r = remove("alice-password").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(t.audit_lines("alice", "passkey_removed").await, 1);
@@ -518,7 +534,7 @@ async fn an_issuer_at_an_ip_address_has_no_passkeys(pool: PgPool) {
 #[sqlx::test(migrator = "idp::MIGRATOR")]
 async fn one_counter_value_signs_in_once_however_many_clones_race(pool: PgPool) {
     let t = spawn_at_localhost(pool).await;
-    let mut key = register(&t, &signed_in(&t, "alice").await, "key").await;
+    let mut key = register(&t, &signed_in(&t, "alice").await, "alice", "key").await;
     // Sixteen browsers, each with its own ceremony, answered by clones of
     // one authenticator that all sign the same next counter value.
     let mut pending = Vec::new();
