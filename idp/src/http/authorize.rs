@@ -12,9 +12,8 @@ use time::OffsetDateTime;
 
 use crate::error::{AuthorizeError, PageError};
 use crate::flow::{AuthRequest, LoginFlow};
-use crate::http::pages::{self, LoginPage};
 use crate::http::params::{Params, read_form};
-use crate::http::sign_in::{MAX_USERNAME, display_name, issue_code};
+use crate::http::sign_in::{MAX_USERNAME, issue_code, login_form};
 use crate::http::{cookies, second_factor};
 use crate::realm::{self, Client};
 use crate::sessions::{self, Session};
@@ -198,16 +197,9 @@ async fn authorize(
                 .get("login_hint")
                 .filter(|h| h.len() <= MAX_USERNAME)
                 .unwrap_or("");
-            let page = LoginPage {
-                client_name: display_name(&client),
-                csrf: &flow.csrf,
-                username: hint,
-                error: None,
-                passkeys: state.webauthn.is_some(),
-            };
+            let page = login_form(state, &flow, &client, hint, None, StatusCode::OK);
             let jar = cookies::set_flow(&state.config, jar, flow.seal(&state.flow_sealer));
-            let origin = pages::origin_of(redirect_uri);
-            Ok((jar, pages::render(StatusCode::OK, &page, origin.as_deref())).into_response())
+            Ok((jar, page).into_response())
         }
     }
 }

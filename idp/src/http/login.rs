@@ -16,12 +16,11 @@ use axum_extra::extract::cookie::CookieJar;
 
 use crate::blocking::Priority;
 use crate::error::PageError;
-use crate::http::pages::{self, LoginPage};
 use crate::http::params::read_form;
 use crate::http::peer::peer_addr;
 use crate::http::second_factor;
 use crate::http::sign_in::{
-    self, LOGIN_BUSY, LOGIN_FAILED, LOGIN_LOCKED, MAX_USERNAME, display_name, finish, open_flow,
+    self, LOGIN_BUSY, LOGIN_FAILED, LOGIN_LOCKED, MAX_USERNAME, finish, login_form, open_flow,
     other_user_than_hinted,
 };
 use crate::in_flight::{self, Admission};
@@ -68,15 +67,7 @@ async fn login_inner(
         .unwrap_or("");
     let addr = peer_addr(&parts, &state.config.trusted_proxies);
     let form_again = |status: StatusCode, error: &'static str| {
-        let page = LoginPage {
-            client_name: display_name(&client),
-            csrf: &flow.csrf,
-            username,
-            error: Some(error),
-            passkeys: state.webauthn.is_some(),
-        };
-        let origin = pages::origin_of(&flow.request.redirect_uri);
-        pages::render(status, &page, origin.as_deref())
+        login_form(state, &flow, &client, username, Some(error), status)
     };
     let event = |kind| throttle::AuthEvent {
         kind,

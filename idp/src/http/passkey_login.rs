@@ -25,11 +25,10 @@ use webauthn_rs::prelude::{DiscoverableKey, PublicKeyCredential};
 
 use crate::error::PageError;
 use crate::flow::LoginFlow;
-use crate::http::pages::{self, LoginPage};
 use crate::http::params::read_form;
 use crate::http::peer::peer_addr;
 use crate::http::second_factor;
-use crate::http::sign_in::{self, FLOW_GONE, display_name, open_flow};
+use crate::http::sign_in::{self, FLOW_GONE, open_flow};
 use crate::passkeys::{self, Ceremony, UNAVAILABLE};
 use crate::realm::{self, Client, User};
 use crate::state::AppState;
@@ -135,13 +134,14 @@ async fn verify(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
         params.check()?;
         let (flow, client) = open_flow(&state, &jar, &params).await?;
         // The second step: whose first factor is done, in this browser.
-        if flow.pending.is_some()
-            && second_factor::pending_user(&state, &jar, &flow)
-                .await?
-                .is_none()
-        {
-            return Err(PageError::bad_request(FLOW_GONE));
-        }
+        let pending = match flow.pending {
+            Some(_) => Some(
+                second_factor::pending_user(&state, &jar, &flow)
+                    .await?
+                    .ok_or_else(|| PageError::bad_request(FLOW_GONE))?,
+            ),
+            None => None,
+        };
         let addr = peer_addr(&parts, &state.config.trusted_proxies);
         let webauthn = state
             .webauthn
@@ -157,7 +157,7 @@ async fn verify(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
         };
         let proven = match (credential, taken) {
             (Some(credential), Some(taken)) => {
-                prove(&state, webauthn, &flow, credential, taken).await?
+                prove(&state, webauthn, pending, credential, taken).await?
             }
             _ => None,
         };
@@ -195,22 +195,23 @@ async fn verify(State(state): State<AppState>, jar: CookieJar, req: Request) -> 
 }
 
 /// Checks `credential` against the ceremony `taken`: the person it signs in
-/// and by which methods, or `None`.
+/// and by which methods, or `None`. `pending` is the person of a second
+/// step (their first factor done), `None` on the login page.
 async fn prove(
     state: &AppState,
     webauthn: &webauthn_rs::Webauthn,
-    flow: &LoginFlow,
+    pending: Option<User>,
     credential: PublicKeyCredential,
     taken: passkeys::Taken,
 ) -> Result<Option<(User, &'static [&'static str])>, PageError> {
-    let (user, stored, result, methods) = match (taken.ceremony, flow.pending.as_ref()) {
+    let (user, stored, result, methods) = match (taken.ceremony, pending) {
         (Ceremony::SignIn(auth), None) => {
-            let Ok((user, credential_id)) =
+            let Ok((id, credential_id)) =
                 webauthn.identify_discoverable_authentication(&credential)
             else {
                 return Ok(None);
             };
-            let Some(stored) = passkeys::find(&state.db, user, credential_id).await? else {
+            let Some(stored) = passkeys::find(&state.db, id, credential_id).await? else {
                 return Ok(None);
             };
             let key = DiscoverableKey::from(&stored.passkey);
@@ -218,30 +219,30 @@ async fn prove(
             else {
                 return Ok(None);
             };
+            let Some(user) = realm::user_by_id(&state.db, id)
+                .await?
+                .filter(|u| !u.disabled)
+            else {
+                return Ok(None);
+            };
             (user, stored, result, amr::PASSKEY)
         }
-        (Ceremony::SecondFactor(auth), Some(due)) if taken.user == Some(due.user) => {
+        (Ceremony::SecondFactor(auth), Some(user)) if taken.user == Some(user.id) => {
             let Some(stored) =
-                passkeys::find(&state.db, due.user, credential.get_credential_id()).await?
+                passkeys::find(&state.db, user.id, credential.get_credential_id()).await?
             else {
                 return Ok(None);
             };
             let Ok(result) = webauthn.finish_passkey_authentication(&credential, &auth) else {
                 return Ok(None);
             };
-            (due.user, stored, result, amr::PASSWORD_AND_PASSKEY)
+            (user, stored, result, amr::PASSWORD_AND_PASSKEY)
         }
         _ => return Ok(None),
     };
     if !result.user_verified() {
         return Ok(None);
     }
-    let Some(user) = realm::user_by_id(&state.db, user)
-        .await?
-        .filter(|u| !u.disabled)
-    else {
-        return Ok(None);
-    };
     if !passkeys::used(&state.db, stored, &result).await? {
         tracing::warn!(user = %user.id, "passkey counter did not grow: a cloned authenticator?");
         return Ok(None);
@@ -262,13 +263,12 @@ fn refused_page(state: &AppState, jar: CookieJar, flow: &LoginFlow, client: &Cli
             Some(PASSKEY_REFUSED),
         );
     }
-    let page = LoginPage {
-        client_name: display_name(client),
-        csrf: &flow.csrf,
-        username: "",
-        error: Some(PASSKEY_REFUSED),
-        passkeys: state.webauthn.is_some(),
-    };
-    let origin = pages::origin_of(&flow.request.redirect_uri);
-    pages::render(StatusCode::OK, &page, origin.as_deref())
+    sign_in::login_form(
+        state,
+        flow,
+        client,
+        "",
+        Some(PASSKEY_REFUSED),
+        StatusCode::OK,
+    )
 }

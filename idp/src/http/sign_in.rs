@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 use time::OffsetDateTime;
@@ -15,6 +16,7 @@ use crate::error::{AuthorizeError, PageError};
 use crate::flow::{AuthRequest, LoginFlow};
 use crate::grants::{self, Code};
 use crate::http::cookies;
+use crate::http::pages::{self, LoginPage};
 use crate::http::params::Params;
 use crate::realm::{Client, User};
 use crate::sessions::{self, NewSession, Session};
@@ -165,6 +167,27 @@ pub(super) async fn establish(
     let jar = cookies::clear_flow(&state.config, jar);
     let jar = cookies::set_session(&state.config, jar, token);
     Ok((jar, session, code))
+}
+
+/// The login form of `flow` for `client`, with `username` filled in and
+/// `error` shown; its forms may end up at the client's origin (CSP).
+pub(super) fn login_form(
+    state: &AppState,
+    flow: &LoginFlow,
+    client: &Client,
+    username: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let page = LoginPage {
+        client_name: display_name(client),
+        csrf: &flow.csrf,
+        username,
+        error,
+        passkeys: state.webauthn.is_some(),
+    };
+    let origin = pages::origin_of(&flow.request.redirect_uri);
+    pages::render(status, &page, origin.as_deref())
 }
 
 pub(crate) fn display_name(client: &Client) -> &str {
