@@ -204,8 +204,7 @@ pub async fn exchange_grants(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<(
     let raw = raw_signing_rate(&state, &claims, cpus, b.secs(5))?;
     b.say(format!("raw signing (one thread per CPU) {}", rate(raw)));
 
-    // Many subjects, as many callers' tokens reach order at once (exchanges
-    // of one subject are serialized at the IdP by design).
+    // Many subjects, as many callers' tokens reach order at once.
     let subjects = customer_tokens(b, &UserClient::cli(), 64)
         .await?
         .into_values();
@@ -254,7 +253,8 @@ pub async fn exchange_grants(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<(
         Row::new(
             "9",
             "IdP CPU per token exchange grant (one signature, the subject token's RS256 \
-             verification, HTTP, form, client authentication, JSON, the link statement)",
+             verification, HTTP, form, client authentication, JSON, the revocation check in the IdP's \
+             copy of the log)",
             us(idp_cpu),
         )
         .baseline(format!("one raw RS256 signature: {} of CPU", us(signature)))

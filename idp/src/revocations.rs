@@ -30,7 +30,9 @@
 //! instead of a silent gap ([`Resume`]).
 //!
 //! The IdP itself consults the log in `/userinfo` and `/introspect`
-//! ([`is_revoked`]); services learn it from the stream (`http::revocations`).
+//! ([`is_revoked`]); the token-exchange grant consults this process's copy of
+//! it ([`view`]), falling back to the log; services learn it from the stream
+//! (`http::revocations`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -43,6 +45,9 @@ use time::OffsetDateTime;
 use tokio::sync::{broadcast, watch};
 
 use guard::AccessClaims;
+use guard::revocation::Revocation;
+
+pub mod view;
 
 /// The PostgreSQL channel that announces new revocations (sent by the trigger).
 pub const CHANNEL: &str = "baton_idp_revocations";
@@ -73,6 +78,7 @@ pub async fn record(
     .execute(&mut *db)
     .await?
     .rows_affected();
+    view::note_local_write(kind, value);
     if inserted == 1 {
         tracing::info!(kind, value, reason, "token revoked");
     }
@@ -87,6 +93,7 @@ pub async fn record_subject(
     longest_token_life: Duration,
 ) -> sqlx::Result<()> {
     let now = OffsetDateTime::now_utc();
+    view::note_local_write("sub", sub);
     sqlx::query!(
         "INSERT INTO revocations (kind, value, reason, issued_before, expires_at)
          VALUES ('sub', $1, $2, $3, $4)",
@@ -178,6 +185,10 @@ pub struct StreamEvent {
     pub position: i64,
     /// `guard::Revocation` JSON plus `at` (Unix milliseconds of the revocation).
     pub data: String,
+    /// What it revokes.
+    pub revocation: Revocation,
+    /// When every token it concerns has expired (Unix seconds).
+    pub expires_at: i64,
 }
 
 struct Row {
@@ -186,6 +197,7 @@ struct Row {
     value: String,
     issued_before: Option<OffsetDateTime>,
     created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
 }
 
 impl From<Row> for StreamEvent {
@@ -203,9 +215,19 @@ impl From<Row> for StreamEvent {
                 "at": at,
             }),
         };
+        let revocation = match r.kind.as_str() {
+            "jti" => Revocation::Token { jti: r.value },
+            "sid" => Revocation::Session { sid: r.value },
+            _ => Revocation::Subject {
+                sub: r.value,
+                issued_before: r.issued_before.map_or(0, ceil_seconds),
+            },
+        };
         StreamEvent {
             position: r.position,
             data: data.to_string(),
+            revocation,
+            expires_at: r.expires_at.unix_timestamp(),
         }
     }
 }
@@ -219,7 +241,8 @@ fn ceil_seconds(t: OffsetDateTime) -> i64 {
 pub async fn page(db: &PgPool, after: i64) -> sqlx::Result<Vec<StreamEvent>> {
     let rows = sqlx::query_as!(
         Row,
-        r#"SELECT position AS "position!", kind, value, issued_before, created_at FROM revocations
+        r#"SELECT position AS "position!", kind, value, issued_before, created_at, expires_at
+           FROM revocations
            WHERE position > $1 AND expires_at > now() ORDER BY position LIMIT $2"#,
         after,
         PAGE,

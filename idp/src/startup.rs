@@ -76,6 +76,7 @@ pub async fn build_state(config: Config, pool: PgPool) -> Result<AppState, Start
         keys,
         passwords,
         revocation_hub: revocations::Hub::new(),
+        revocation_view: Default::default(),
         stream_counts: Default::default(),
         shutdown: tokio::sync::watch::channel(false).0,
         auth_cache: cache::AuthCache::default(),
@@ -100,6 +101,12 @@ fn spawn_background(state: &AppState, tasks: &Tasks) {
         .clone()
         .run(state.db.clone(), state.stopping());
     tasks.spawn("revocation hub", hub);
+    let view = state.revocation_view.clone().run(
+        state.revocation_hub.clone(),
+        state.db.clone(),
+        state.stopping(),
+    );
+    tasks.spawn("revocation copy", view);
     tasks.spawn(
         "housekeeping",
         housekeeping::run(state.db.clone(), state.config.housekeeping_interval),

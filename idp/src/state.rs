@@ -29,6 +29,9 @@ pub struct Inner {
     pub webauthn: Option<webauthn_rs::Webauthn>,
     /// Fans revocations out to the open revocation streams.
     pub revocation_hub: crate::revocations::Hub,
+    /// This process's copy of the revocation log, for the exchange grant
+    /// ([`crate::revocations::view`]); followed only while the server runs.
+    pub revocation_view: crate::revocations::view::View,
     /// Open revocation streams per client (capped).
     pub stream_counts: crate::revocations::StreamCounts,
     /// Turns true when the server stops, so long-lived streams end.

@@ -114,6 +114,14 @@ async fn every_part_exports_its_series_after_a_sign_in_and_an_order() {
             ("outcome", "issued"),
         ],
     );
+    // The exchange grants' revocation checks, answered by the IdP's copy of
+    // the log, not a PostgreSQL read each.
+    positive(
+        &idp,
+        "idp",
+        "idp_exchange_revocation_checks_total",
+        &[("source", "copy")],
+    );
     positive(
         &idp,
         "idp",

@@ -538,10 +538,16 @@ async fn token_exchange(
         .filter(|s| client.allows_scope(s))
         .collect();
     let scope = granted_scope(params, &allowed)?;
-    // One read, no write: the new token names the subject token and its
-    // ancestors (`derived_from`), so a revocation of any of them that races
-    // the grant still ends it at every validator once it arrives.
-    if revocations::is_revoked(&state.db, &subject).await? {
+    // No write, and no read of the log while this process's copy of it is
+    // current: the new token names the subject token and its ancestors
+    // (`derived_from`), so a revocation of any of them that races the grant
+    // still ends it at every validator once it arrives.
+    let (revoked, source) = match state.revocation_view.verdict(&subject) {
+        Some(revoked) => (revoked, "copy"),
+        None => (revocations::is_revoked(&state.db, &subject).await?, "log"),
+    };
+    metrics::counter!("idp_exchange_revocation_checks_total", "source" => source).increment(1);
+    if revoked {
         return Err(OAuthError::invalid_request(
             "subject_token is not a valid, current access token",
         ));

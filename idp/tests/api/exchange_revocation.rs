@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use guard::{AuthError, Guard, GuardConfig, TokenError};
+use guard::{AccessClaims, AuthError, Guard, GuardConfig, TokenError};
 
 use crate::exchange::{ORDER, active, error_of, exchange};
 use crate::helpers::{GATEWAY_SECRET, TestIdp, spawn};
@@ -130,4 +130,65 @@ async fn a_token_two_exchanges_from_a_revoked_root_is_inactive_at_introspection(
         active(&t, &bystander).await,
         "another root's token lives on"
     );
+}
+
+/// The exchange grant asks the IdP's copy of the revocation log, not
+/// PostgreSQL, once the copy is whole and current; a revocation another
+/// process writes (here a row written straight into the log, which this
+/// process did not note) reaches the copy, so the grant refuses the token
+/// two exchanges from the root, and introspection (which reads the log)
+/// agrees. One this process writes (`POST /revoke`) is refused at once.
+#[sqlx::test(migrations = "../migrations/idp")]
+async fn the_grant_asks_the_copy_of_the_log_and_the_copy_follows_other_writers(pool: PgPool) {
+    let t = spawn(pool).await;
+    let scope = "openid orders:write inventory:write payments:write";
+    let tokens = || async {
+        t.gateway_tokens(scope).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (root, other_root) = (tokens().await, tokens().await);
+    let for_order = exchanged(&t, GATEWAY, &root, "order").await;
+    let claims: AccessClaims = idp::tokens::unverified_claims(&for_order).unwrap();
+    let answers = |want: Option<bool>| copy_answers(&t, &claims, want);
+    assert!(answers(Some(false)).await, "the copy is whole and current");
+    exchanged(&t, ORDER, &for_order, "inventory").await;
+
+    let root_claims: AccessClaims = idp::tokens::unverified_claims(&root).unwrap();
+    sqlx::query(
+        "INSERT INTO revocations (kind, value, reason, expires_at)
+         VALUES ('jti', $1, 'elsewhere', now() + interval '10 minutes')",
+    )
+    .bind(&root_claims.jti)
+    .execute(&t.pool)
+    .await
+    .unwrap();
+    assert!(answers(Some(true)).await, "the copy learns of it");
+    assert_eq!(
+        error_of(exchange(&t, ORDER, &for_order, &[("audience", "inventory")]).await).await,
+        "invalid_request"
+    );
+    assert!(!active(&t, &for_order).await);
+
+    // Revoked through this IdP: refused by the very next grant.
+    let other = exchanged(&t, GATEWAY, &other_root, "order").await;
+    t.revoke_as(GATEWAY, &other_root).await;
+    assert_eq!(
+        error_of(exchange(&t, ORDER, &other, &[("audience", "inventory")]).await).await,
+        "invalid_request",
+        "a revocation written here is refused at once"
+    );
+}
+
+/// Whether the IdP's copy of the revocation log comes to answer `want` for
+/// `claims` within five seconds.
+async fn copy_answers(t: &TestIdp, claims: &AccessClaims, want: Option<bool>) -> bool {
+    for _ in 0..500 {
+        if t.idp.state.revocation_view.verdict(claims) == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
 }
