@@ -126,18 +126,26 @@ pub async fn list_charges(
     owner: &str,
     limit: i64,
 ) -> Result<Vec<Charge>, sqlx::Error> {
-    rows!(
-        "SELECT",
-        "FROM charges WHERE $1 OR owner_sub = $2 ORDER BY created_at DESC, id DESC LIMIT $3",
-        everyone,
-        owner,
-        limit,
-    )
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(Charge::try_from)
-    .collect()
+    // One statement per case, as order's list does (see there why).
+    let rows = if everyone {
+        rows!(
+            "SELECT",
+            "FROM charges ORDER BY created_at DESC, id DESC LIMIT $1",
+            limit,
+        )
+        .fetch_all(pool)
+        .await?
+    } else {
+        rows!(
+            "SELECT",
+            "FROM charges WHERE owner_sub = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+            owner,
+            limit,
+        )
+        .fetch_all(pool)
+        .await?
+    };
+    rows.into_iter().map(Charge::try_from).collect()
 }
 
 /// The charge `id`, locked for the rest of the transaction.
