@@ -66,6 +66,7 @@ pub async fn record(
     reason: &str,
     expires_at: OffsetDateTime,
 ) -> sqlx::Result<()> {
+    view::note_local_write(value);
     let inserted = sqlx::query!(
         "INSERT INTO revocations (kind, value, reason, expires_at)
          SELECT $1, $2, $3, $4
@@ -78,7 +79,6 @@ pub async fn record(
     .execute(&mut *db)
     .await?
     .rows_affected();
-    view::note_local_write(kind, value);
     if inserted == 1 {
         tracing::info!(kind, value, reason, "token revoked");
     }
@@ -93,7 +93,7 @@ pub async fn record_subject(
     longest_token_life: Duration,
 ) -> sqlx::Result<()> {
     let now = OffsetDateTime::now_utc();
-    view::note_local_write("sub", sub);
+    view::note_local_write(sub);
     sqlx::query!(
         "INSERT INTO revocations (kind, value, reason, issued_before, expires_at)
          VALUES ('sub', $1, $2, $3, $4)",
@@ -203,26 +203,19 @@ struct Row {
 impl From<Row> for StreamEvent {
     fn from(r: Row) -> Self {
         let at = (r.created_at.unix_timestamp_nanos() / 1_000_000) as i64;
-        let data = match r.kind.as_str() {
-            "jti" => json!({"kind": "token", "jti": r.value, "at": at}),
-            "sid" => json!({"kind": "session", "sid": r.value, "at": at}),
-            _ => json!({
-                "kind": "subject",
-                "sub": r.value,
-                // Whole seconds, rounded up: `iat < issued_before` then also
-                // covers a token signed earlier in the revocation's second.
-                "issued_before": r.issued_before.map_or(0, ceil_seconds),
-                "at": at,
-            }),
-        };
         let revocation = match r.kind.as_str() {
             "jti" => Revocation::Token { jti: r.value },
             "sid" => Revocation::Session { sid: r.value },
             _ => Revocation::Subject {
                 sub: r.value,
+                // Whole seconds, rounded up: `iat < issued_before` then also
+                // covers a token signed earlier in the revocation's second.
                 issued_before: r.issued_before.map_or(0, ceil_seconds),
             },
         };
+        // The stream's JSON is guard's own `Revocation` plus `at`.
+        let mut data = json!(revocation);
+        data["at"] = json!(at);
         StreamEvent {
             position: r.position,
             data: data.to_string(),

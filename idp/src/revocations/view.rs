@@ -206,7 +206,6 @@ impl View {
     /// copy. Events the hub broadcasts meanwhile wait in the subscription and
     /// are applied after (applying one twice changes nothing).
     async fn snapshot(&self, db: &PgPool) -> Result<(), Gap> {
-        self.write().complete_as_of = None;
         let started = unix_millis();
         let mut fresh = Lists::default();
         let mut after = 0;
@@ -251,19 +250,21 @@ impl View {
     }
 }
 
-/// Keys this process wrote a revocation of lately (`kind:value`), until when.
-/// Process-wide because revocations are written deep in transactions that
-/// hold a connection, not the application state; two IdPs in one process
-/// (tests) share it, which only sends more checks to the log.
+/// Values (jtis, sids, subjects) this process wrote a revocation of lately,
+/// until when. Keyed by the value alone: a jti that equalled some sid would
+/// only send one more check to the log. Process-wide because revocations are
+/// written deep in transactions that hold a connection, not the application
+/// state; two IdPs in one process (tests) share it, which only sends more
+/// checks to the log.
 static LOCAL_WRITES: LazyLock<Mutex<LocalWrites>> = LazyLock::new(Default::default);
 
-/// At most this many keys are remembered; past that, every check goes to
+/// At most this many values are remembered; past that, every check goes to
 /// the log until the oldest would have been forgotten.
 const LOCAL_WRITES_CAPACITY: usize = 10_000;
 
 #[derive(Default)]
 struct LocalWrites {
-    keys: HashMap<String, Instant>,
+    values: HashMap<String, Instant>,
     /// After an overflow: every check asks the log until then.
     all_until: Option<Instant>,
 }
@@ -272,23 +273,23 @@ fn local_writes() -> std::sync::MutexGuard<'static, LocalWrites> {
     LOCAL_WRITES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Called by every revocation this process writes (`kind`: `jti`, `sid` or
+/// Called by every revocation this process writes (its `jti`, `sid` or
 /// `sub`), before its transaction commits: tokens with that key are checked
 /// against the log for [`LOCAL_WRITE_TTL`], by which time the hub has long
 /// brought the committed revocation into the copy.
-pub fn note_local_write(kind: &str, value: &str) {
+pub fn note_local_write(value: &str) {
     let now = Instant::now();
     let until = now + LOCAL_WRITE_TTL;
     let mut w = local_writes();
-    if w.keys.len() >= LOCAL_WRITES_CAPACITY {
-        w.keys.retain(|_, t| *t > now);
+    if w.values.len() >= LOCAL_WRITES_CAPACITY {
+        w.values.retain(|_, t| *t > now);
     }
-    if w.keys.len() >= LOCAL_WRITES_CAPACITY {
-        w.keys.clear();
+    if w.values.len() >= LOCAL_WRITES_CAPACITY {
+        w.values.clear();
         w.all_until = Some(until);
         return;
     }
-    w.keys.insert(format!("{kind}:{value}"), until);
+    w.values.insert(value.to_owned(), until);
 }
 
 /// Whether this process lately wrote a revocation of one of `claims`' keys.
@@ -298,18 +299,14 @@ fn written_here(claims: &AccessClaims) -> bool {
     if w.all_until.is_some_and(|t| t > now) {
         return true;
     }
-    if w.keys.is_empty() {
+    if w.values.is_empty() {
         return false;
     }
-    let hit = |kind: &str, value: &str| {
-        w.keys
-            .get(&format!("{kind}:{value}"))
-            .is_some_and(|t| *t > now)
-    };
-    hit("jti", &claims.jti)
-        || claims.derived_from.jtis().any(|a| hit("jti", a))
-        || claims.sid.as_deref().is_some_and(|s| hit("sid", s))
-        || hit("sub", &claims.sub)
+    let hit = |value: &str| w.values.get(value).is_some_and(|t| *t > now);
+    hit(&claims.jti)
+        || claims.derived_from.jtis().any(hit)
+        || claims.sid.as_deref().is_some_and(hit)
+        || hit(&claims.sub)
 }
 
 #[cfg(test)]
@@ -397,8 +394,8 @@ mod tests {
         let view = View::default();
         whole(&view);
         let now = guard::unix_now();
-        note_local_write("jti", "view-j4");
-        note_local_write("sub", "view-u4");
+        note_local_write("view-j4");
+        note_local_write("view-u4");
         assert_eq!(view.verdict(&claims("view-j4", "x", "y", now)), None);
         assert_eq!(view.verdict(&claims("x", "y", "view-u4", now)), None);
         let mut derived = claims("view-j5", "x", "y", now);
