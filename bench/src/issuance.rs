@@ -10,21 +10,21 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::Bench;
 use crate::cpu;
+use crate::floor;
 use crate::load::{self, Sample};
 use crate::oauth::{self, UserClient};
 use crate::report::{Row, ms, rate, us};
-use crate::stack::REPORTER;
+use crate::stack::{self, REPORTER};
 
 /// The IdP's state over its own database, in this process: the same signing
 /// key (decrypted with the same key-encryption key) and the same password hasher.
 pub async fn in_process_idp(b: &Bench) -> anyhow::Result<idp::state::AppState> {
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .connect(&b.env.dbs.url("idp")?)
-        .await?;
-    let mut config = idp::Config::with_issuer(&b.idp.issuer)?;
-    config.key_encryption_key = Some(b.env.key_encryption_key.clone().into());
-    Ok(idp::build_state(config, pool).await?)
+    stack::idp_state(
+        &b.idp.issuer,
+        &b.env.dbs.url("idp")?,
+        &b.env.key_encryption_key,
+    )
+    .await
 }
 
 pub async fn token_endpoint(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()> {
@@ -35,10 +35,12 @@ pub async fn token_endpoint(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()
         "iat": 1_700_000_000u64, "nbf": 1_700_000_000u64, "jti": "bench"
     }));
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let raw = raw_signing_rate(&state, &claims, cpus, b.secs(5))?;
-    b.say(format!("raw signing (one thread per CPU) {}", rate(raw)));
+    // The raw rate is taken before and after the loops, so a change in the
+    // host's speed during them falls on the baseline too.
+    let raw_before = raw_signing_rate(&state, &claims, cpus, b.secs(3))?;
+    let pool = (state.clone(), claims.clone());
     let signing = load::closed(32, 50_000, b.secs(5), move |_| {
-        let (state, claims) = (state.clone(), claims.clone());
+        let (state, claims) = (pool.0.clone(), pool.1.clone());
         async move { state.keys.sign_jwt("at+jwt", &*claims).await.is_ok() }
     })
     .await;
@@ -47,20 +49,21 @@ pub async fn token_endpoint(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()
         rate(signing.rps())
     ));
 
-    let http = b.http.clone();
-    let token_url = format!("{}/token", b.idp.issuer);
+    // The floor runs before and after the grants, so a change in the host's
+    // speed during the loop falls on both.
+    let floor = floor::start(b).await?;
+    let floor_url = format!("{}/sign", floor.url());
+    let bare = client_credentials_loop(b, &floor_url, b.secs(4)).await;
     let cpu = cpu::Split::start(b);
-    let cc = load::closed(32, 50_000, b.secs(8), move |_| {
-        let (http, url) = (http.clone(), token_url.clone());
-        async move {
-            oauth::client_credentials(&http, &url, REPORTER, Some("orders:read"))
-                .await
-                .is_ok()
-        }
-    })
-    .await;
+    let cc = client_credentials_loop(b, &format!("{}/token", b.idp.issuer), b.secs(8)).await;
     let cc_cpu = cpu.per_request(cc.ok);
-    b.say(format!("client_credentials {} ({cc_cpu})", rate(cc.rps())));
+    let bare = bare.merge(client_credentials_loop(b, &floor_url, b.secs(4)).await);
+    drop(floor);
+    b.say(format!(
+        "client_credentials {} ({cc_cpu}); the floor {}",
+        rate(cc.rps()),
+        rate(bare.rps())
+    ));
     b.remember("baton_cc", &cc);
 
     let (refresh, refresh_cpu) = refresh_loop(b, None).await?;
@@ -73,6 +76,8 @@ pub async fn token_endpoint(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()
         "refresh_token, access token only {} ({access_only_cpu})",
         rate(access_only.rps())
     ));
+    let raw = (raw_before + raw_signing_rate(&state, &claims, cpus, b.secs(3))?) / 2.0;
+    b.say(format!("raw signing (one thread per CPU) {}", rate(raw)));
 
     rows.push(
         Row::new(
@@ -106,7 +111,69 @@ pub async fn token_endpoint(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()
             cpus,
         ));
     }
+    rows.extend(against_floor(
+        "1",
+        "one signature",
+        &bare,
+        "client_credentials",
+        &cc,
+        raw,
+    ));
     Ok(())
+}
+
+/// A 32-in-flight closed loop of `reporter`'s `client_credentials` grant
+/// against `token_url`.
+async fn client_credentials_loop(b: &Bench, token_url: &str, time: Duration) -> Sample {
+    let (http, url) = (b.http.clone(), token_url.to_owned());
+    load::closed(32, 50_000, time, move |_| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            oauth::client_credentials(&http, &url, REPORTER, Some("orders:read"))
+                .await
+                .is_ok()
+        }
+    })
+    .await
+}
+
+/// Two rows: the floor under a grant on this host (`floor`, a minimal server
+/// doing only `work` over HTTP: [`crate::floor`]) against the raw signing
+/// rate, and the grant against that floor: what HTTP on these cores costs,
+/// and what the IdP's own code costs.
+pub fn against_floor(
+    figure: &'static str,
+    work: &str,
+    floor: &Sample,
+    grant: &str,
+    s: &Sample,
+    raw: f64,
+) -> [Row; 2] {
+    [
+        Row::new(
+            figure,
+            format!(
+                "the floor under a {grant} grant on these cores: a minimal server doing only HTTP, \
+                 the form, {work} through the IdP's signing pool and JSON (no client \
+                 authentication, policy, revocation check or layers; bench/src/floor.rs){}",
+                failures(floor)
+            ),
+            rate(floor.rps()),
+        )
+        .baseline(format!("raw RS256 signatures: {}", rate(raw)))
+        .ratio(floor.rps() / raw),
+        Row::new(
+            figure,
+            format!("POST /token {grant} against its floor (what the IdP's own code costs)"),
+            rate(s.rps()),
+        )
+        .baseline(format!("the floor: {}", rate(floor.rps())))
+        .ratio(s.rps() / floor.rps().max(1e-9))
+        .target(
+            ">= 90 % of its floor",
+            s.rps() >= 0.9 * floor.rps() && s.failed == 0 && floor.failed == 0,
+        ),
+    ]
 }
 
 /// A grant's row against the raw signing rate `raw` of `cpus` threads: its
@@ -231,22 +298,9 @@ pub async fn login(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         .await?
         .context("alice is seeded")?
         .password_hash;
-    let raw = load::closed(8, 2_000, b.secs(4), move |_| {
-        let (state, hash) = (state.clone(), hash.clone());
-        async move {
-            state
-                .passwords
-                .verify(
-                    "alice-password".into(),
-                    Some(hash),
-                    idp::blocking::Priority::High,
-                )
-                .await
-                .unwrap_or(false)
-        }
-    })
-    .await;
-    b.say(format!("argon2id verify (in process) {}", rate(raw.rps())));
+    // The baseline is taken before and after the logins, so a change in the
+    // host's speed meanwhile falls on it too.
+    let raw_before = argon2_verify_loop(&state, &hash, b.secs(2)).await;
 
     // /token and /jwks.json probed at a fixed rate, idle first, then while
     // logins saturate the CPU.
@@ -289,6 +343,8 @@ pub async fn login(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     // The probes (40 cheap requests/s) are in it too: a few per cent.
     let login_cpu = cpu.per_request(logins.ok);
     b.say(format!("logins {} ({login_cpu})", rate(logins.rps())));
+    let raw = raw_before.merge(argon2_verify_loop(&state, &hash, b.secs(2)).await);
+    b.say(format!("argon2id verify (in process) {}", rate(raw.rps())));
 
     let ratio = logins.rps() / raw.rps();
     rows.push(
@@ -328,6 +384,27 @@ pub async fn login(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// argon2id verifications of alice's password through the IdP's own
+/// `Passwords` pool, 8 in flight: the limit of sign-ins on this host.
+async fn argon2_verify_loop(state: &idp::state::AppState, hash: &str, time: Duration) -> Sample {
+    let (state, hash) = (state.clone(), hash.to_owned());
+    load::closed(8, 2_000, time, move |_| {
+        let (state, hash) = (state.clone(), hash.clone());
+        async move {
+            state
+                .passwords
+                .verify(
+                    "alice-password".into(),
+                    Some(hash),
+                    idp::blocking::Priority::High,
+                )
+                .await
+                .unwrap_or(false)
+        }
+    })
+    .await
 }
 
 /// `/token` (client_credentials) and `/jwks.json` at 20 requests/s each.

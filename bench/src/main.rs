@@ -7,6 +7,7 @@
 mod chain;
 mod cpu;
 mod flood;
+mod floor;
 mod issuance;
 mod load;
 mod oauth;
@@ -82,6 +83,14 @@ enum Cmd {
         issuer: String,
         #[arg(long)]
         cache: u64,
+    },
+    /// (internal) the grant floor server of figures 1 and 9.
+    #[command(hide = true)]
+    GrantFloorServer {
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        idp_database: String,
     },
 }
 
@@ -170,8 +179,13 @@ impl Drop for PeakRss {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Cmd::ValidationServer { issuer, cache }) = &args.command {
-        return validation::serve(issuer, *cache);
+    match &args.command {
+        Some(Cmd::ValidationServer { issuer, cache }) => return validation::serve(issuer, *cache),
+        Some(Cmd::GrantFloorServer {
+            issuer,
+            idp_database,
+        }) => return floor::serve(issuer, idp_database),
+        None => {}
     }
     tokio::runtime::Runtime::new()?.block_on(run(args))
 }

@@ -14,7 +14,8 @@ use std::time::Duration;
 use crate::Bench;
 use crate::chain::{self, ChainRun, ENTRIES, Hop, RATES, Tokens};
 use crate::cpu;
-use crate::issuance::{against_signing, failures, in_process_idp, raw_signing_rate};
+use crate::floor;
+use crate::issuance::{against_floor, against_signing, failures, in_process_idp, raw_signing_rate};
 use crate::load::{self, Sample};
 use crate::oauth::{self, UserClient};
 use crate::report::{Row, ms, rate, us};
@@ -201,19 +202,72 @@ pub async fn exchange_grants(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<(
         "act": {"sub": "order"}
     });
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let raw = raw_signing_rate(&state, &claims, cpus, b.secs(5))?;
-    b.say(format!("raw signing (one thread per CPU) {}", rate(raw)));
+    let raw_before = raw_signing_rate(&state, &claims, cpus, b.secs(3))?;
 
     // Many subjects, as many callers' tokens reach order at once.
     let subjects = customer_tokens(b, &UserClient::cli(), 64)
         .await?
         .into_values();
-    let http = b.http.clone();
-    let token_url = format!("{}/token", b.idp.issuer);
-    let next = Arc::new(AtomicUsize::new(0));
+    // The floor runs before and after the grants, so a change in the host's
+    // speed during the loop falls on both.
+    let floor = floor::start(b).await?;
+    let floor_url = format!("{}/exchange", floor.url());
+    let bare = exchanges(b, &floor_url, &subjects, b.secs(4)).await;
     let split = cpu::Split::start(b);
-    let sample = load::closed(32, 50_000, b.secs(8), move |_| {
-        let (http, url) = (http.clone(), token_url.clone());
+    let sample = exchanges(b, &format!("{}/token", b.idp.issuer), &subjects, b.secs(8)).await;
+    let idp_cpu = split.idp_per_request(sample.ok);
+    let cpu = split.per_request(sample.ok);
+    let bare = bare.merge(exchanges(b, &floor_url, &subjects, b.secs(4)).await);
+    drop(floor);
+    // The raw rate too is taken on both sides of the loops.
+    let raw = (raw_before + raw_signing_rate(&state, &claims, cpus, b.secs(3))?) / 2.0;
+    b.say(format!(
+        "token exchange {} ({cpu}); the floor {}; raw signing (one thread per CPU) {}",
+        rate(sample.rps()),
+        rate(bare.rps()),
+        rate(raw)
+    ));
+    rows.push(against_signing(
+        "9",
+        "POST /token token exchange, order for inventory (32 in flight)",
+        &sample,
+        &cpu,
+        raw,
+        cpus,
+    ));
+    rows.extend(against_floor(
+        "9",
+        "the subject token's RS256 verification, one signature",
+        &bare,
+        "token exchange",
+        &sample,
+        raw,
+    ));
+    // The IdP's own share: what the grant costs it beside its one signature,
+    // apart from PostgreSQL's and the load generator's CPU on the same cores.
+    let signature = Duration::from_secs_f64(cpus as f64 / raw);
+    rows.push(
+        Row::new(
+            "9",
+            "IdP CPU per token exchange grant (one signature, the subject token's RS256 \
+             verification, HTTP, form, client authentication, JSON, the revocation check in the IdP's \
+             copy of the log)",
+            us(idp_cpu),
+        )
+        .baseline(format!("one raw RS256 signature: {} of CPU", us(signature)))
+        .ratio(signature.as_secs_f64() / idp_cpu.as_secs_f64().max(1e-9)),
+    );
+    Ok(())
+}
+
+/// A 32-in-flight closed loop of order's exchange request (its client
+/// authentication, a customer's token for inventory) against `url`, cycling
+/// through `subjects`.
+async fn exchanges(b: &Bench, url: &str, subjects: &Arc<[String]>, time: Duration) -> Sample {
+    let (http, url, subjects) = (b.http.clone(), url.to_owned(), subjects.clone());
+    let next = Arc::new(AtomicUsize::new(0));
+    load::closed(32, 50_000, time, move |_| {
+        let (http, url) = (http.clone(), url.clone());
         let subject = subjects[next.fetch_add(1, Ordering::Relaxed) % subjects.len()].clone();
         async move {
             let answer = http
@@ -234,31 +288,5 @@ pub async fn exchange_grants(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<(
             }
         }
     })
-    .await;
-    let idp_cpu = split.idp_per_request(sample.ok);
-    let cpu = split.per_request(sample.ok);
-    b.say(format!("token exchange {} ({cpu})", rate(sample.rps())));
-    rows.push(against_signing(
-        "9",
-        "POST /token token exchange, order for inventory (32 in flight)",
-        &sample,
-        &cpu,
-        raw,
-        cpus,
-    ));
-    // The IdP's own share: what the grant costs it beside its one signature,
-    // apart from PostgreSQL's and the load generator's CPU on the same cores.
-    let signature = Duration::from_secs_f64(cpus as f64 / raw);
-    rows.push(
-        Row::new(
-            "9",
-            "IdP CPU per token exchange grant (one signature, the subject token's RS256 \
-             verification, HTTP, form, client authentication, JSON, the revocation check in the IdP's \
-             copy of the log)",
-            us(idp_cpu),
-        )
-        .baseline(format!("one raw RS256 signature: {} of CPU", us(signature)))
-        .ratio(signature.as_secs_f64() / idp_cpu.as_secs_f64().max(1e-9)),
-    );
-    Ok(())
+    .await
 }

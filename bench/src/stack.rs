@@ -216,3 +216,19 @@ pub fn random_key() -> String {
     aws_lc_rs::rand::fill(&mut bytes).expect("system randomness");
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// The IdP's state over the database at `database_url`, its keys opened with
+/// `key_encryption_key`.
+pub async fn idp_state(
+    issuer: &str,
+    database_url: &str,
+    key_encryption_key: &str,
+) -> anyhow::Result<idp::state::AppState> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect(database_url)
+        .await?;
+    let mut config = idp::Config::with_issuer(issuer)?;
+    config.key_encryption_key = Some(key_encryption_key.to_owned().into());
+    Ok(idp::build_state(config, pool).await?)
+}
