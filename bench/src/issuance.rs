@@ -38,9 +38,9 @@ pub async fn token_endpoint(b: &Bench, rows: &mut Vec<Row>) -> anyhow::Result<()
     // The raw rate is taken before and after the loops, so a change in the
     // host's speed during them falls on the baseline too.
     let raw_before = raw_signing_rate(&state, &claims, cpus, b.secs(3))?;
-    let pool = (state.clone(), claims.clone());
+    let signer = (state.clone(), claims.clone());
     let signing = load::closed(32, 50_000, b.secs(5), move |_| {
-        let (state, claims) = (pool.0.clone(), pool.1.clone());
+        let (state, claims) = (signer.0.clone(), signer.1.clone());
         async move { state.keys.sign_jwt("at+jwt", &*claims).await.is_ok() }
     })
     .await;

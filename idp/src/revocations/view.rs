@@ -42,7 +42,7 @@ use sqlx::PgPool;
 use tokio::sync::{broadcast, watch};
 
 use guard::AccessClaims;
-use guard::revocation::Revocation;
+use guard::revocation::{self, Key, Revocation};
 
 use super::{Hub, HubItem, POLL, StreamEvent, page, unix_millis};
 
@@ -72,6 +72,8 @@ struct Lists {
     /// Every revocation committed before this (Unix milliseconds) is here;
     /// `None` while the copy is not whole (before or between snapshots).
     complete_as_of: Option<i64>,
+    /// When expired entries were last dropped (Unix seconds).
+    swept_at: i64,
 }
 
 impl Lists {
@@ -100,22 +102,18 @@ impl Lists {
         self.jtis.retain(|_, e| live(*e));
         self.sids.retain(|_, e| live(*e));
         self.subjects.retain(|_, (_, e)| live(*e));
+        self.swept_at = now;
     }
 
     fn matches(&self, claims: &AccessClaims) -> bool {
-        self.jtis.contains_key(&claims.jti)
-            || claims
-                .derived_from
-                .jtis()
-                .any(|a| self.jtis.contains_key(a))
-            || claims
-                .sid
-                .as_ref()
-                .is_some_and(|s| self.sids.contains_key(s))
-            || self
+        revocation::keys(claims).any(|key| match key {
+            Key::Jti(jti) => self.jtis.contains_key(jti),
+            Key::Sid(sid) => self.sids.contains_key(sid),
+            Key::Sub(sub) => self
                 .subjects
-                .get(&claims.sub)
-                .is_some_and(|(issued_before, _)| claims.iat < *issued_before)
+                .get(sub)
+                .is_some_and(|(issued_before, _)| claims.iat < *issued_before),
+        })
     }
 }
 
@@ -243,9 +241,14 @@ impl View {
     }
 
     /// The hub's checkpoint: everything committed before `at` is here.
+    /// Expired entries go at most once per [`POLL`]: the hub checkpoints after
+    /// every notification, and a sweep walks the whole copy under its lock.
     fn caught_up(&self, at: i64) {
         let mut lists = self.write();
-        lists.drop_expired(guard::unix_now());
+        let now = guard::unix_now();
+        if now - lists.swept_at >= POLL.as_secs() as i64 {
+            lists.drop_expired(now);
+        }
         lists.complete_as_of = lists.complete_as_of.map(|as_of| as_of.max(at));
     }
 }
@@ -302,11 +305,7 @@ fn written_here(claims: &AccessClaims) -> bool {
     if w.values.is_empty() {
         return false;
     }
-    let hit = |value: &str| w.values.get(value).is_some_and(|t| *t > now);
-    hit(&claims.jti)
-        || claims.derived_from.jtis().any(hit)
-        || claims.sid.as_deref().is_some_and(hit)
-        || hit(&claims.sub)
+    revocation::keys(claims).any(|key| w.values.get(key.value()).is_some_and(|t| *t > now))
 }
 
 #[cfg(test)]

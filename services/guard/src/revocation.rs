@@ -62,6 +62,35 @@ impl Revocation {
     }
 }
 
+/// A key a revocation can name a token by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key<'a> {
+    /// Its `jti` or an ancestor's: a token revocation also ends every token
+    /// derived from that token.
+    Jti(&'a str),
+    /// Its `sid`: a session revocation.
+    Sid(&'a str),
+    /// Its `sub`: a subject revocation, for tokens issued before its cut-off.
+    Sub(&'a str),
+}
+
+impl<'a> Key<'a> {
+    pub fn value(self) -> &'a str {
+        match self {
+            Self::Jti(v) | Self::Sid(v) | Self::Sub(v) => v,
+        }
+    }
+}
+
+/// Every key a revocation can name `claims` by: what each store of
+/// revocations (this denylist, the IdP's copy of its log) looks up.
+pub fn keys(claims: &AccessClaims) -> impl Iterator<Item = Key<'_>> {
+    std::iter::once(Key::Jti(claims.jti.as_str()))
+        .chain(claims.derived_from.jtis().map(Key::Jti))
+        .chain(claims.sid.as_deref().map(Key::Sid))
+        .chain(std::iter::once(Key::Sub(claims.sub.as_str())))
+}
+
 /// What the denylist holds, for `/readyz`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DenylistStatus {
@@ -197,20 +226,14 @@ impl Denylist {
             return false;
         }
         let lists = self.read();
-        lists.jtis.contains_key(claims.jti.as_str())
-            || claims
-                .derived_from
-                .jtis()
-                .any(|jti| lists.jtis.contains_key(jti))
-            || claims
-                .sid
-                .as_ref()
-                .is_some_and(|sid| lists.sids.contains_key(sid.as_str()))
-            || lists
+        keys(claims).any(|key| match key {
+            Key::Jti(jti) => lists.jtis.contains_key(jti),
+            Key::Sid(sid) => lists.sids.contains_key(sid),
+            Key::Sub(sub) => lists
                 .subjects
-                .get(claims.sub.as_str())
-                .is_some_and(|e| claims.iat < e.issued_before)
-            || lists.forgotten_before.is_some_and(|b| claims.iat < b)
+                .get(sub)
+                .is_some_and(|e| claims.iat < e.issued_before),
+        }) || lists.forgotten_before.is_some_and(|b| claims.iat < b)
     }
 
     pub(crate) fn status(&self) -> DenylistStatus {
